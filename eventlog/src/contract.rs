@@ -1,0 +1,457 @@
+//! The contract every [`EventStore`] backend passes, written once.
+//!
+//! Each case is an `async fn(Arc<dyn EventStore>)` that panics on a broken
+//! promise. A backend's test file instantiates all of them with
+//! [`event_store_contract!`](crate::event_store_contract), giving each case a
+//! fresh, empty store:
+//!
+//! ```ignore
+//! iga_eventlog::event_store_contract!(async { make_empty_store().await });
+//! ```
+//!
+//! The cases assume only what the trait promises: positions increase but need
+//! not be contiguous (KurrentDB's are not).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::{EventEnvelope, EventLogError, EventStore, ExpectedVersion, RecordedEvent};
+
+/// A test event with a fresh UUID v7 id and a payload of `payload_len` bytes.
+pub fn event(event_type: &str, payload_len: usize) -> EventEnvelope {
+    EventEnvelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: event_type.to_string(),
+        schema_version: 1,
+        occurred_at_unix_micros: 1_700_000_000_000_000,
+        actor_id: "contract".into(),
+        payload: vec![7u8; payload_len],
+        ..Default::default()
+    }
+}
+
+fn events(n: usize) -> Vec<EventEnvelope> {
+    (0..n).map(|i| event(&format!("test.E{i}"), 16)).collect()
+}
+
+fn unique_stream(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+async fn read_everything(store: &dyn EventStore) -> Vec<RecordedEvent> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = store.read_all(after, 500).await.expect("read_all");
+        if batch.is_empty() {
+            return out;
+        }
+        after = batch.last().unwrap().position;
+        out.extend(batch);
+    }
+}
+
+pub async fn append_to_new_stream(store: Arc<dyn EventStore>) {
+    let stream = unique_stream("t");
+    let sent = events(3);
+    let r = store
+        .append(&stream, ExpectedVersion::NoStream, sent.clone())
+        .await
+        .expect("append");
+    assert_eq!((r.first_version, r.last_version), (1, 3));
+    let read = store.read_stream(&stream, 1, 100).await.unwrap();
+    assert_eq!(read.len(), 3);
+    for (i, (rec, sent)) in read.iter().zip(&sent).enumerate() {
+        assert_eq!(rec.envelope.event_id, sent.event_id);
+        assert_eq!(rec.envelope.stream_id, stream);
+        assert_eq!(rec.envelope.stream_version, i as u64 + 1);
+        assert_eq!(rec.envelope.payload, sent.payload);
+    }
+    assert_eq!(read.last().unwrap().position, r.position);
+    assert_eq!(store.head().await.unwrap(), r.position);
+}
+
+pub async fn no_stream_conflicts_when_stream_exists(store: Arc<dyn EventStore>) {
+    let stream = unique_stream("t");
+    store
+        .append(&stream, ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
+    let err = store
+        .append(&stream, ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EventLogError::Conflict { actual: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(store.read_stream(&stream, 1, 10).await.unwrap().len(), 1);
+}
+
+pub async fn exact_version_conflicts_and_succeeds(store: Arc<dyn EventStore>) {
+    let stream = unique_stream("t");
+    store
+        .append(&stream, ExpectedVersion::NoStream, events(2))
+        .await
+        .unwrap();
+    let err = store
+        .append(&stream, ExpectedVersion::Exact(1), events(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EventLogError::Conflict { actual: 2, .. }),
+        "{err:?}"
+    );
+    let err = store
+        .append(&unique_stream("t"), ExpectedVersion::Exact(1), events(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EventLogError::Conflict { actual: 0, .. }),
+        "{err:?}"
+    );
+    let r = store
+        .append(&stream, ExpectedVersion::Exact(2), events(2))
+        .await
+        .unwrap();
+    assert_eq!((r.first_version, r.last_version), (3, 4));
+    let r = store
+        .append(&stream, ExpectedVersion::Any, events(1))
+        .await
+        .unwrap();
+    assert_eq!(r.last_version, 5);
+}
+
+pub async fn concurrent_appends_at_same_version_one_wins(store: Arc<dyn EventStore>) {
+    let stream = unique_stream("t");
+    store
+        .append(&stream, ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        let stream = stream.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(&stream, ExpectedVersion::Exact(1), events(2))
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => {
+                wins += 1;
+                assert_eq!((r.first_version, r.last_version), (2, 3));
+            }
+            Err(EventLogError::Conflict { .. }) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(store.read_stream(&stream, 1, 100).await.unwrap().len(), 3);
+}
+
+pub async fn idempotent_retry_stores_nothing(store: Arc<dyn EventStore>) {
+    let stream = unique_stream("t");
+    let batch = events(3);
+    let first = store
+        .append(&stream, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    store
+        .append(&stream, ExpectedVersion::Exact(3), events(1))
+        .await
+        .unwrap();
+    let head = store.head().await.unwrap();
+    // A retry answers the original result even though its expected version is stale.
+    let again = store
+        .append(&stream, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let again = store
+        .append(&stream, ExpectedVersion::Any, batch.clone())
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(store.head().await.unwrap(), head);
+    assert_eq!(store.read_stream(&stream, 1, 100).await.unwrap().len(), 4);
+    // Concurrent retries of one new append store it once.
+    let fresh = events(2);
+    let stream2 = unique_stream("t");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, s, f) = (store.clone(), stream2.clone(), fresh.clone());
+        tasks.push(tokio::spawn(async move {
+            store.append(&s, ExpectedVersion::NoStream, f).await
+        }));
+    }
+    let results: Vec<_> = futures::future::join_all(tasks).await;
+    let results: Vec<_> = results.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
+    assert_eq!(store.read_stream(&stream2, 1, 100).await.unwrap().len(), 2);
+}
+
+pub async fn mismatched_retry_is_refused(store: Arc<dyn EventStore>) {
+    let stream = unique_stream("t");
+    let batch = events(2);
+    store
+        .append(&stream, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    // Same first id, but an extra new event: neither a retry nor a new append.
+    let mut mixed = batch.clone();
+    mixed.push(event("test.Extra", 4));
+    let err = store
+        .append(&stream, ExpectedVersion::Any, mixed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EventLogError::IdempotencyMismatch { .. }),
+        "{err:?}"
+    );
+    // Same ids in another stream.
+    let err = store
+        .append(&unique_stream("t"), ExpectedVersion::Any, batch)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EventLogError::IdempotencyMismatch { .. }),
+        "{err:?}"
+    );
+    assert_eq!(store.read_stream(&stream, 1, 100).await.unwrap().len(), 2);
+}
+
+pub async fn read_all_is_ordered_and_reads_from_the_middle(store: Arc<dyn EventStore>) {
+    let start = store.head().await.unwrap();
+    let streams: Vec<String> = (0..5).map(|_| unique_stream("t")).collect();
+    let mut sent = Vec::new();
+    for round in 0..4 {
+        for s in &streams {
+            let batch = events(1 + round % 2);
+            sent.extend(batch.iter().map(|e| e.event_id.clone()));
+            store.append(s, ExpectedVersion::Any, batch).await.unwrap();
+        }
+    }
+    let all: Vec<_> = read_everything(&*store)
+        .await
+        .into_iter()
+        .filter(|r| r.position > start)
+        .collect();
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+    let ids: Vec<_> = all.iter().map(|r| r.envelope.event_id.clone()).collect();
+    assert_eq!(ids, sent, "read_all returns events in append order");
+    // From the middle.
+    let mid = all[all.len() / 2].position;
+    let rest = store.read_all(mid, 10_000).await.unwrap();
+    assert_eq!(
+        rest.first().unwrap().envelope.event_id,
+        ids[all.len() / 2 + 1]
+    );
+    assert_eq!(rest.len(), all.len() - all.len() / 2 - 1);
+    let two = store.read_all(mid, 2).await.unwrap();
+    assert_eq!(two.len(), 2);
+    // A stream from the middle, by version.
+    let s0 = store.read_stream(&streams[0], 3, 100).await.unwrap();
+    assert_eq!(
+        s0.iter()
+            .map(|r| r.envelope.stream_version)
+            .collect::<Vec<_>>(),
+        vec![3, 4, 5, 6]
+    );
+    let s0 = store.read_stream(&streams[0], 2, 2).await.unwrap();
+    assert_eq!(
+        s0.iter()
+            .map(|r| r.envelope.stream_version)
+            .collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert!(store
+        .read_stream(&unique_stream("absent"), 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .read_all(store.head().await.unwrap(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn subscription_switches_to_live_without_gap_or_duplicate(store: Arc<dyn EventStore>) {
+    // Backlog before the subscription starts.
+    for _ in 0..50 {
+        store
+            .append(&unique_stream("t"), ExpectedVersion::Any, events(2))
+            .await
+            .unwrap();
+    }
+    let from = store
+        .read_all(0, 30)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .position;
+    let mut sub = store.subscribe(from).await.unwrap();
+    // Concurrent writers while the subscriber is catching up and going live.
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let stream = unique_stream("w");
+                for _ in 0..40 {
+                    store
+                        .append(&stream, ExpectedVersion::Any, events(2))
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let head = store.head().await.unwrap();
+    let mut got = Vec::new();
+    while got.last().map(|r: &RecordedEvent| r.position) != Some(head) {
+        let next = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("subscription stalled")
+            .expect("subscription ended")
+            .expect("subscription error");
+        got.push(next);
+    }
+    let expected: Vec<_> = store.read_all(from, 100_000).await.unwrap();
+    assert_eq!(got.len(), expected.len(), "no gap, no duplicate");
+    assert!(got
+        .iter()
+        .zip(&expected)
+        .all(|(a, b)| a.position == b.position && a.envelope.event_id == b.envelope.event_id));
+    // And it stays live.
+    let r = store
+        .append(&unique_stream("t"), ExpectedVersion::Any, events(1))
+        .await
+        .unwrap();
+    let live = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("live event not delivered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.position, r.position);
+}
+
+pub async fn thousands_of_streams(store: Arc<dyn EventStore>) {
+    let streams: Vec<String> = (0..2000)
+        .map(|i| format!("many-{i}-{}", uuid::Uuid::now_v7().simple()))
+        .collect();
+    let mut tasks = Vec::new();
+    for chunk in streams.chunks(250) {
+        let store = store.clone();
+        let chunk = chunk.to_vec();
+        tasks.push(tokio::spawn(async move {
+            for s in &chunk {
+                store
+                    .append(s, ExpectedVersion::NoStream, events(1))
+                    .await
+                    .unwrap();
+                store
+                    .append(s, ExpectedVersion::Exact(1), events(1))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for s in streams.iter().step_by(7) {
+        let read = store.read_stream(s, 1, 10).await.unwrap();
+        assert_eq!(read.len(), 2, "stream {s}");
+        assert!(read.iter().all(|r| &r.envelope.stream_id == s));
+    }
+    let all = read_everything(&*store).await;
+    let ids: HashSet<_> = all.iter().map(|r| r.envelope.event_id.clone()).collect();
+    assert_eq!(ids.len(), all.len());
+    let touched: BTreeSet<_> = all.iter().map(|r| r.envelope.stream_id.clone()).collect();
+    assert!(streams.iter().all(|s| touched.contains(s)));
+}
+
+pub async fn oversize_and_invalid_appends_store_nothing(store: Arc<dyn EventStore>) {
+    let stream = unique_stream("t");
+    let head = store.head().await.unwrap();
+    let mut batch = events(1);
+    batch.push(event("test.Big", 2 * 1024 * 1024));
+    let err = store
+        .append(&stream, ExpectedVersion::Any, batch)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EventLogError::EventTooLarge { limit, .. } if limit == 1024 * 1024),
+        "{err:?}"
+    );
+    let err = store
+        .append("bad stream.id", ExpectedVersion::Any, events(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventLogError::InvalidAppend(_)), "{err:?}");
+    let err = store
+        .append(&stream, ExpectedVersion::Any, vec![])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventLogError::InvalidAppend(_)), "{err:?}");
+    let mut bad_id = event("test.E", 1);
+    bad_id.event_id = "not-a-uuid".into();
+    let err = store
+        .append(&stream, ExpectedVersion::Any, vec![bad_id])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventLogError::InvalidAppend(_)), "{err:?}");
+    let e = event("test.E", 1);
+    let err = store
+        .append(&stream, ExpectedVersion::Any, vec![e.clone(), e])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventLogError::InvalidAppend(_)), "{err:?}");
+    assert_eq!(store.head().await.unwrap(), head);
+    assert!(store.read_stream(&stream, 1, 10).await.unwrap().is_empty());
+}
+
+/// Instantiates every contract case as a `#[tokio::test]`. `$make` is an
+/// expression producing a future that yields a fresh `Arc<dyn EventStore>`,
+/// or `None` to skip (the case then prints why it skipped).
+#[macro_export]
+macro_rules! event_store_contract {
+    ($make:expr) => {
+        $crate::event_store_contract!(@cases $make;
+            append_to_new_stream,
+            no_stream_conflicts_when_stream_exists,
+            exact_version_conflicts_and_succeeds,
+            concurrent_appends_at_same_version_one_wins,
+            idempotent_retry_stores_nothing,
+            mismatched_retry_is_refused,
+            read_all_is_ordered_and_reads_from_the_middle,
+            subscription_switches_to_live_without_gap_or_duplicate,
+            thousands_of_streams,
+            oversize_and_invalid_appends_store_nothing,
+        );
+    };
+    (@cases $make:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store: Option<std::sync::Arc<dyn $crate::EventStore>> = $make.await;
+                match store {
+                    Some(store) => $crate::contract::$case(store).await,
+                    None => eprintln!("SKIPPED contract case {}: backend not available", stringify!($case)),
+                }
+            }
+        )*
+    };
+}

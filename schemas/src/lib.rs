@@ -1,0 +1,140 @@
+//! The stored and published contract: the protobuf event envelope and every
+//! event payload, generated from `proto/` by prost.
+//!
+//! Each payload type implements [`EventPayload`], which names it (`iga.v1.UserCreated`)
+//! and gives its current schema version. [`DomainEvent`] is the closed set of
+//! events the service understands; [`DomainEvent::decode`] turns a stored
+//! `(event_type, schema_version, bytes)` triple back into a typed event,
+//! upcasting older schema versions on the way (see [`upcast`]).
+
+pub mod upcast;
+
+/// Generated protobuf types of package `iga.v1`.
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/iga.v1.rs"));
+}
+
+pub use v1::EventEnvelope;
+
+use prost::Message;
+
+/// A protobuf message that is stored as an event payload.
+pub trait EventPayload: Message + Default + Clone + Sized {
+    /// Fully-qualified message name; the envelope's `event_type`.
+    const TYPE: &'static str;
+    /// The schema version this build writes.
+    const SCHEMA_VERSION: u32;
+}
+
+/// Why stored bytes could not be turned into a [`DomainEvent`].
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("event type {event_type} has schema version {version}, newer than this build understands ({supported})")]
+    FutureVersion {
+        event_type: String,
+        version: u32,
+        supported: u32,
+    },
+    #[error("malformed {event_type} payload: {source}")]
+    Malformed {
+        event_type: String,
+        #[source]
+        source: prost::DecodeError,
+    },
+}
+
+macro_rules! domain_events {
+    ($($variant:ident => $ty:ident, $name:literal, $version:literal;)*) => {
+        $(
+            impl EventPayload for v1::$ty {
+                const TYPE: &'static str = $name;
+                const SCHEMA_VERSION: u32 = $version;
+            }
+            impl From<v1::$ty> for DomainEvent {
+                fn from(e: v1::$ty) -> Self { DomainEvent::$variant(e) }
+            }
+        )*
+
+        /// Every event the service writes, typed.
+        #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+        #[serde(untagged)]
+        pub enum DomainEvent {
+            $($variant(v1::$ty),)*
+        }
+
+        impl DomainEvent {
+            /// The envelope's `event_type` for this event.
+            pub fn event_type(&self) -> &'static str {
+                match self { $(DomainEvent::$variant(_) => $name,)* }
+            }
+
+            /// The schema version this build writes for this event.
+            pub fn schema_version(&self) -> u32 {
+                match self { $(DomainEvent::$variant(_) => $version,)* }
+            }
+
+            /// Protobuf bytes of the payload.
+            pub fn encode_payload(&self) -> Vec<u8> {
+                match self { $(DomainEvent::$variant(e) => e.encode_to_vec(),)* }
+            }
+
+            /// Decodes a stored payload, upcasting older schema versions.
+            pub fn decode(event_type: &str, schema_version: u32, payload: &[u8]) -> Result<Self, DecodeError> {
+                match event_type {
+                    $($name => {
+                        if schema_version > $version {
+                            return Err(DecodeError::FutureVersion {
+                                event_type: event_type.to_string(),
+                                version: schema_version,
+                                supported: $version,
+                            });
+                        }
+                        let bytes = upcast::upcast(event_type, schema_version, payload);
+                        v1::$ty::decode(bytes.as_ref())
+                            .map(DomainEvent::$variant)
+                            .map_err(|source| DecodeError::Malformed { event_type: event_type.to_string(), source })
+                    })*
+                    other => Err(DecodeError::UnknownType(other.to_string())),
+                }
+            }
+
+            /// Every event type name this build knows, with its schema version.
+            pub const ALL_TYPES: &'static [(&'static str, u32)] = &[$(($name, $version),)*];
+        }
+    };
+}
+
+domain_events! {
+    UserCreated => UserCreated, "iga.v1.UserCreated", 1;
+    UserUpdated => UserUpdated, "iga.v1.UserUpdated", 1;
+    ApiTokenIssued => ApiTokenIssued, "iga.v1.ApiTokenIssued", 1;
+    ApiTokenRevoked => ApiTokenRevoked, "iga.v1.ApiTokenRevoked", 1;
+    AppCreated => AppCreated, "iga.v1.AppCreated", 1;
+    AppUpdated => AppUpdated, "iga.v1.AppUpdated", 1;
+    AppActivated => AppActivated, "iga.v1.AppActivated", 1;
+    AppDeactivated => AppDeactivated, "iga.v1.AppDeactivated", 1;
+    AppDeleted => AppDeleted, "iga.v1.AppDeleted", 1;
+    AppRestored => AppRestored, "iga.v1.AppRestored", 1;
+    AppOwnersSet => AppOwnersSet, "iga.v1.AppOwnersSet", 1;
+}
+
+impl DomainEvent {
+    /// The event as JSON, for the audit API: the payload's fields in camelCase.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl EventEnvelope {
+    /// Decodes this envelope's payload.
+    pub fn decode_event(&self) -> Result<DomainEvent, DecodeError> {
+        DomainEvent::decode(&self.event_type, self.schema_version, &self.payload)
+    }
+
+    /// The aggregate type, the part of the stream id before the first `-`.
+    pub fn aggregate_type(&self) -> &str {
+        self.stream_id.split('-').next().unwrap_or("")
+    }
+}
