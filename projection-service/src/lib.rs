@@ -1,1 +1,53 @@
-//! placeholder
+//! The read side's engine: the projection runner, the read models it builds in
+//! sled, and (in later issues) the reactors.
+//!
+//! A [`Projection`] turns events into key/value writes on its own sled tree.
+//! The [`runner::ProjectionRunner`] feeds it events in batches from a log
+//! subscription and commits each batch's writes *and* the projection's
+//! checkpoint in one atomic sled batch, so after any crash a read model is
+//! exactly the fold of the events up to its checkpoint. Read models are
+//! disposable: [`runner::rebuild`] replays the log from position 0 into fresh
+//! trees and switches to them.
+
+pub mod runner;
+pub mod staged;
+pub mod users;
+
+pub use runner::{ProjectionRunner, ReadModels};
+pub use staged::Staged;
+
+use iga_eventlog::RecordedEvent;
+use iga_schemas::DomainEvent;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("read model storage: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("event log: {0}")]
+    EventLog(#[from] iga_eventlog::EventLogError),
+    #[error("event at position {position} cannot be decoded: {source}")]
+    Decode {
+        position: u64,
+        #[source]
+        source: iga_schemas::DecodeError,
+    },
+    #[error("read model value is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = ProjectionError> = std::result::Result<T, E>;
+
+/// A read model built from events.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name; also names its sled tree and its checkpoint.
+    fn name(&self) -> &'static str;
+
+    /// Stage the writes `event` causes. Must be deterministic: the same events
+    /// must always produce the same writes (rebuilds depend on it).
+    fn apply(
+        &self,
+        event: &RecordedEvent,
+        decoded: &DomainEvent,
+        tx: &mut Staged<'_>,
+    ) -> Result<()>;
+}

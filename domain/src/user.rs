@@ -1,0 +1,306 @@
+//! The User aggregate: an identity with roles, a manager chain, a delegate,
+//! and API tokens (stored only as SHA-256 hashes).
+
+use iga_schemas::v1;
+
+use crate::{Aggregate, Context, DomainError, DomainEvent};
+
+/// The roles a user can hold.
+pub const ROLES: &[&str] = &["admin", "auditor"];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub enabled: bool,
+    /// `(token_id, sha256_hex)` of every live token.
+    pub tokens: Vec<(String, String)>,
+}
+
+impl User {
+    pub fn exists(&self) -> bool {
+        !self.id.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum UserCommand {
+    Create(v1::UserCreated),
+    /// Issues a token; a token whose hash the user already holds is a no-op,
+    /// so re-running a bootstrap appends nothing.
+    IssueToken {
+        token_id: String,
+        token_sha256_hex: String,
+    },
+    RevokeToken {
+        token_id: String,
+    },
+}
+
+impl Aggregate for User {
+    type Command = UserCommand;
+    const TYPE: &'static str = "user";
+
+    fn decide(
+        &self,
+        command: &UserCommand,
+        ctx: &Context,
+    ) -> Result<Vec<DomainEvent>, DomainError> {
+        match command {
+            UserCommand::Create(c) => {
+                if self.exists() {
+                    return Err(DomainError::AlreadyExists(format!("user {}", self.id)));
+                }
+                if !ctx.is_admin() {
+                    return Err(DomainError::Forbidden("only an admin creates users".into()));
+                }
+                validate_username(&c.username)?;
+                if let Some(bad) = c.roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
+                    return Err(DomainError::invalid(
+                        "roles",
+                        format!("unknown role {bad:?}; roles are {}", ROLES.join(", ")),
+                    ));
+                }
+                if c.manager_ids.contains(&c.user_id) {
+                    return Err(DomainError::invalid(
+                        "managerIds",
+                        "a user cannot manage themselves",
+                    ));
+                }
+                Ok(vec![c.clone().into()])
+            }
+            UserCommand::IssueToken {
+                token_id,
+                token_sha256_hex,
+            } => {
+                self.must_exist()?;
+                if ctx.actor_id != self.id && !ctx.is_admin() {
+                    return Err(DomainError::Forbidden(
+                        "only an admin or the user themselves issues a token".into(),
+                    ));
+                }
+                if !self.enabled {
+                    return Err(DomainError::InvalidTransition(format!(
+                        "user {} is disabled",
+                        self.id
+                    )));
+                }
+                let valid_hash = token_sha256_hex.len() == 64
+                    && token_sha256_hex.bytes().all(|b| b.is_ascii_hexdigit());
+                if !valid_hash {
+                    return Err(DomainError::invalid(
+                        "token",
+                        "expected a SHA-256 hex digest",
+                    ));
+                }
+                if self.tokens.iter().any(|(_, h)| h == token_sha256_hex) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![v1::ApiTokenIssued {
+                    user_id: self.id.clone(),
+                    token_id: token_id.clone(),
+                    token_sha256_hex: token_sha256_hex.clone(),
+                }
+                .into()])
+            }
+            UserCommand::RevokeToken { token_id } => {
+                self.must_exist()?;
+                if ctx.actor_id != self.id && !ctx.is_admin() {
+                    return Err(DomainError::Forbidden(
+                        "only an admin or the user themselves revokes a token".into(),
+                    ));
+                }
+                if !self.tokens.iter().any(|(id, _)| id == token_id) {
+                    return Err(DomainError::NotFound(format!("token {token_id}")));
+                }
+                Ok(vec![v1::ApiTokenRevoked {
+                    user_id: self.id.clone(),
+                    token_id: token_id.clone(),
+                }
+                .into()])
+            }
+        }
+    }
+
+    fn evolve(mut self, event: &DomainEvent) -> Self {
+        match event {
+            DomainEvent::UserCreated(e) => {
+                self.id = e.user_id.clone();
+                self.username = e.username.clone();
+                self.roles = e.roles.clone();
+                self.enabled = true;
+            }
+            DomainEvent::UserUpdated(e) => {
+                if let Some(roles) = &e.roles {
+                    self.roles = roles.values.clone();
+                }
+                if let Some(status) = &e.status {
+                    self.enabled = status == "ENABLED";
+                }
+            }
+            DomainEvent::ApiTokenIssued(e) => self
+                .tokens
+                .push((e.token_id.clone(), e.token_sha256_hex.clone())),
+            DomainEvent::ApiTokenRevoked(e) => self.tokens.retain(|(id, _)| id != &e.token_id),
+            _ => {}
+        }
+        self
+    }
+}
+
+impl User {
+    fn must_exist(&self) -> Result<(), DomainError> {
+        if self.exists() {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound("user".into()))
+        }
+    }
+}
+
+/// 1 to 64 characters: lowercase letters, digits, `.`, `_`, `-`, `@`.
+pub fn validate_username(username: &str) -> Result<(), DomainError> {
+    let ok = !username.is_empty()
+        && username.len() <= 64
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "username",
+            "1 to 64 characters of lowercase letters, digits, '.', '_', '-' and '@'",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{ctx, given};
+
+    fn created(id: &str, roles: &[&str]) -> v1::UserCreated {
+        v1::UserCreated {
+            user_id: id.into(),
+            username: format!("{id}@example.com"),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    const HASH: &str = "a3f1c2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+    #[test]
+    fn admin_creates_a_user() {
+        let c = created("u1", &["auditor"]);
+        given::<User>(&[])
+            .when(&UserCommand::Create(c.clone()), &ctx("admin", &["admin"]))
+            .then(&[c.into()]);
+    }
+
+    #[test]
+    fn non_admin_cannot_create() {
+        given::<User>(&[])
+            .when(&UserCommand::Create(created("u1", &[])), &ctx("u2", &[]))
+            .then_error(DomainError::Forbidden("only an admin creates users".into()));
+    }
+
+    #[test]
+    fn creating_twice_is_refused() {
+        given::<User>(&[created("u1", &[]).into()])
+            .when(
+                &UserCommand::Create(created("u1", &[])),
+                &ctx("admin", &["admin"]),
+            )
+            .then_error(DomainError::AlreadyExists("user u1".into()));
+    }
+
+    #[test]
+    fn unknown_roles_and_bad_usernames_are_invalid() {
+        let admin = ctx("admin", &["admin"]);
+        let mut c = created("u1", &["root"]);
+        assert!(matches!(
+            given::<User>(&[]).state_for_test().decide(&UserCommand::Create(c.clone()), &admin),
+            Err(DomainError::Invalid { field, .. }) if field == "roles"
+        ));
+        c.roles.clear();
+        c.username = "Has Spaces".into();
+        assert!(matches!(
+            given::<User>(&[]).state_for_test().decide(&UserCommand::Create(c), &admin),
+            Err(DomainError::Invalid { field, .. }) if field == "username"
+        ));
+    }
+
+    #[test]
+    fn issuing_the_same_token_twice_appends_nothing() {
+        let issue = UserCommand::IssueToken {
+            token_id: "t1".into(),
+            token_sha256_hex: HASH.into(),
+        };
+        let issued = v1::ApiTokenIssued {
+            user_id: "u1".into(),
+            token_id: "t1".into(),
+            token_sha256_hex: HASH.into(),
+        };
+        given::<User>(&[created("u1", &[]).into()])
+            .when(&issue, &ctx("u1", &[]))
+            .then(&[issued.clone().into()]);
+        given::<User>(&[created("u1", &[]).into(), issued.into()])
+            .when(&issue, &ctx("admin", &["admin"]))
+            .then(&[]);
+    }
+
+    #[test]
+    fn another_user_cannot_issue_a_token() {
+        given::<User>(&[created("u1", &[]).into()])
+            .when(
+                &UserCommand::IssueToken {
+                    token_id: "t1".into(),
+                    token_sha256_hex: HASH.into(),
+                },
+                &ctx("u2", &[]),
+            )
+            .then_error(DomainError::Forbidden(
+                "only an admin or the user themselves issues a token".into(),
+            ));
+    }
+
+    #[test]
+    fn revoking_an_unknown_token_is_not_found() {
+        given::<User>(&[created("u1", &[]).into()])
+            .when(
+                &UserCommand::RevokeToken {
+                    token_id: "nope".into(),
+                },
+                &ctx("u1", &[]),
+            )
+            .then_error(DomainError::NotFound("token nope".into()));
+    }
+
+    #[test]
+    fn a_revoked_token_is_gone_from_state() {
+        let state = given::<User>(&[
+            created("u1", &[]).into(),
+            v1::ApiTokenIssued {
+                user_id: "u1".into(),
+                token_id: "t1".into(),
+                token_sha256_hex: HASH.into(),
+            }
+            .into(),
+        ])
+        .when(
+            &UserCommand::RevokeToken {
+                token_id: "t1".into(),
+            },
+            &ctx("admin", &["admin"]),
+        )
+        .then(&[v1::ApiTokenRevoked {
+            user_id: "u1".into(),
+            token_id: "t1".into(),
+        }
+        .into()]);
+        assert!(state.tokens.is_empty());
+    }
+}

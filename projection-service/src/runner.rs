@@ -1,0 +1,312 @@
+//! Runs projections over the event log, in batches, with exactly-once effect.
+//!
+//! Each projection owns a sled tree named `<name>.<generation>`; its
+//! checkpoint is a key inside that same tree, so one `apply_batch` writes a
+//! batch's changes and its checkpoint together. Events at or below a
+//! projection's checkpoint are skipped. The current generation of each
+//! projection is recorded in the `meta` tree; a rebuild fills generation
+//! `n + 1` from position 0 and then switches to it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use iga_eventlog::{EventStore, Position, RecordedEvent};
+use iga_schemas::DomainEvent;
+use tokio::sync::watch;
+
+use crate::{Projection, ProjectionError, Result, Staged};
+
+/// The reserved key holding a projection's checkpoint inside its tree.
+/// Projection keys never start with 0xff.
+pub const CHECKPOINT_KEY: &[u8] = b"\xff__checkpoint";
+/// Most events applied per committed batch.
+const MAX_BATCH: usize = 1000;
+
+/// The read models of one replica: a sled database with one tree per projection.
+pub struct ReadModels {
+    db: sled::Db,
+    projections: Vec<(Arc<dyn Projection>, sled::Tree)>,
+    position: watch::Sender<Position>,
+}
+
+impl ReadModels {
+    /// Opens the read models in `path` for these projections.
+    pub fn open(
+        path: impl AsRef<std::path::Path>,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path.as_ref())
+            .cache_capacity(256 * 1024 * 1024)
+            .open()?;
+        Self::with_db(db, projections)
+    }
+
+    /// Read models in a temporary directory, removed on drop.
+    pub fn open_temporary(projections: Vec<Arc<dyn Projection>>) -> Result<Self> {
+        Self::with_db(sled::Config::new().temporary(true).open()?, projections)
+    }
+
+    fn with_db(db: sled::Db, projections: Vec<Arc<dyn Projection>>) -> Result<Self> {
+        let meta = db.open_tree("meta")?;
+        let mut opened = Vec::new();
+        for p in projections {
+            let gen = generation(&meta, p.name())?;
+            let tree = db.open_tree(tree_name(p.name(), gen))?;
+            opened.push((p, tree));
+        }
+        let models = ReadModels {
+            db,
+            projections: opened,
+            position: watch::channel(0).0,
+        };
+        models.position.send_replace(models.checkpoint()?);
+        Ok(models)
+    }
+
+    /// The tree of projection `name`, for queries.
+    pub fn tree(&self, name: &str) -> Option<&sled::Tree> {
+        self.projections
+            .iter()
+            .find(|(p, _)| p.name() == name)
+            .map(|(_, t)| t)
+    }
+
+    /// The position every projection has reached: reads reflect all events up to it.
+    pub fn checkpoint(&self) -> Result<Position> {
+        let mut min = Position::MAX;
+        for (_, tree) in &self.projections {
+            min = min.min(read_checkpoint(tree)?);
+        }
+        Ok(if min == Position::MAX { 0 } else { min })
+    }
+
+    /// Watches [`checkpoint`](Self::checkpoint) as the runner advances it.
+    pub fn watch_position(&self) -> watch::Receiver<Position> {
+        self.position.subscribe()
+    }
+
+    /// Waits until the read models include `position`; false on timeout.
+    pub async fn wait_for(&self, position: Position, timeout: Duration) -> bool {
+        let mut rx = self.position.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position))
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false)
+    }
+
+    /// Applies `events` to every projection that has not seen them, one atomic
+    /// batch per projection, then publishes the new position.
+    pub fn apply(&self, events: &[RecordedEvent]) -> Result<()> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let decoded = decode_all(events)?;
+        for (projection, tree) in &self.projections {
+            apply_to(projection.as_ref(), tree, events, &decoded)?;
+        }
+        self.position.send_replace(last.position);
+        metrics::gauge!("iga_projection_position").set(last.position as f64);
+        Ok(())
+    }
+
+    /// Replays the whole log into fresh trees (the next generation) without
+    /// touching the current ones. `progress(done, total)` is called per batch.
+    pub async fn rebuild(
+        &self,
+        store: &dyn EventStore,
+        mut progress: impl FnMut(Position, Position),
+    ) -> Result<Rebuilt<'_>> {
+        let meta = self.db.open_tree("meta")?;
+        let mut fresh = Vec::new();
+        for (p, _) in &self.projections {
+            let gen = generation(&meta, p.name())? + 1;
+            let name = tree_name(p.name(), gen);
+            self.db.drop_tree(&name)?;
+            fresh.push((p.clone(), self.db.open_tree(&name)?, gen));
+        }
+        let head = store.head().await?;
+        let mut after = 0;
+        loop {
+            let events = store.read_all(after, 5000).await?;
+            let Some(last) = events.last() else { break };
+            after = last.position;
+            let decoded = decode_all(&events)?;
+            for (p, tree, _) in &fresh {
+                apply_to(p.as_ref(), tree, &events, &decoded)?;
+            }
+            progress(after, head.max(after));
+        }
+        Ok(Rebuilt {
+            models: self,
+            fresh,
+        })
+    }
+}
+
+/// Trees filled by [`ReadModels::rebuild`], not yet in use.
+pub struct Rebuilt<'a> {
+    models: &'a ReadModels,
+    fresh: Vec<(Arc<dyn Projection>, sled::Tree, u64)>,
+}
+
+impl Rebuilt<'_> {
+    /// The rebuilt tree of projection `name`.
+    pub fn tree(&self, name: &str) -> Option<&sled::Tree> {
+        self.fresh
+            .iter()
+            .find(|(p, _, _)| p.name() == name)
+            .map(|(_, t, _)| t)
+    }
+
+    /// Makes the rebuilt trees current and drops the old ones. Takes effect
+    /// for [`ReadModels`] opened afterwards.
+    pub fn switch(self) -> Result<()> {
+        let meta = self.models.db.open_tree("meta")?;
+        for (p, _, gen) in &self.fresh {
+            meta.insert(gen_key(p.name()), &gen.to_be_bytes())?;
+        }
+        meta.flush()?;
+        for (p, _, gen) in &self.fresh {
+            self.models.db.drop_tree(tree_name(p.name(), gen - 1))?;
+        }
+        self.models.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Keeps read models current: subscribes to the log from their checkpoint and
+/// applies events in batches until shut down.
+pub struct ProjectionRunner {
+    models: Arc<ReadModels>,
+    store: Arc<dyn EventStore>,
+}
+
+impl ProjectionRunner {
+    pub fn new(models: Arc<ReadModels>, store: Arc<dyn EventStore>) -> Self {
+        ProjectionRunner { models, store }
+    }
+
+    /// Runs until `shutdown` turns true, or fails on a storage or decode error.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let start = self.models.checkpoint()?;
+        tracing::info!(position = start, "projection runner starting");
+        let mut sub = self.store.subscribe(start).await?;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let first = tokio::select! {
+                next = sub.next() => next,
+                _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            };
+            match first {
+                None => return Ok(()),
+                Some(ev) => batch.push(ev?),
+            }
+            // Take whatever else is already waiting, without waiting for more.
+            while batch.len() < MAX_BATCH {
+                match sub.next().now_or_never() {
+                    Some(Some(ev)) => batch.push(ev?),
+                    _ => break,
+                }
+            }
+            let started = Instant::now();
+            let models = self.models.clone();
+            let events = std::mem::take(&mut batch);
+            // sled writes block; keep them off the async workers.
+            tokio::task::spawn_blocking(move || models.apply(&events))
+                .await
+                .expect("projection batch panicked")?;
+            metrics::histogram!("iga_projection_batch_seconds")
+                .record(started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn decode_all(events: &[RecordedEvent]) -> Result<Vec<DomainEvent>> {
+    events
+        .iter()
+        .map(|e| {
+            e.envelope
+                .decode_event()
+                .map_err(|source| ProjectionError::Decode {
+                    position: e.position,
+                    source,
+                })
+        })
+        .collect()
+}
+
+fn apply_to(
+    projection: &dyn Projection,
+    tree: &sled::Tree,
+    events: &[RecordedEvent],
+    decoded: &[DomainEvent],
+) -> Result<()> {
+    let checkpoint = read_checkpoint(tree)?;
+    let mut staged = Staged::new(tree);
+    let mut last = checkpoint;
+    for (event, domain) in events.iter().zip(decoded) {
+        if event.position <= checkpoint {
+            continue; // applied before: exactly-once effect
+        }
+        projection.apply(event, domain, &mut staged)?;
+        last = event.position;
+    }
+    if last == checkpoint {
+        return Ok(());
+    }
+    staged.put(CHECKPOINT_KEY, last.to_be_bytes().to_vec());
+    tree.apply_batch(staged.into_batch())?;
+    Ok(())
+}
+
+fn read_checkpoint(tree: &sled::Tree) -> Result<Position> {
+    match tree.get(CHECKPOINT_KEY)? {
+        Some(v) => {
+            Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                ProjectionError::Corrupt("checkpoint".into())
+            })?))
+        }
+        None => Ok(0),
+    }
+}
+
+fn gen_key(name: &str) -> Vec<u8> {
+    format!("gen/{name}").into_bytes()
+}
+
+fn generation(meta: &sled::Tree, name: &str) -> Result<u64> {
+    Ok(match meta.get(gen_key(name))? {
+        Some(v) => u64::from_be_bytes(
+            v.as_ref()
+                .try_into()
+                .map_err(|_| ProjectionError::Corrupt("generation".into()))?,
+        ),
+        None => 1,
+    })
+}
+
+fn tree_name(name: &str, gen: u64) -> String {
+    format!("{name}.{gen}")
+}
+
+/// Every key/value of a tree, for comparing read models.
+pub fn dump(tree: &sled::Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    tree.iter()
+        .map(|kv| {
+            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(Into::into)
+        })
+        .collect()
+}
+
+/// Positions of each projection, for diagnostics.
+pub fn checkpoints(models: &ReadModels) -> Result<HashMap<&'static str, Position>> {
+    models
+        .projections
+        .iter()
+        .map(|(p, t)| Ok((p.name(), read_checkpoint(t)?)))
+        .collect()
+}

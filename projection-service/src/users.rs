@@ -1,0 +1,128 @@
+//! `UserDirectory`: users as the API shows them, their API tokens by hash
+//! (for authentication), and usernames.
+//!
+//! Keys: `u/<userId>` -> [`UserView`] JSON; `t/<sha256>` -> user id;
+//! `k/<tokenId>` -> sha256; `n/<username>` -> user id.
+
+use iga_eventlog::RecordedEvent;
+use iga_schemas::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::{Projection, Result, Staged};
+
+pub const NAME: &str = "users";
+
+/// A user as the read API answers it. Timestamps are microseconds since the
+/// Unix epoch; the HTTP layer formats them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub manager_ids: Vec<String>,
+    pub delegated_user_id: Option<String>,
+    pub roles: Vec<String>,
+    pub status: String,
+    pub created_at_micros: i64,
+    pub updated_at_micros: i64,
+    pub version: u64,
+}
+
+pub struct UserDirectory;
+
+fn user_key(id: &str) -> Vec<u8> {
+    format!("u/{id}").into_bytes()
+}
+
+fn token_key(sha: &str) -> Vec<u8> {
+    format!("t/{sha}").into_bytes()
+}
+
+impl Projection for UserDirectory {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(
+        &self,
+        event: &RecordedEvent,
+        decoded: &DomainEvent,
+        tx: &mut Staged<'_>,
+    ) -> Result<()> {
+        let at = event.envelope.occurred_at_unix_micros;
+        let version = event.envelope.stream_version;
+        match decoded {
+            DomainEvent::UserCreated(e) => {
+                let view = UserView {
+                    id: e.user_id.clone(),
+                    username: e.username.clone(),
+                    display_name: e.display_name.clone(),
+                    email: e.email.clone(),
+                    manager_ids: e.manager_ids.clone(),
+                    delegated_user_id: Some(e.delegated_user_id.clone()).filter(|d| !d.is_empty()),
+                    roles: e.roles.clone(),
+                    status: "ENABLED".into(),
+                    created_at_micros: at,
+                    updated_at_micros: at,
+                    version,
+                };
+                tx.put(format!("n/{}", e.username), e.user_id.clone());
+                tx.put_json(user_key(&e.user_id), &view);
+            }
+            DomainEvent::UserUpdated(e) => {
+                if let Some(mut view) = tx.get_json::<UserView>(&user_key(&e.user_id))? {
+                    if let Some(v) = &e.display_name {
+                        view.display_name = v.clone();
+                    }
+                    if let Some(v) = &e.email {
+                        view.email = v.clone();
+                    }
+                    if let Some(v) = &e.manager_ids {
+                        view.manager_ids = v.values.clone();
+                    }
+                    if let Some(v) = &e.delegated_user_id {
+                        view.delegated_user_id = Some(v.clone()).filter(|d| !d.is_empty());
+                    }
+                    if let Some(v) = &e.roles {
+                        view.roles = v.values.clone();
+                    }
+                    if let Some(v) = &e.status {
+                        view.status = v.clone();
+                    }
+                    view.updated_at_micros = at;
+                    view.version = version;
+                    tx.put_json(user_key(&e.user_id), &view);
+                }
+            }
+            DomainEvent::ApiTokenIssued(e) => {
+                tx.put(token_key(&e.token_sha256_hex), e.user_id.clone());
+                tx.put(format!("k/{}", e.token_id), e.token_sha256_hex.clone());
+            }
+            DomainEvent::ApiTokenRevoked(e) => {
+                let key = format!("k/{}", e.token_id).into_bytes();
+                if let Some(sha) = tx.get(&key)? {
+                    tx.delete(token_key(&String::from_utf8_lossy(&sha)));
+                    tx.delete(key);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl UserDirectory {
+    pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<UserView>> {
+        Staged::new(tree).get_json(&user_key(id))
+    }
+
+    /// The user holding the token with this SHA-256, if it is live.
+    pub fn by_token_sha256(tree: &sled::Tree, sha256_hex: &str) -> Result<Option<UserView>> {
+        match tree.get(token_key(sha256_hex))? {
+            Some(id) => Self::get(tree, &String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+}

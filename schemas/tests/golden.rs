@@ -1,0 +1,153 @@
+//! Schema evolution: the bytes of the first version of every event are kept in
+//! `tests/fixtures/` and must keep decoding to the same event forever.
+//!
+//! A new event type needs a sample here and its fixture: run once with
+//! `IGA_BLESS_FIXTURES=1` to write missing fixtures (existing ones are never
+//! overwritten), and commit them.
+
+use iga_schemas::v1::*;
+use iga_schemas::DomainEvent;
+use std::path::PathBuf;
+
+fn samples() -> Vec<DomainEvent> {
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        UserCreated {
+            user_id: "0190f1c2-0000-7000-8000-000000000001".into(),
+            username: "ada@example.com".into(),
+            display_name: "Ada Lovelace".into(),
+            email: "ada@example.com".into(),
+            manager_ids: ids(&["m1"]),
+            delegated_user_id: "d1".into(),
+            roles: ids(&["auditor"]),
+        }
+        .into(),
+        UserUpdated {
+            user_id: "u1".into(),
+            display_name: Some("Ada".into()),
+            email: None,
+            manager_ids: Some(StringList {
+                values: ids(&["m2"]),
+            }),
+            delegated_user_id: Some(String::new()),
+            roles: None,
+            status: Some("DISABLED".into()),
+        }
+        .into(),
+        ApiTokenIssued {
+            user_id: "u1".into(),
+            token_id: "t1".into(),
+            token_sha256_hex: "ab".repeat(32),
+        }
+        .into(),
+        ApiTokenRevoked {
+            user_id: "u1".into(),
+            token_id: "t1".into(),
+        }
+        .into(),
+        app_created().into(),
+        AppUpdated {
+            app_id: "a1".into(),
+            display_name: Some("GitHub Enterprise".into()),
+            monthly_cost_usd: Some(0),
+            configuration_json: Some("{}".into()),
+            ..Default::default()
+        }
+        .into(),
+        AppActivated {
+            app_id: "a1".into(),
+        }
+        .into(),
+        AppDeactivated {
+            app_id: "a1".into(),
+        }
+        .into(),
+        AppDeleted {
+            app_id: "a1".into(),
+        }
+        .into(),
+        AppRestored {
+            app_id: "a1".into(),
+            restored_version: 2,
+            state: Some(app_created()),
+        }
+        .into(),
+        AppOwnersSet {
+            app_id: "a1".into(),
+            owner_ids: Some(StringList {
+                values: ids(&["u1", "u2"]),
+            }),
+        }
+        .into(),
+    ]
+}
+
+fn app_created() -> AppCreated {
+    AppCreated {
+        app_id: "a1".into(),
+        display_name: "GitHub".into(),
+        description: "Source code".into(),
+        icon_url: "https://example.com/gh.png".into(),
+        monthly_cost_usd: 21,
+        instructions: "Ask in #it".into(),
+        identity_matching: "email".into(),
+        sign_on_mode: "SAML_2_0".into(),
+        configuration_json: r#"{"org":"acme"}"#.into(),
+        grant_policy_id: "p1".into(),
+        revoke_policy_id: "p2".into(),
+        owner_ids: vec!["u1".into()],
+        access_entitlement_id: "e1".into(),
+    }
+}
+
+fn fixture(event_type: &str, version: u32) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{event_type}.v{version}.bin"))
+}
+
+#[test]
+fn first_versions_of_every_event_still_decode() {
+    let bless = std::env::var("IGA_BLESS_FIXTURES").is_ok();
+    let samples = samples();
+    for (event_type, _) in DomainEvent::ALL_TYPES {
+        assert!(
+            samples.iter().any(|s| s.event_type() == *event_type),
+            "{event_type} has no sample in tests/golden.rs"
+        );
+    }
+    for sample in samples {
+        let path = fixture(sample.event_type(), 1);
+        if bless && !path.exists() {
+            std::fs::write(&path, sample.encode_payload()).unwrap();
+        }
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|_| panic!("missing fixture {}; see this file's docs", path.display()));
+        let decoded = DomainEvent::decode(sample.event_type(), 1, &bytes).unwrap();
+        if sample.schema_version() == 1 {
+            assert_eq!(
+                decoded,
+                sample,
+                "{} v1 bytes decode to the same event",
+                sample.event_type()
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_and_future_events_are_clear_errors() {
+    let err = DomainEvent::decode("iga.v1.Nope", 1, &[]).unwrap_err();
+    assert!(err.to_string().contains("unknown event type"));
+    let err = DomainEvent::decode("iga.v1.UserCreated", 99, &[]).unwrap_err();
+    assert!(err.to_string().contains("newer than this build"));
+    let err = DomainEvent::decode("iga.v1.UserCreated", 1, &[0xff, 0xff]).unwrap_err();
+    assert!(err.to_string().contains("malformed"));
+}
+
+#[test]
+fn json_view_is_camel_case() {
+    let json = samples()[0].to_json();
+    assert_eq!(json["displayName"], "Ada Lovelace");
+    assert_eq!(json["managerIds"][0], "m1");
+}
