@@ -1,1 +1,220 @@
-//! placeholder
+//! The write side. A command's path, top to bottom:
+//!
+//! 1. load the aggregate: read its stream, fold it with `evolve`;
+//! 2. `decide` on that state (pure, in `iga-domain`);
+//! 3. append the events with the stream version that was read as the
+//!    expected version;
+//! 4. on a concurrency conflict, go back to 1 (a bounded number of times),
+//!    so a lost race is re-decided on fresh state rather than failed.
+//!
+//! The answer carries the global position of the last event written: the
+//! consistency token a client sends to the read side.
+
+pub mod bootstrap;
+mod error;
+
+pub use error::CommandError;
+
+use std::sync::Arc;
+
+use iga_domain::{Aggregate, Context};
+use iga_eventlog::{
+    EventEnvelope, EventLogError, EventStore, ExpectedVersion, Position, RecordedEvent,
+};
+use sha2::{Digest, Sha256};
+
+/// How many times a command is re-decided after losing a race to another
+/// process (within one process, commands on a stream queue on a lock instead).
+const MAX_ATTEMPTS: u32 = 10;
+/// Lock stripes: commands on streams hashing to one stripe run one at a time.
+const STRIPES: usize = 1024;
+
+/// Who is asking, and how to recognise a retry of the same command.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    pub ctx: Context,
+    pub correlation_id: String,
+    /// From the `Idempotency-Key` header: event ids are derived from it, so a
+    /// retried command appends nothing new on any backend.
+    pub idempotency_key: Option<String>,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The aggregate's version after the command.
+    pub version: u64,
+    /// The position of the last event written, or the log head when the
+    /// command was a no-op (so a read with it still sees the current state).
+    pub position: Position,
+    pub events_written: usize,
+}
+
+/// Loads aggregates and runs commands against them.
+#[derive(Clone)]
+pub struct CommandHandler {
+    store: Arc<dyn EventStore>,
+    /// Serialises commands on the same stream inside this process, so a hot
+    /// aggregate (fifty approvers at once) queues instead of thrashing on conflicts.
+    stripes: Arc<Vec<tokio::sync::Mutex<()>>>,
+}
+
+impl CommandHandler {
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        let stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
+        CommandHandler {
+            store,
+            stripes: Arc::new(stripes),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The current state of aggregate `id` and its stream version.
+    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<(A, u64), CommandError> {
+        let (state, version, _) = self.load_recorded::<A>(id).await?;
+        Ok((state, version))
+    }
+
+    /// The state, its version, and the recorded events it was folded from.
+    async fn load_recorded<A: Aggregate>(
+        &self,
+        id: &str,
+    ) -> Result<(A, u64, Vec<RecordedEvent>), CommandError> {
+        let stream = A::stream_id(id);
+        let mut state = A::default();
+        let mut version = 0;
+        let mut recorded = Vec::new();
+        loop {
+            let page = self.store.read_stream(&stream, version + 1, 1000).await?;
+            let Some(last) = page.last() else { break };
+            version = last.envelope.stream_version;
+            for rec in &page {
+                let event = rec
+                    .envelope
+                    .decode_event()
+                    .map_err(|e| CommandError::Decode(e.to_string()))?;
+                state = state.evolve(&event);
+            }
+            recorded.extend(page);
+        }
+        Ok((state, version, recorded))
+    }
+
+    /// Runs `command` against aggregate `id`.
+    pub async fn execute<A: Aggregate>(
+        &self,
+        id: &str,
+        command: &A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Outcome, CommandError> {
+        let stream = A::stream_id(id);
+        let stripe = {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(&stream);
+            (h % STRIPES as u64) as usize
+        };
+        let _serialised = self.stripes[stripe].lock().await;
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                // Another process won the race; back off a little, with jitter.
+                let max_ms = 1u64 << attempt.min(6);
+                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
+                    0..=max_ms,
+                )))
+                .await;
+            }
+            let (state, version, recorded) = self.load_recorded::<A>(id).await?;
+            if let Some(done) = already_applied(meta.idempotency_key.as_deref(), &stream, &recorded)
+            {
+                return Ok(done); // a retry of a command that was applied: answer as the first time
+            }
+            let events = state.decide(command, &meta.ctx)?;
+            if events.is_empty() {
+                return Ok(Outcome {
+                    version,
+                    position: self.store.head().await?,
+                    events_written: 0,
+                });
+            }
+            let envelopes: Vec<EventEnvelope> = events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| EventEnvelope {
+                    event_id: event_id(meta.idempotency_key.as_deref(), &stream, i),
+                    occurred_at_unix_micros: meta.ctx.now_unix_micros,
+                    actor_id: meta.ctx.actor_id.clone(),
+                    correlation_id: meta.correlation_id.clone(),
+                    causation_id: meta.correlation_id.clone(),
+                    event_type: e.event_type().to_string(),
+                    schema_version: e.schema_version(),
+                    payload: e.encode_payload(),
+                    ..Default::default()
+                })
+                .collect();
+            let expected = if version == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(version)
+            };
+            match self.store.append(&stream, expected, envelopes).await {
+                Ok(r) => {
+                    return Ok(Outcome {
+                        version: r.last_version,
+                        position: r.position,
+                        events_written: events.len(),
+                    })
+                }
+                Err(EventLogError::Conflict { .. }) => continue, // lost a race: re-decide
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CommandError::TooMuchContention { stream })
+    }
+}
+
+/// The outcome of the earlier run of this keyed command, if its events are in the stream.
+fn already_applied(key: Option<&str>, stream: &str, recorded: &[RecordedEvent]) -> Option<Outcome> {
+    let first_id = event_id(Some(key?), stream, 0);
+    let start = recorded
+        .iter()
+        .position(|r| r.envelope.event_id == first_id)?;
+    let written = recorded[start..]
+        .iter()
+        .enumerate()
+        .take_while(|(i, r)| r.envelope.event_id == event_id(key, stream, *i))
+        .count();
+    let last = &recorded[start + written - 1];
+    Some(Outcome {
+        version: last.envelope.stream_version,
+        position: last.position,
+        events_written: written,
+    })
+}
+
+/// A fresh UUID v7, or, for a command with an idempotency key, a UUID v8
+/// derived from the key, the stream and the event's index, so that the retry
+/// of a command produces the same ids and the log stores nothing new.
+fn event_id(idempotency_key: Option<&str>, stream: &str, index: usize) -> String {
+    match idempotency_key {
+        None => uuid::Uuid::now_v7().to_string(),
+        Some(key) => {
+            let digest = Sha256::digest(format!("{key}\0{stream}\0{index}").as_bytes());
+            let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes");
+            uuid::Builder::from_custom_bytes(bytes)
+                .into_uuid()
+                .to_string()
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

@@ -1,1 +1,31 @@
-fn main() {}
+//! `iga`: the all-in-one program. `iga serve` runs the command side, the
+//! projection runner and the query side in one process on the embedded sled
+//! event log; the other subcommands are for operators (`rebuild`, `verify`).
+
+mod cli;
+mod eventlog_url;
+mod http;
+mod serve;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

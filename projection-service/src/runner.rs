@@ -310,3 +310,11 @@ pub fn checkpoints(models: &ReadModels) -> Result<HashMap<&'static str, Position
         .map(|(p, t)| Ok((p.name(), read_checkpoint(t)?)))
         .collect()
 }
+
+impl ReadModels {
+    /// Flushes the read models to disk (on shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

@@ -1,1 +1,49 @@
-//! placeholder
+//! The read side over HTTP: serves the read models built by the projection
+//! runner, and makes every read wait until the read models include the
+//! write named by the caller's `X-Consistency-Token`.
+
+pub mod consistency;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use iga_http::{Authenticator, Principal, Problem};
+use projection_service::users::UserDirectory;
+use projection_service::ReadModels;
+use utoipa_axum::router::OpenApiRouter;
+
+/// What every read handler needs.
+#[derive(Clone)]
+pub struct QueryState {
+    pub models: Arc<ReadModels>,
+    /// How long a read waits for its consistency token before answering 503.
+    pub consistency_wait: Duration,
+}
+
+/// The read routes (under `/api/v1`), with their OpenAPI descriptions.
+/// Authentication and the consistency wait are applied by the caller's layers.
+pub fn routes(state: QueryState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(users::me))
+        .with_state(state)
+}
+
+/// Authenticates bearer tokens against the `users` read model.
+pub struct ReadModelAuthenticator(pub Arc<ReadModels>);
+
+impl Authenticator for ReadModelAuthenticator {
+    fn principal_for_token_sha256(&self, sha256_hex: &str) -> Result<Option<Principal>, Problem> {
+        let tree = self
+            .0
+            .tree(projection_service::users::NAME)
+            .ok_or_else(|| Problem::internal("users read model missing"))?;
+        let user = UserDirectory::by_token_sha256(tree, sha256_hex)
+            .map_err(|e| Problem::internal(e.to_string()))?;
+        Ok(user.filter(|u| u.status == "ENABLED").map(|u| Principal {
+            user_id: u.id,
+            username: u.username,
+            roles: u.roles,
+        }))
+    }
+}

@@ -1,0 +1,46 @@
+//! Why a command failed, and the HTTP problem each kind becomes.
+
+use iga_domain::DomainError;
+use iga_eventlog::EventLogError;
+use iga_http::Problem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("stream {stream} kept changing under concurrent commands; try again")]
+    TooMuchContention { stream: String },
+    #[error(transparent)]
+    EventLog(#[from] EventLogError),
+    #[error("stored event cannot be decoded: {0}")]
+    Decode(String),
+}
+
+impl From<CommandError> for Problem {
+    fn from(e: CommandError) -> Problem {
+        match e {
+            CommandError::Domain(d) => match d {
+                DomainError::NotFound(_) => Problem::not_found(d.to_string()),
+                DomainError::AlreadyExists(_) | DomainError::InvalidTransition(_) => {
+                    Problem::conflict(d.to_string())
+                }
+                DomainError::Invalid {
+                    ref field,
+                    ref message,
+                } => Problem::bad_request(d.to_string()).with_field(field.clone(), message.clone()),
+                DomainError::Forbidden(_) => Problem::forbidden(d.to_string()),
+            },
+            CommandError::TooMuchContention { .. } => Problem::conflict(e.to_string()),
+            CommandError::EventLog(EventLogError::IdempotencyMismatch { .. }) => {
+                Problem::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            CommandError::EventLog(EventLogError::EventTooLarge { .. }) => {
+                Problem::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            CommandError::EventLog(EventLogError::Unavailable(_)) => {
+                Problem::unavailable(e.to_string(), 1)
+            }
+            CommandError::EventLog(_) | CommandError::Decode(_) => Problem::internal(e.to_string()),
+        }
+    }
+}

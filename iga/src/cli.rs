@@ -1,0 +1,84 @@
+//! Command-line flags. Every flag of `serve` is also an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "iga",
+    version,
+    about = "Identity governance: who has access to what, who approved it, and why."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run everything in one process: write API, projections, read API.
+    Serve(ServeArgs),
+    /// Rebuild every read model from position 0 of the event log (run it while `serve` is stopped).
+    Rebuild(DataArgs),
+    /// Check the embedded event log: contiguous positions, indexes, decodable events.
+    Verify(DataArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// Directory holding the embedded event log and the read models.
+    #[arg(long, env = "IGA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The event log: absent or `sled:` for the embedded log under the data dir.
+    #[arg(long, env = "IGA_EVENT_LOG")]
+    pub event_log: Option<String>,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address to listen on; port 0 picks a free port (the chosen one is printed).
+    #[arg(long, env = "IGA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Bearer token of the built-in `admin` user. When unset, one is generated
+    /// on first start, written to DATA_DIR/admin.token (mode 0600) and printed once.
+    #[arg(long, env = "IGA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "IGA_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest event accepted by the embedded log, in bytes.
+    #[arg(long, env = "IGA_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_event_bytes: usize,
+    /// How long a read waits for its X-Consistency-Token before answering 503, in milliseconds.
+    #[arg(long, env = "IGA_CONSISTENCY_WAIT_MS", default_value_t = 5000)]
+    pub consistency_wait_ms: u64,
+    /// Requests running longer than this are answered 408, in seconds.
+    #[arg(long, env = "IGA_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// On SIGTERM, how long in-flight requests may take to finish, in seconds.
+    #[arg(long, env = "IGA_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// Log format: `text` or `json`. The level is set with RUST_LOG (default `info`).
+    #[arg(long, env = "IGA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow_like::Result<()> {
+        match self.command {
+            Command::Serve(args) => crate::serve::serve(args).await,
+            Command::Rebuild(args) => crate::serve::rebuild(args).await,
+            Command::Verify(args) => crate::serve::verify(args).await,
+        }
+    }
+}
+
+/// A boxed error with a readable chain, without another dependency.
+pub mod anyhow_like {
+    pub type Error = Box<dyn std::error::Error + Send + Sync>;
+    pub type Result<T> = std::result::Result<T, Error>;
+}

@@ -1,0 +1,180 @@
+//! The HTTP surface of `iga serve`: `/healthz`, `/readyz`, `/metrics`,
+//! `/api/v1/openapi.json`, and the `/api/v1` routes of the command and query
+//! services behind bearer authentication, with tower-http request ids,
+//! tracing, body limits and timeouts.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use command_service::CommandHandler;
+use iga_http::auth::require_principal;
+use iga_http::{Authenticator, Problem};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use query_service::{QueryState, ReadModelAuthenticator};
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::cli::anyhow_like::Result;
+use crate::cli::ServeArgs;
+use crate::serve::Health;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "iga", description = "Identity governance: catalog, access requests, grants and their history."),
+    modifiers(&BearerAuth),
+    tags((name = "identities"), (name = "operations"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn install_metrics() -> Result<PrometheusHandle> {
+    Ok(PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?)
+}
+
+pub fn router(
+    args: &ServeArgs,
+    health: Arc<Health>,
+    _commands: CommandHandler,
+    metrics: PrometheusHandle,
+) -> Router {
+    let query = QueryState {
+        models: health.models.clone(),
+        consistency_wait: Duration::from_millis(args.consistency_wait_ms),
+    };
+    let authenticator: Arc<dyn Authenticator> =
+        Arc::new(ReadModelAuthenticator(health.models.clone()));
+    let api = query_service::routes(query.clone())
+        .layer(middleware::from_fn_with_state(
+            query,
+            query_service::consistency::wait_for_token,
+        ))
+        .layer(middleware::from_fn_with_state(
+            authenticator,
+            require_principal,
+        ));
+    let ops = OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(readyz))
+        .with_state(health);
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api)
+        .merge(ops)
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(openapi.as_ref().clone()) }),
+        )
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .layer(middleware::from_fn(record_http_metrics))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http())
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(RequestBodyLimitLayer::new(args.max_body_bytes))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(args.request_timeout_secs),
+                )),
+        )
+        // Outermost, so errors made by the layers above become problems too.
+        .layer(middleware::from_fn(problem_for_bare_errors))
+}
+
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready: the event log answers, the projection runner runs, and the read
+/// models caught up with the log at start-up.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "ready"),
+    (status = 503, description = "not ready, with the reason", body = Problem)))]
+async fn readyz(State(health): State<Arc<Health>>) -> Response {
+    let head = match health.store.head().await {
+        Ok(h) => h,
+        Err(e) => {
+            return Problem::unavailable(format!("event log unreachable: {e}"), 1).into_response()
+        }
+    };
+    if !health.runner_alive.load(Ordering::SeqCst) {
+        return Problem::unavailable("the projection runner has stopped", 5).into_response();
+    }
+    if !health.caught_up.load(Ordering::SeqCst) {
+        return Problem::unavailable("read models are catching up", 1).into_response();
+    }
+    let position = health.models.checkpoint().unwrap_or(0);
+    Json(serde_json::json!({"status": "ready", "logHead": head, "readModelPosition": position}))
+        .into_response()
+}
+
+/// Every error is problem+json, including those produced by layers (413 from
+/// the body limit, 408 from the timeout, 405 from routing).
+async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == HeaderValue::from_static("application/problem+json"));
+    if status.is_client_error() || status.is_server_error() {
+        if !is_problem {
+            let detail = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    "request body is over the configured limit".to_string()
+                }
+                StatusCode::REQUEST_TIMEOUT => "request took too long".to_string(),
+                s => s.canonical_reason().unwrap_or("error").to_string(),
+            };
+            return Problem::new(status, detail).into_response();
+        }
+    }
+    resp
+}
+
+async fn record_http_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("iga_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("iga_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}

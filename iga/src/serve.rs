@@ -1,0 +1,224 @@
+//! `iga serve`, `iga rebuild`, `iga verify`: wiring the crates together.
+//!
+//! Start-up order: open the log and the read models, start the projection
+//! runner, ensure the admin user and token, wait for the read models to
+//! catch up with the log, then listen. Shutdown (SIGTERM or Ctrl-C): stop
+//! accepting, let in-flight requests finish (bounded), stop the runner, flush.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use command_service::CommandHandler;
+use iga_eventlog::{EventStore, Limits};
+use projection_service::users::UserDirectory;
+use projection_service::{Projection, ProjectionRunner, ReadModels};
+
+use crate::cli::anyhow_like::Result;
+use crate::cli::{DataArgs, ServeArgs};
+use crate::eventlog_url;
+
+/// Every read model the all-in-one process keeps.
+pub fn projections() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(UserDirectory)]
+}
+
+/// Shared by the HTTP layer: what `/readyz` looks at.
+pub struct Health {
+    pub store: Arc<dyn EventStore>,
+    pub models: Arc<ReadModels>,
+    /// Set once the read models caught up with the log at start-up.
+    pub caught_up: AtomicBool,
+    /// Cleared if the projection runner stops.
+    pub runner_alive: AtomicBool,
+}
+
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    init_tracing(&args.log_format);
+    let data_dir = &args.data.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    let limits = Limits {
+        max_event_bytes: args.max_event_bytes,
+        ..Limits::default()
+    };
+    let sled_store = eventlog_url::open(args.data.event_log.as_deref(), data_dir, limits)?;
+    let store = eventlog_url::as_dyn(&sled_store);
+    let models = Arc::new(open_models(data_dir)?);
+    let metrics = crate::http::install_metrics()?;
+
+    let (stop_runner, stop) = tokio::sync::watch::channel(false);
+    let health = Arc::new(Health {
+        store: store.clone(),
+        models: models.clone(),
+        caught_up: AtomicBool::new(false),
+        runner_alive: AtomicBool::new(true),
+    });
+    let runner = {
+        let health = health.clone();
+        let runner = ProjectionRunner::new(models.clone(), store.clone());
+        tokio::spawn(async move {
+            let result = runner.run(stop).await;
+            health.runner_alive.store(false, Ordering::SeqCst);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "projection runner stopped");
+            }
+            result
+        })
+    };
+
+    let commands = CommandHandler::new(store.clone());
+    let token = admin_token(args.admin_token.as_deref(), data_dir)?;
+    command_service::bootstrap::ensure_admin(&commands, &iga_http::auth::token_sha256_hex(&token))
+        .await
+        .map_err(|e| format!("cannot set up the admin user: {e}"))?;
+    let head = store.head().await?;
+    if !models.wait_for(head, Duration::from_secs(600)).await {
+        return Err(
+            format!("read models did not catch up with the event log (position {head})").into(),
+        );
+    }
+    health.caught_up.store(true, Ordering::SeqCst);
+
+    let app = crate::http::router(&args, health.clone(), commands, metrics);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, event_log = %store.describe(), position = head, "iga serving");
+    println!("listening on http://{addr}");
+    std::io::stdout().flush().ok();
+
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let (drained_tx, drained) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections, draining in-flight requests");
+        let _ = drained_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    // Bound the drain: after the grace period, stop waiting for slow requests.
+    let served = async {
+        let _ = drained.await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r??,
+        _ = served => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping"),
+    }
+    let _ = stop_runner.send(true);
+    match runner.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "projection runner failed"),
+        Err(e) => tracing::error!(error = %e, "projection runner panicked"),
+        Ok(Ok(())) => {}
+    }
+    models.flush()?;
+    drop(health);
+    drop(store);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+pub async fn rebuild(args: DataArgs) -> Result<()> {
+    let sled_store =
+        eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default())?;
+    let models = open_models(&args.data_dir)?;
+    let head = sled_store.head().await?;
+    let bar = indicatif::ProgressBar::new(head);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} rebuilding read models [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let rebuilt = models
+        .rebuild(sled_store.as_ref(), |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await?;
+    rebuilt.switch()?;
+    bar.finish();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "rebuilt {} read models from {head} events in {secs:.2}s ({:.0} events/s)",
+        projections().len(),
+        head as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+pub async fn verify(args: DataArgs) -> Result<()> {
+    let store = eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default())?;
+    let n = store.verify()?;
+    println!("event log ok: {n} events, positions contiguous, indexes consistent");
+    Ok(())
+}
+
+fn open_models(data_dir: &Path) -> Result<ReadModels> {
+    let path = data_dir.join("readmodels");
+    ReadModels::open(&path, projections()).map_err(|e| {
+        format!(
+            "read models {}: {e} (is another iga process using this data dir?)",
+            path.display()
+        )
+        .into()
+    })
+}
+
+/// The admin token: given, or kept from an earlier start, or generated now.
+fn admin_token(given: Option<&str>, data_dir: &Path) -> Result<String> {
+    if let Some(t) = given {
+        if t.len() < 16 {
+            return Err("IGA_ADMIN_TOKEN must be at least 16 characters".into());
+        }
+        return Ok(t.to_string());
+    }
+    let path = data_dir.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_string());
+    }
+    let token = format!("iga_{}", hex::encode(rand::random::<[u8; 32]>()));
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?
+    };
+    writeln!(file, "{token}")?;
+    file.sync_all()?;
+    println!(
+        "admin token (shown once; also in {}): {token}",
+        path.display()
+    );
+    Ok(token)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,105 @@
+//! Starting and stopping `iga serve` for a test.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `iga` binary of this build (`cargo build --workspace --bins` puts it
+/// beside the test binaries' `deps/` directory).
+pub fn iga_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("iga");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build --workspace --bins` (./scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `iga serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    /// Everything it printed on stdout before listening.
+    pub banner: Vec<String>,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(iga_binary());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("IGA_ADMIN_TOKEN")
+            .env_remove("IGA_EVENT_LOG")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn iga serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
+        let base = loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| {
+                    panic!("iga serve exited before listening: {:?}", child.try_wait())
+                })
+                .unwrap();
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.to_string();
+            }
+            banner.push(line);
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Server {
+            child,
+            base,
+            banner,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit status and how long it took.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let started = Instant::now();
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = started + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "iga serve did not exit within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
