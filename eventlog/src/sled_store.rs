@@ -7,7 +7,7 @@
 //! | `e` + position (u64 BE) | encoded [`EventEnvelope`] |
 //! | `s` + stream + `0x00` + version (u64 BE) | position |
 //! | `h` + stream | stream version (u64 BE) |
-//! | `i` + event id | position |
+//! | `i` + event id (16 bytes) | position |
 //!
 //! **Group commit.** Appends are sent to a single writer thread. It takes every
 //! append waiting (up to a bound), checks each against the stream heads
@@ -437,7 +437,10 @@ impl Writer {
                 stream_key(&req.stream, version),
                 self.head.to_be_bytes().to_vec(),
             );
-            batch.insert(id_key(&env.event_id), self.head.to_be_bytes().to_vec());
+            batch.insert(
+                id_key(&env.event_id).to_vec(),
+                self.head.to_be_bytes().to_vec(),
+            );
             ids.insert(env.event_id.clone(), self.head);
             pending.push((self.head, env));
         }
@@ -551,10 +554,13 @@ fn head_key(stream: &str) -> Vec<u8> {
     k
 }
 
-fn id_key(event_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(event_id.len() + 1);
-    k.push(b'i');
-    k.extend_from_slice(event_id.as_bytes());
+/// `i` + the id's 16 bytes (ids are validated as UUIDs before they get here).
+fn id_key(event_id: &str) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = b'i';
+    if let Ok(id) = uuid::Uuid::parse_str(event_id) {
+        k[1..].copy_from_slice(id.as_bytes());
+    }
     k
 }
 

@@ -148,17 +148,15 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v == HeaderValue::from_static("application/problem+json"));
-    if status.is_client_error() || status.is_server_error() {
-        if !is_problem {
-            let detail = match status {
-                StatusCode::PAYLOAD_TOO_LARGE => {
-                    "request body is over the configured limit".to_string()
-                }
-                StatusCode::REQUEST_TIMEOUT => "request took too long".to_string(),
-                s => s.canonical_reason().unwrap_or("error").to_string(),
-            };
-            return Problem::new(status, detail).into_response();
-        }
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let detail = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                "request body is over the configured limit".to_string()
+            }
+            StatusCode::REQUEST_TIMEOUT => "request took too long".to_string(),
+            s => s.canonical_reason().unwrap_or("error").to_string(),
+        };
+        return Problem::new(status, detail).into_response();
     }
     resp
 }
