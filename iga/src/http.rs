@@ -13,7 +13,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use command_service::CommandHandler;
 use iga_http::auth::require_principal;
 use iga_http::{Authenticator, Problem};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -57,12 +56,7 @@ pub fn install_metrics() -> Result<PrometheusHandle> {
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?)
 }
 
-pub fn router(
-    args: &ServeArgs,
-    health: Arc<Health>,
-    _commands: CommandHandler,
-    metrics: PrometheusHandle,
-) -> Router {
+pub fn router(args: &ServeArgs, health: Arc<Health>, metrics: PrometheusHandle) -> Router {
     let query = QueryState {
         models: health.models.clone(),
         consistency_wait: Duration::from_millis(args.consistency_wait_ms),

@@ -7,7 +7,6 @@
 //! projection is recorded in the `meta` tree; a rebuild fills generation
 //! `n + 1` from position 0 and then switches to it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -299,15 +298,6 @@ pub fn dump(tree: &sled::Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
             kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .map_err(Into::into)
         })
-        .collect()
-}
-
-/// Positions of each projection, for diagnostics.
-pub fn checkpoints(models: &ReadModels) -> Result<HashMap<&'static str, Position>> {
-    models
-        .projections
-        .iter()
-        .map(|(p, t)| Ok((p.name(), read_checkpoint(t)?)))
         .collect()
 }
 
