@@ -45,7 +45,10 @@ pub async fn ensure_admin(
         ),
         token_sha256_hex: token_sha256_hex.to_string(),
     };
-    handler.execute::<User>(ADMIN_USER_ID, &issue, &meta).await
+    handler
+        .execute::<User>(ADMIN_USER_ID, &issue, &meta)
+        .await
+        .map(|(_, outcome)| outcome)
 }
 
 /// The admin's stream, for diagnostics.

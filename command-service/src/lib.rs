@@ -12,6 +12,8 @@
 
 pub mod bootstrap;
 mod error;
+pub mod http;
+pub mod users;
 
 pub use error::CommandError;
 
@@ -48,6 +50,8 @@ pub struct Outcome {
     /// command was a no-op (so a read with it still sees the current state).
     pub position: Position,
     pub events_written: usize,
+    /// When the last event of the command was decided (0 for a no-op).
+    pub occurred_at_unix_micros: i64,
 }
 
 /// Loads aggregates and runs commands against them.
@@ -103,13 +107,13 @@ impl CommandHandler {
         Ok((state, version, recorded))
     }
 
-    /// Runs `command` against aggregate `id`.
+    /// Runs `command` against aggregate `id`; answers the aggregate's new state.
     pub async fn execute<A: Aggregate>(
         &self,
         id: &str,
         command: &A::Command,
         meta: &CommandMeta,
-    ) -> Result<Outcome, CommandError> {
+    ) -> Result<(A, Outcome), CommandError> {
         let stream = A::stream_id(id);
         let stripe = {
             use std::hash::{BuildHasher, BuildHasherDefault};
@@ -130,15 +134,17 @@ impl CommandHandler {
             let (state, version, recorded) = self.load_recorded::<A>(id).await?;
             if let Some(done) = already_applied(meta.idempotency_key.as_deref(), &stream, &recorded)
             {
-                return Ok(done); // a retry of a command that was applied: answer as the first time
+                return Ok((state, done)); // a retry of a command that was applied: answer as the first time
             }
             let events = state.decide(command, &meta.ctx)?;
             if events.is_empty() {
-                return Ok(Outcome {
+                let outcome = Outcome {
                     version,
                     position: self.store.head().await?,
                     events_written: 0,
-                });
+                    occurred_at_unix_micros: 0,
+                };
+                return Ok((state, outcome));
             }
             let envelopes: Vec<EventEnvelope> = events
                 .iter()
@@ -162,11 +168,13 @@ impl CommandHandler {
             };
             match self.store.append(&stream, expected, envelopes).await {
                 Ok(r) => {
-                    return Ok(Outcome {
+                    let outcome = Outcome {
                         version: r.last_version,
                         position: r.position,
                         events_written: events.len(),
-                    })
+                        occurred_at_unix_micros: meta.ctx.now_unix_micros,
+                    };
+                    return Ok((events.iter().fold(state, |s, e| s.evolve(e)), outcome));
                 }
                 Err(EventLogError::Conflict { .. }) => continue, // lost a race: re-decide
                 Err(e) => return Err(e.into()),
@@ -192,6 +200,7 @@ fn already_applied(key: Option<&str>, stream: &str, recorded: &[RecordedEvent]) 
         version: last.envelope.stream_version,
         position: last.position,
         events_written: written,
+        occurred_at_unix_micros: last.envelope.occurred_at_unix_micros,
     })
 }
 

@@ -56,7 +56,9 @@ async fn concurrent_token_issues_are_redecided_not_lost() {
                     token_id: format!("t{i}"),
                     token_sha256_hex: format!("{i:064x}"),
                 };
-                h.execute::<User>("admin", &cmd, &meta(None)).await
+                h.execute::<User>("admin", &cmd, &meta(None))
+                    .await
+                    .map(|(_, o)| o)
             })
         })
         .collect();
@@ -84,7 +86,11 @@ async fn idempotency_key_retry_appends_nothing() {
         .map(|_| {
             let h = handler.clone();
             let cmd = create();
-            tokio::spawn(async move { h.execute::<User>("u1", &cmd, &meta(Some("key-1"))).await })
+            tokio::spawn(async move {
+                h.execute::<User>("u1", &cmd, &meta(Some("key-1")))
+                    .await
+                    .map(|(_, o)| o)
+            })
         })
         .collect();
     let outcomes: Vec<_> = futures_join(tasks).await;
@@ -94,7 +100,7 @@ async fn idempotency_key_retry_appends_nothing() {
     );
     assert_eq!(handler.store().head().await.unwrap(), 1);
     // A sequential retry too.
-    let again = handler
+    let (_, again) = handler
         .execute::<User>("u1", &create(), &meta(Some("key-1")))
         .await
         .unwrap();

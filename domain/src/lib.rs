@@ -9,6 +9,7 @@
 
 pub mod testing;
 pub mod user;
+pub mod username;
 
 pub use iga_schemas::DomainEvent;
 

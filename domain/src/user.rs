@@ -12,6 +12,10 @@ pub const ROLES: &[&str] = &["admin", "auditor"];
 pub struct User {
     pub id: String,
     pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub manager_ids: Vec<String>,
+    pub delegated_user_id: String,
     pub roles: Vec<String>,
     pub enabled: bool,
     /// `(token_id, sha256_hex)` of every live token.
@@ -66,6 +70,21 @@ impl Aggregate for User {
                     return Err(DomainError::invalid(
                         "managerIds",
                         "a user cannot manage themselves",
+                    ));
+                }
+                if c.delegated_user_id == c.user_id {
+                    return Err(DomainError::invalid(
+                        "delegatedUserId",
+                        "a user cannot be their own delegate",
+                    ));
+                }
+                if !c.email.is_empty() && (!c.email.contains('@') || c.email.len() > 254) {
+                    return Err(DomainError::invalid("email", "not an email address"));
+                }
+                if c.display_name.len() > 200 {
+                    return Err(DomainError::invalid(
+                        "displayName",
+                        "at most 200 characters",
                     ));
                 }
                 Ok(vec![c.clone().into()])
@@ -128,10 +147,26 @@ impl Aggregate for User {
             DomainEvent::UserCreated(e) => {
                 self.id = e.user_id.clone();
                 self.username = e.username.clone();
+                self.display_name = e.display_name.clone();
+                self.email = e.email.clone();
+                self.manager_ids = e.manager_ids.clone();
+                self.delegated_user_id = e.delegated_user_id.clone();
                 self.roles = e.roles.clone();
                 self.enabled = true;
             }
             DomainEvent::UserUpdated(e) => {
+                if let Some(v) = &e.display_name {
+                    self.display_name = v.clone();
+                }
+                if let Some(v) = &e.email {
+                    self.email = v.clone();
+                }
+                if let Some(v) = &e.manager_ids {
+                    self.manager_ids = v.values.clone();
+                }
+                if let Some(v) = &e.delegated_user_id {
+                    self.delegated_user_id = v.clone();
+                }
                 if let Some(roles) = &e.roles {
                     self.roles = roles.values.clone();
                 }
@@ -198,6 +233,27 @@ mod tests {
         given::<User>(&[])
             .when(&UserCommand::Create(c.clone()), &ctx("admin", &["admin"]))
             .then(&[c.into()]);
+    }
+
+    #[test]
+    fn email_delegate_and_display_name_are_checked() {
+        let admin = ctx("admin", &["admin"]);
+        let field_of = |c: v1::UserCreated| match given::<User>(&[])
+            .state_for_test()
+            .decide(&UserCommand::Create(c), &admin)
+        {
+            Err(DomainError::Invalid { field, .. }) => field,
+            other => panic!("expected invalid, got {other:?}"),
+        };
+        let mut c = created("u1", &[]);
+        c.email = "nope".into();
+        assert_eq!(field_of(c), "email");
+        let mut c = created("u1", &[]);
+        c.delegated_user_id = "u1".into();
+        assert_eq!(field_of(c), "delegatedUserId");
+        let mut c = created("u1", &[]);
+        c.display_name = "x".repeat(201);
+        assert_eq!(field_of(c), "displayName");
     }
 
     #[test]

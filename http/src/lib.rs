@@ -3,10 +3,57 @@
 //! details ([`problem`]), the consistency-token header, and time formatting.
 
 pub mod auth;
+pub mod json;
+pub mod model;
+pub mod page;
 pub mod problem;
 
 pub use auth::{Authenticator, Principal};
+pub use json::ApiJson;
 pub use problem::Problem;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+/// `Idempotency-Key`: a repeated POST with it answers the first outcome.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// A JSON answer with `ETag: "<version>"` and, for writes, the consistency token.
+pub fn object_response<T: serde::Serialize>(
+    status: axum::http::StatusCode,
+    version: u64,
+    consistency_token: Option<u64>,
+    body: &T,
+) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{version}\"")).expect("digits"),
+    );
+    if let Some(p) = consistency_token {
+        headers.insert(CONSISTENCY_TOKEN, HeaderValue::from(p));
+    }
+    (status, headers, axum::Json(body)).into_response()
+}
+
+/// The version named by `If-Match`, if present. `*` matches anything.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .map(Some)
+        .map_err(|_| {
+            Problem::bad_request("If-Match must be an ETag this service answered")
+                .with_field("If-Match", "invalid")
+        })
+}
 
 /// Answered on every write: the log position of the write's last event.
 /// Sent back on a read, it makes the read wait until the read models include it.

@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use command_service::CommandHandler;
 use iga_http::auth::require_principal;
 use iga_http::{Authenticator, Problem};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -56,21 +57,31 @@ pub fn install_metrics() -> Result<PrometheusHandle> {
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?)
 }
 
-pub fn router(args: &ServeArgs, health: Arc<Health>, metrics: PrometheusHandle) -> Router {
+pub fn router(
+    args: &ServeArgs,
+    health: Arc<Health>,
+    commands: CommandHandler,
+    metrics: PrometheusHandle,
+) -> Router {
     let query = QueryState {
         models: health.models.clone(),
         consistency_wait: Duration::from_millis(args.consistency_wait_ms),
     };
     let authenticator: Arc<dyn Authenticator> =
         Arc::new(ReadModelAuthenticator(health.models.clone()));
+    let writes =
+        command_service::http::routes(command_service::http::CommandState { handler: commands });
+    // The consistency wait runs before authentication, so a token issued by a
+    // write authenticates as soon as the request carries that write's token.
     let api = query_service::routes(query.clone())
-        .layer(middleware::from_fn_with_state(
-            query,
-            query_service::consistency::wait_for_token,
-        ))
+        .merge(writes)
         .layer(middleware::from_fn_with_state(
             authenticator,
             require_principal,
+        ))
+        .layer(middleware::from_fn_with_state(
+            query,
+            query_service::consistency::wait_for_token,
         ));
     let ops = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(healthz))

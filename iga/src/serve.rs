@@ -82,7 +82,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     health.caught_up.store(true, Ordering::SeqCst);
 
-    let app = crate::http::router(&args, health.clone(), metrics);
+    let app = crate::http::router(&args, health.clone(), commands, metrics);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -26,6 +26,8 @@ pub struct QueryState {
 pub fn routes(state: QueryState) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(utoipa_axum::routes!(users::me))
+        .routes(utoipa_axum::routes!(users::get_user))
+        .routes(utoipa_axum::routes!(users::list_users))
         .with_state(state)
 }
 

@@ -1,59 +1,50 @@
-//! Reads of users.
+//! Reads of users: `GET /me`, `GET /users/{id}`, `GET /users?query=`.
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use iga_http::{rfc3339, Principal, Problem};
+use iga_http::model::User;
+use iga_http::page::{page_token, Page, PageParams};
+use iga_http::{object_response, rfc3339, Principal, Problem};
 use projection_service::users::{UserDirectory, UserView, NAME};
-use serde::Serialize;
+use serde::Deserialize;
 
 use crate::QueryState;
 
-/// A user, as the API answers it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    pub id: String,
-    pub username: String,
-    pub display_name: String,
-    pub email: String,
-    pub manager_ids: Vec<String>,
-    pub delegated_user_id: Option<String>,
-    pub roles: Vec<String>,
-    /// `ENABLED` or `DISABLED`.
-    pub status: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub version: u64,
-}
-
-impl From<UserView> for User {
-    fn from(v: UserView) -> Self {
-        User {
-            id: v.id,
-            username: v.username,
-            display_name: v.display_name,
-            email: v.email,
-            manager_ids: v.manager_ids,
-            delegated_user_id: v.delegated_user_id,
-            roles: v.roles,
-            status: v.status,
-            created_at: rfc3339(v.created_at_micros),
-            updated_at: rfc3339(v.updated_at_micros),
-            version: v.version,
-        }
+fn render(v: UserView) -> User {
+    User {
+        id: v.id,
+        username: v.username,
+        display_name: v.display_name,
+        email: v.email,
+        manager_ids: v.manager_ids,
+        delegated_user_id: v.delegated_user_id,
+        roles: v.roles,
+        status: v.status,
+        created_at: rfc3339(v.created_at_micros),
+        updated_at: rfc3339(v.updated_at_micros),
+        version: v.version,
     }
 }
 
-/// The object with an `ETag` of its version.
-pub fn with_etag<T: Serialize>(version: u64, body: T) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::ETAG,
-        HeaderValue::from_str(&format!("\"{version}\"")).expect("digits"),
-    );
-    (headers, Json(body)).into_response()
+fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
+    state
+        .models
+        .tree(NAME)
+        .ok_or_else(|| Problem::internal("users read model missing"))
+}
+
+fn found(state: &QueryState, id: &str) -> Result<Response, Problem> {
+    let user = UserDirectory::get(tree(state)?, id)
+        .map_err(|e| Problem::internal(e.to_string()))?
+        .ok_or_else(|| Problem::not_found(format!("user {id} not found")))?;
+    Ok(object_response(
+        StatusCode::OK,
+        user.version,
+        None,
+        &render(user),
+    ))
 }
 
 /// The caller's own user.
@@ -71,12 +62,88 @@ pub async fn me(
     State(state): State<QueryState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Response, Problem> {
-    let tree = state
-        .models
-        .tree(NAME)
-        .ok_or_else(|| Problem::internal("users read model missing"))?;
-    let user = UserDirectory::get(tree, &principal.user_id)
-        .map_err(|e| Problem::internal(e.to_string()))?
-        .ok_or_else(|| Problem::not_found(format!("user {}", principal.user_id)))?;
-    Ok(with_etag(user.version, User::from(user)))
+    found(&state, &principal.user_id)
+}
+
+/// One user.
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "identities",
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 404, description = "No such user", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_user(
+    State(state): State<QueryState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    found(&state, &id)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// Case-insensitive text found in the username, display name or email.
+    pub query: Option<String>,
+}
+
+/// Users in id order, optionally filtered by `query`.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "identities",
+    params(UserQuery, PageParams),
+    responses(
+        (status = 200, description = "A page of users", body = Page<User>),
+        (status = 400, description = "Bad paging parameters", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_users(
+    State(state): State<QueryState>,
+    Query(filter): Query<UserQuery>,
+    Query(page): Query<PageParams>,
+) -> Result<Response, Problem> {
+    let size = page.size()?;
+    let needle = filter.query.unwrap_or_default().to_lowercase();
+    let start = match page.after()? {
+        Some(after) => std::ops::Bound::Excluded(after),
+        None => std::ops::Bound::Included(b"u/".to_vec()),
+    };
+    let mut list = Vec::with_capacity(size);
+    let mut last_key = None;
+    let mut more = false;
+    for kv in tree(&state)?.range((start, std::ops::Bound::Excluded(b"u0".to_vec()))) {
+        let (k, v) = kv.map_err(|e| Problem::internal(e.to_string()))?;
+        let view: UserView =
+            serde_json::from_slice(&v).map_err(|e| Problem::internal(e.to_string()))?;
+        let matches = needle.is_empty()
+            || [&view.username, &view.display_name, &view.email]
+                .iter()
+                .any(|f| f.to_lowercase().contains(&needle));
+        if !matches {
+            continue;
+        }
+        if list.len() == size {
+            more = true;
+            break;
+        }
+        last_key = Some(k.to_vec());
+        list.push(render(view));
+    }
+    let next_page_token = if more {
+        last_key.as_deref().map(page_token)
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        list,
+        next_page_token,
+    })
+    .into_response())
 }

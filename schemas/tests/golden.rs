@@ -45,6 +45,11 @@ fn samples() -> Vec<DomainEvent> {
             token_id: "t1".into(),
         }
         .into(),
+        UsernameClaimed {
+            username: "ada@example.com".into(),
+            user_id: "u1".into(),
+        }
+        .into(),
         app_created().into(),
         AppUpdated {
             app_id: "a1".into(),

@@ -1,0 +1,212 @@
+//! Writes of users: `POST /api/v1/users`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use iga_domain::user::{User, UserCommand};
+use iga_domain::username::{ClaimUsername, Username};
+use iga_domain::Aggregate;
+use iga_http::model;
+use iga_http::{object_response, rfc3339, ApiJson, Principal, Problem};
+use iga_schemas::v1;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::http::{meta, CommandState};
+use crate::{CommandError, Outcome};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateUser {
+    /// Unique; 1 to 64 characters of lowercase letters, digits, `.`, `_`, `-`, `@`.
+    pub username: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub manager_ids: Vec<String>,
+    #[serde(default)]
+    pub delegated_user_id: Option<String>,
+    /// `admin`, `auditor`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Creates a user (admin only).
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "identities",
+    request_body = CreateUser,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first outcome")),
+    responses(
+        (status = 201, description = "Created", body = model::User),
+        (status = 400, description = "Invalid body", body = Problem),
+        (status = 403, description = "Not an admin", body = Problem),
+        (status = 409, description = "Username taken", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_user(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> Result<Response, Problem> {
+    if !principal.is_admin() {
+        return Err(Problem::forbidden("only an admin creates users"));
+    }
+    let meta = meta(&principal, &headers);
+    // A retry with the same Idempotency-Key must address the same user.
+    let user_id = match &meta.idempotency_key {
+        Some(key) => derived_id("user", key),
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let created = v1::UserCreated {
+        user_id: user_id.clone(),
+        username: body.username.trim().to_string(),
+        display_name: body.display_name,
+        email: body.email,
+        manager_ids: body.manager_ids,
+        delegated_user_id: body.delegated_user_id.unwrap_or_default(),
+        roles: body.roles,
+    };
+    let command = UserCommand::Create(created.clone());
+    // Check the user's own rules before claiming the username, so an invalid
+    // request leaves no claim behind.
+    User::default()
+        .decide(&command, &meta.ctx)
+        .map_err(CommandError::from)?;
+    let claim = ClaimUsername {
+        username: created.username.clone(),
+        user_id: user_id.clone(),
+    };
+    state
+        .handler
+        .execute::<Username>(&username_key(&created.username), &claim, &meta)
+        .await
+        .map_err(|e| match e {
+            CommandError::Domain(iga_domain::DomainError::AlreadyExists(_)) => {
+                Problem::conflict(format!("username {:?} is taken", created.username))
+                    .with_field("username", "taken")
+            }
+            other => other.into(),
+        })?;
+    let (user, outcome) = state
+        .handler
+        .execute::<User>(&user_id, &command, &meta)
+        .await?;
+    Ok(object_response(
+        StatusCode::CREATED,
+        outcome.version,
+        Some(outcome.position),
+        &render(&user, &outcome),
+    ))
+}
+
+/// The user as the API shows it, right after a write.
+pub fn render(user: &User, outcome: &Outcome) -> model::User {
+    let at = rfc3339(outcome.occurred_at_unix_micros);
+    model::User {
+        id: user.id.clone(),
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        email: user.email.clone(),
+        manager_ids: user.manager_ids.clone(),
+        delegated_user_id: Some(user.delegated_user_id.clone()).filter(|d| !d.is_empty()),
+        roles: user.roles.clone(),
+        status: if user.enabled { "ENABLED" } else { "DISABLED" }.into(),
+        created_at: at.clone(),
+        updated_at: at,
+        version: outcome.version,
+    }
+}
+
+/// Stream key of a username claim: a digest, since usernames may hold
+/// characters a stream id may not.
+fn username_key(username: &str) -> String {
+    hex::encode(&Sha256::digest(username.as_bytes())[..16])
+}
+
+/// A stable id for the aggregate a keyed request creates.
+fn derived_id(kind: &str, key: &str) -> String {
+    let digest = Sha256::digest(format!("{kind}\0{key}").as_bytes());
+    let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes");
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+/// A freshly issued API token; `token` is shown only in this answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedToken {
+    pub id: String,
+    pub token: String,
+    pub created_at: String,
+}
+
+/// Issues an API token to a user (admin, or the user themselves).
+///
+/// `Idempotency-Key` is refused here with 422: replaying the first answer
+/// would mean storing the token itself, and only its hash is ever stored.
+#[utoipa::path(
+    post,
+    path = "/users/{id}/tokens",
+    tag = "identities",
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 201, description = "Issued; the token is shown only here", body = IssuedToken),
+        (status = 403, description = "Neither admin nor the user", body = Problem),
+        (status = 404, description = "No such user", body = Problem),
+        (status = 422, description = "Idempotency-Key sent", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn issue_token(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    axum::extract::Path(user_id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let meta = meta(&principal, &headers);
+    if meta.idempotency_key.is_some() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Idempotency-Key is not accepted when issuing a token: the token is shown once and never stored",
+        )
+        .with_field("Idempotency-Key", "not accepted here"));
+    }
+    if principal.user_id != user_id && !principal.is_admin() {
+        return Err(Problem::forbidden(
+            "only an admin or the user themselves issues a token",
+        ));
+    }
+    let token = format!("iga_{}", hex::encode(rand::random::<[u8; 32]>()));
+    let token_id = uuid::Uuid::now_v7().to_string();
+    let command = UserCommand::IssueToken {
+        token_id: token_id.clone(),
+        token_sha256_hex: iga_http::auth::token_sha256_hex(&token),
+    };
+    let (_, outcome) = state
+        .handler
+        .execute::<User>(&user_id, &command, &meta)
+        .await
+        .map_err(|e| match e {
+            CommandError::Domain(iga_domain::DomainError::NotFound(_)) => {
+                Problem::not_found(format!("user {user_id} not found"))
+            }
+            other => other.into(),
+        })?;
+    let body = IssuedToken {
+        id: token_id,
+        token,
+        created_at: rfc3339(outcome.occurred_at_unix_micros),
+    };
+    let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert(iga_http::CONSISTENCY_TOKEN, outcome.position.into());
+    Ok(resp)
+}

@@ -1,0 +1,55 @@
+//! Lists: `?pageSize=` (default 25, at most 1000) and `?pageToken=`, answered
+//! as `{list, nextPageToken}` (plus `totalCount` where the API says so).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Problem;
+
+pub const DEFAULT_PAGE_SIZE: usize = 25;
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// 1 to 1000; 25 when absent.
+    pub page_size: Option<usize>,
+    /// The `nextPageToken` of the previous page.
+    pub page_token: Option<String>,
+}
+
+impl PageParams {
+    pub fn size(&self) -> Result<usize, Problem> {
+        match self.page_size {
+            None => Ok(DEFAULT_PAGE_SIZE),
+            Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+            Some(_) => Err(Problem::bad_request(format!(
+                "pageSize must be between 1 and {MAX_PAGE_SIZE}"
+            ))
+            .with_field("pageSize", "out of range")),
+        }
+    }
+
+    /// The decoded page token: the key after which the page starts.
+    pub fn after(&self) -> Result<Option<Vec<u8>>, Problem> {
+        match self.page_token.as_deref() {
+            None | Some("") => Ok(None),
+            Some(t) => hex::decode(t).map(Some).map_err(|_| {
+                Problem::bad_request("pageToken is not one this service issued")
+                    .with_field("pageToken", "invalid")
+            }),
+        }
+    }
+}
+
+/// Encodes the key a next page starts after.
+pub fn page_token(last_key: &[u8]) -> String {
+    hex::encode(last_key)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub list: Vec<T>,
+    pub next_page_token: Option<String>,
+}
