@@ -24,6 +24,7 @@ pub async fn ensure_admin(
         },
         correlation_id: uuid::Uuid::now_v7().to_string(),
         idempotency_key: None,
+        expected_version: None,
     };
     let (admin, _) = handler.load::<User>(ADMIN_USER_ID).await?;
     if !admin.exists() {

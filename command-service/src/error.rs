@@ -12,6 +12,8 @@ pub enum CommandError {
     TooMuchContention { stream: String },
     #[error(transparent)]
     EventLog(#[from] EventLogError),
+    #[error("If-Match names version {expected}, but the current version is {actual}")]
+    PreconditionFailed { expected: u64, actual: u64 },
     #[error("stored event cannot be decoded: {0}")]
     Decode(String),
 }
@@ -31,6 +33,9 @@ impl From<CommandError> for Problem {
                 DomainError::Forbidden(_) => Problem::forbidden(d.to_string()),
             },
             CommandError::TooMuchContention { .. } => Problem::conflict(e.to_string()),
+            CommandError::PreconditionFailed { .. } => {
+                Problem::new(axum::http::StatusCode::PRECONDITION_FAILED, e.to_string())
+            }
             CommandError::EventLog(EventLogError::IdempotencyMismatch { .. }) => {
                 Problem::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }

@@ -39,6 +39,8 @@ pub struct CommandMeta {
     /// From the `Idempotency-Key` header: event ids are derived from it, so a
     /// retried command appends nothing new on any backend.
     pub idempotency_key: Option<String>,
+    /// From `If-Match`: the command applies only if the aggregate is at this version.
+    pub expected_version: Option<u64>,
 }
 
 /// What a command did.
@@ -50,8 +52,10 @@ pub struct Outcome {
     /// command was a no-op (so a read with it still sees the current state).
     pub position: Position,
     pub events_written: usize,
-    /// When the last event of the command was decided (0 for a no-op).
-    pub occurred_at_unix_micros: i64,
+    /// When the aggregate's first event was recorded (its creation).
+    pub created_at_unix_micros: i64,
+    /// When its last event was recorded (the command's, unless it was a no-op).
+    pub updated_at_unix_micros: i64,
 }
 
 /// Loads aggregates and runs commands against them.
@@ -136,13 +140,26 @@ impl CommandHandler {
             {
                 return Ok((state, done)); // a retry of a command that was applied: answer as the first time
             }
+            if let Some(expected) = meta.expected_version {
+                if expected != version {
+                    return Err(CommandError::PreconditionFailed {
+                        expected,
+                        actual: version,
+                    });
+                }
+            }
             let events = state.decide(command, &meta.ctx)?;
             if events.is_empty() {
                 let outcome = Outcome {
                     version,
                     position: self.store.head().await?,
                     events_written: 0,
-                    occurred_at_unix_micros: 0,
+                    created_at_unix_micros: recorded
+                        .first()
+                        .map_or(0, |r| r.envelope.occurred_at_unix_micros),
+                    updated_at_unix_micros: recorded
+                        .last()
+                        .map_or(0, |r| r.envelope.occurred_at_unix_micros),
                 };
                 return Ok((state, outcome));
             }
@@ -172,7 +189,12 @@ impl CommandHandler {
                         version: r.last_version,
                         position: r.position,
                         events_written: events.len(),
-                        occurred_at_unix_micros: meta.ctx.now_unix_micros,
+                        created_at_unix_micros: recorded
+                            .first()
+                            .map_or(meta.ctx.now_unix_micros, |r| {
+                                r.envelope.occurred_at_unix_micros
+                            }),
+                        updated_at_unix_micros: meta.ctx.now_unix_micros,
                     };
                     return Ok((events.iter().fold(state, |s, e| s.evolve(e)), outcome));
                 }
@@ -200,7 +222,8 @@ fn already_applied(key: Option<&str>, stream: &str, recorded: &[RecordedEvent]) 
         version: last.envelope.stream_version,
         position: last.position,
         events_written: written,
-        occurred_at_unix_micros: last.envelope.occurred_at_unix_micros,
+        created_at_unix_micros: recorded[0].envelope.occurred_at_unix_micros,
+        updated_at_unix_micros: last.envelope.occurred_at_unix_micros,
     })
 }
 

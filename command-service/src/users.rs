@@ -58,7 +58,7 @@ pub async fn create_user(
     if !principal.is_admin() {
         return Err(Problem::forbidden("only an admin creates users"));
     }
-    let meta = meta(&principal, &headers);
+    let meta = meta(&principal, &headers)?;
     // A retry with the same Idempotency-Key must address the same user.
     let user_id = match &meta.idempotency_key {
         Some(key) => derived_id("user", key),
@@ -108,7 +108,6 @@ pub async fn create_user(
 
 /// The user as the API shows it, right after a write.
 pub fn render(user: &User, outcome: &Outcome) -> model::User {
-    let at = rfc3339(outcome.occurred_at_unix_micros);
     model::User {
         id: user.id.clone(),
         username: user.username.clone(),
@@ -118,8 +117,8 @@ pub fn render(user: &User, outcome: &Outcome) -> model::User {
         delegated_user_id: Some(user.delegated_user_id.clone()).filter(|d| !d.is_empty()),
         roles: user.roles.clone(),
         status: if user.enabled { "ENABLED" } else { "DISABLED" }.into(),
-        created_at: at.clone(),
-        updated_at: at,
+        created_at: rfc3339(outcome.created_at_unix_micros),
+        updated_at: rfc3339(outcome.updated_at_unix_micros),
         version: outcome.version,
     }
 }
@@ -171,7 +170,7 @@ pub async fn issue_token(
     axum::extract::Path(user_id): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let meta = meta(&principal, &headers);
+    let meta = meta(&principal, &headers)?;
     if meta.idempotency_key.is_some() {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -203,10 +202,81 @@ pub async fn issue_token(
     let body = IssuedToken {
         id: token_id,
         token,
-        created_at: rfc3339(outcome.occurred_at_unix_micros),
+        created_at: rfc3339(outcome.updated_at_unix_micros),
     };
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
     resp.headers_mut()
         .insert(iga_http::CONSISTENCY_TOKEN, outcome.position.into());
     Ok(resp)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateUser {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub manager_ids: Option<Vec<String>>,
+    /// `""` removes the delegate.
+    pub delegated_user_id: Option<String>,
+    pub roles: Option<Vec<String>>,
+    /// `ENABLED` or `DISABLED`; a disabled user's tokens stop working.
+    pub status: Option<String>,
+}
+
+/// Updates a user (admin only): only the fields present change.
+#[utoipa::path(
+    post,
+    path = "/users/{id}",
+    tag = "identities",
+    request_body = UpdateUser,
+    params(
+        ("id" = String, Path, description = "User id"),
+        ("If-Match" = Option<String>, Header, description = "Apply only if the user is at this ETag"),
+    ),
+    responses(
+        (status = 200, description = "Updated", body = model::User),
+        (status = 400, description = "Invalid body", body = Problem),
+        (status = 403, description = "Not an admin", body = Problem),
+        (status = 404, description = "No such user", body = Problem),
+        (status = 412, description = "If-Match does not match", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update_user(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    axum::extract::Path(user_id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<UpdateUser>,
+) -> Result<Response, Problem> {
+    if !principal.is_admin() {
+        return Err(Problem::forbidden("only an admin updates users"));
+    }
+    let meta = meta(&principal, &headers)?;
+    let list = |v: Option<Vec<String>>| v.map(|values| v1::StringList { values });
+    let command = UserCommand::Update(v1::UserUpdated {
+        user_id: user_id.clone(),
+        display_name: body.display_name,
+        email: body.email,
+        manager_ids: list(body.manager_ids),
+        delegated_user_id: body.delegated_user_id,
+        roles: list(body.roles),
+        status: body.status,
+    });
+    let (user, outcome) = state
+        .handler
+        .execute::<User>(&user_id, &command, &meta)
+        .await
+        .map_err(|e| match e {
+            CommandError::Domain(iga_domain::DomainError::NotFound(_)) => {
+                Problem::not_found(format!("user {user_id} not found"))
+            }
+            other => other.into(),
+        })?;
+    Ok(object_response(
+        StatusCode::OK,
+        outcome.version,
+        Some(outcome.position),
+        &render(&user, &outcome),
+    ))
 }

@@ -18,6 +18,7 @@ fn meta(key: Option<&str>) -> CommandMeta {
         },
         correlation_id: "c1".into(),
         idempotency_key: key.map(String::from),
+        expected_version: None,
     }
 }
 

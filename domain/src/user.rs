@@ -40,6 +40,8 @@ pub enum UserCommand {
     RevokeToken {
         token_id: String,
     },
+    /// Changes the fields present; a change to nothing appends nothing.
+    Update(v1::UserUpdated),
 }
 
 impl Aggregate for User {
@@ -122,6 +124,74 @@ impl Aggregate for User {
                     token_sha256_hex: token_sha256_hex.clone(),
                 }
                 .into()])
+            }
+            UserCommand::Update(u) => {
+                self.must_exist()?;
+                if !ctx.is_admin() {
+                    return Err(DomainError::Forbidden("only an admin updates users".into()));
+                }
+                if let Some(roles) = &u.roles {
+                    if let Some(bad) = roles.values.iter().find(|r| !ROLES.contains(&r.as_str())) {
+                        return Err(DomainError::invalid(
+                            "roles",
+                            format!("unknown role {bad:?}; roles are {}", ROLES.join(", ")),
+                        ));
+                    }
+                }
+                if let Some(m) = &u.manager_ids {
+                    if m.values.contains(&self.id) {
+                        return Err(DomainError::invalid(
+                            "managerIds",
+                            "a user cannot manage themselves",
+                        ));
+                    }
+                }
+                if u.delegated_user_id.as_deref() == Some(self.id.as_str()) {
+                    return Err(DomainError::invalid(
+                        "delegatedUserId",
+                        "a user cannot be their own delegate",
+                    ));
+                }
+                if let Some(email) = &u.email {
+                    if !email.is_empty() && (!email.contains('@') || email.len() > 254) {
+                        return Err(DomainError::invalid("email", "not an email address"));
+                    }
+                }
+                if let Some(status) = &u.status {
+                    if status != "ENABLED" && status != "DISABLED" {
+                        return Err(DomainError::invalid("status", "ENABLED or DISABLED"));
+                    }
+                }
+                let mut changed = u.clone();
+                changed.user_id = self.id.clone();
+                // Keep only what differs, so an update to the same values appends nothing.
+                if changed.display_name.as_ref() == Some(&self.display_name) {
+                    changed.display_name = None;
+                }
+                if changed.email.as_ref() == Some(&self.email) {
+                    changed.email = None;
+                }
+                if changed.manager_ids.as_ref().map(|m| &m.values) == Some(&self.manager_ids) {
+                    changed.manager_ids = None;
+                }
+                if changed.delegated_user_id.as_ref() == Some(&self.delegated_user_id) {
+                    changed.delegated_user_id = None;
+                }
+                if changed.roles.as_ref().map(|r| &r.values) == Some(&self.roles) {
+                    changed.roles = None;
+                }
+                let status_now = if self.enabled { "ENABLED" } else { "DISABLED" };
+                if changed.status.as_deref() == Some(status_now) {
+                    changed.status = None;
+                }
+                let nothing = v1::UserUpdated {
+                    user_id: self.id.clone(),
+                    ..Default::default()
+                };
+                if changed == nothing {
+                    return Ok(vec![]);
+                }
+                Ok(vec![changed.into()])
             }
             UserCommand::RevokeToken { token_id } => {
                 self.must_exist()?;
@@ -254,6 +324,72 @@ mod tests {
         let mut c = created("u1", &[]);
         c.display_name = "x".repeat(201);
         assert_eq!(field_of(c), "displayName");
+    }
+
+    #[test]
+    fn update_keeps_only_real_changes() {
+        let admin = ctx("admin", &["admin"]);
+        let given_user = [created("u1", &["auditor"]).into()];
+        let update = v1::UserUpdated {
+            user_id: "u1".into(),
+            display_name: Some("Ada".into()),
+            roles: Some(v1::StringList {
+                values: vec!["auditor".into()],
+            }),
+            ..Default::default()
+        };
+        let expected = v1::UserUpdated {
+            user_id: "u1".into(),
+            display_name: Some("Ada".into()),
+            ..Default::default()
+        };
+        let state = given::<User>(&given_user)
+            .when(&UserCommand::Update(update.clone()), &admin)
+            .then(&[expected.into()]);
+        assert_eq!(state.display_name, "Ada");
+        // The same update again changes nothing.
+        given::<User>(&[
+            given_user[0].clone(),
+            v1::UserUpdated {
+                user_id: "u1".into(),
+                display_name: Some("Ada".into()),
+                ..Default::default()
+            }
+            .into(),
+        ])
+        .when(&UserCommand::Update(update), &admin)
+        .then(&[]);
+    }
+
+    #[test]
+    fn update_rules() {
+        let admin = ctx("admin", &["admin"]);
+        let u = |f: fn(&mut v1::UserUpdated)| {
+            let mut x = v1::UserUpdated {
+                user_id: "u1".into(),
+                ..Default::default()
+            };
+            f(&mut x);
+            UserCommand::Update(x)
+        };
+        given::<User>(&[])
+            .when(&u(|_| {}), &admin)
+            .then_error(DomainError::NotFound("user".into()));
+        given::<User>(&[created("u1", &[]).into()])
+            .when(&u(|x| x.display_name = Some("x".into())), &ctx("u1", &[]))
+            .then_error(DomainError::Forbidden("only an admin updates users".into()));
+        given::<User>(&[created("u1", &[]).into()])
+            .when(&u(|x| x.status = Some("GONE".into())), &admin)
+            .then_error(DomainError::invalid("status", "ENABLED or DISABLED"));
+        let state = given::<User>(&[created("u1", &[]).into()])
+            .when(&u(|x| x.status = Some("DISABLED".into())), &admin)
+            .then(&[v1::UserUpdated {
+                user_id: "u1".into(),
+                status: Some("DISABLED".into()),
+                ..Default::default()
+            }
+            .into()]);
+        assert!(!state.enabled);
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl Projection for UserDirectory {
             DomainEvent::ApiTokenIssued(e) => {
                 tx.put(token_key(&e.token_sha256_hex), e.user_id.clone());
                 tx.put(format!("k/{}", e.token_id), e.token_sha256_hex.clone());
-                bump_version(tx, &e.user_id, version)?;
+                bump_version(tx, &e.user_id, version, at)?;
             }
             DomainEvent::ApiTokenRevoked(e) => {
                 let key = format!("k/{}", e.token_id).into_bytes();
@@ -107,7 +107,7 @@ impl Projection for UserDirectory {
                     tx.delete(token_key(&String::from_utf8_lossy(&sha)));
                     tx.delete(key);
                 }
-                bump_version(tx, &e.user_id, version)?;
+                bump_version(tx, &e.user_id, version, at)?;
             }
             _ => {}
         }
@@ -115,11 +115,13 @@ impl Projection for UserDirectory {
     }
 }
 
-/// Every event of a user's stream moves its version (the `ETag`), so a
-/// conditional write checks against the aggregate's real version.
-fn bump_version(tx: &mut Staged<'_>, user_id: &str, version: u64) -> Result<()> {
+/// Every event of a user's stream moves its version (the `ETag`) and
+/// `updatedAt`, so a conditional write checks against the aggregate's real
+/// version and reads agree with what the write side answers.
+fn bump_version(tx: &mut Staged<'_>, user_id: &str, version: u64, at: i64) -> Result<()> {
     if let Some(mut view) = tx.get_json::<UserView>(&user_key(user_id))? {
         view.version = version;
+        view.updated_at_micros = at;
         tx.put_json(user_key(user_id), &view);
     }
     Ok(())

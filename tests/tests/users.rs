@@ -348,3 +348,131 @@ async fn list_pages_and_filters() {
         problem(r, 400).await;
     }
 }
+
+#[tokio::test]
+async fn update_with_if_match_and_read_it_back() {
+    let (_dir, s) = start();
+    let c = client();
+    let ada: Value = create(&s, ADMIN, json!({"username": "ada", "displayName": "Ada"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = ada["id"].as_str().unwrap();
+    let url = s.url(&format!("/api/v1/users/{id}"));
+
+    // A stale If-Match is 412 and writes nothing; a current one applies.
+    let r = c
+        .post(&url)
+        .bearer_auth(ADMIN)
+        .header("If-Match", "\"7\"")
+        .json(&json!({"displayName": "Nope"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 412).await;
+    let r = c
+        .post(&url)
+        .bearer_auth(ADMIN)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"displayName": "Ada Lovelace", "roles": ["auditor"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"], "\"2\"");
+    let position = r.headers()["x-consistency-token"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let updated: Value = r.json().await.unwrap();
+    assert_eq!(updated["displayName"], "Ada Lovelace");
+    assert_eq!(updated["roles"], json!(["auditor"]));
+    assert_eq!(updated["email"], "", "fields not sent are unchanged");
+    assert_eq!(updated["createdAt"], ada["createdAt"]);
+    assert_ne!(updated["updatedAt"], ada["updatedAt"]);
+    let read: Value = c
+        .get(&url)
+        .bearer_auth(ADMIN)
+        .header("X-Consistency-Token", position)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        read, updated,
+        "the read model answers what the write answered"
+    );
+
+    // The same update again changes nothing (same version); a bad one is 400;
+    // an unknown user 404; a malformed If-Match 400.
+    let again: Value = c
+        .post(&url)
+        .bearer_auth(ADMIN)
+        .json(&json!({"displayName": "Ada Lovelace"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["version"], 2);
+    let r = c
+        .post(&url)
+        .bearer_auth(ADMIN)
+        .json(&json!({"status": "GONE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r, 400).await["errors"][0]["field"], "status");
+    let r = c
+        .post(s.url("/api/v1/users/nobody"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"displayName": "x"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404).await;
+    let r = c
+        .post(&url)
+        .bearer_auth(ADMIN)
+        .header("If-Match", "soon")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400).await;
+
+    // Disabling a user makes their tokens stop working.
+    let token: Value = c
+        .post(format!("{url}/tokens"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(ADMIN)
+        .json(&json!({"status": "DISABLED"}))
+        .send()
+        .await
+        .unwrap();
+    let position = r.headers()["x-consistency-token"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let me = c
+        .get(s.url("/api/v1/me"))
+        .bearer_auth(token)
+        .header("X-Consistency-Token", position)
+        .send()
+        .await
+        .unwrap();
+    problem(me, 401).await;
+}
