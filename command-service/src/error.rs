@@ -31,6 +31,10 @@ impl From<CommandError> for Problem {
                     ref message,
                 } => Problem::bad_request(d.to_string()).with_field(field.clone(), message.clone()),
                 DomainError::Forbidden(_) => Problem::forbidden(d.to_string()),
+                DomainError::Unprocessable(_) => {
+                    Problem::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, d.to_string())
+                        .with_field("Idempotency-Key", d.to_string())
+                }
             },
             CommandError::TooMuchContention { .. } => Problem::conflict(e.to_string()),
             CommandError::PreconditionFailed { .. } => {

@@ -2,8 +2,11 @@
 //! principal and headers into [`CommandMeta`].
 
 use axum::http::HeaderMap;
+use iga_domain::idempotency::{IdempotencyKey, UseKey};
 use iga_domain::Context;
+use iga_http::json::BodyDigest;
 use iga_http::{Principal, Problem, IDEMPOTENCY_KEY};
+use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{now_unix_micros, CommandHandler, CommandMeta};
@@ -38,6 +41,45 @@ pub fn meta(principal: &Principal, headers: &HeaderMap) -> Result<CommandMeta, P
             now_unix_micros: now_unix_micros(),
         },
         correlation_id: header("x-request-id").unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-        idempotency_key: header(IDEMPOTENCY_KEY).filter(|k| !k.is_empty()),
+        // Scoped to the principal: two clients choosing the same key never collide.
+        idempotency_key: header(IDEMPOTENCY_KEY)
+            .filter(|k| !k.is_empty())
+            .map(|k| format!("{}\0{k}", principal.user_id)),
     })
+}
+
+/// Records the request under its Idempotency-Key (if any) before it runs:
+/// a repeat of the same request goes on (and is answered as the first one),
+/// another request under the same key is 422.
+pub async fn use_idempotency_key(
+    state: &CommandState,
+    meta: &CommandMeta,
+    method: &str,
+    path: &str,
+    body: &BodyDigest,
+) -> Result<(), Problem> {
+    let Some(key) = &meta.idempotency_key else {
+        return Ok(());
+    };
+    let request = hex::encode(Sha256::digest(
+        format!("{method}\0{path}\0{}", body.0).as_bytes(),
+    ));
+    let stream = hex::encode(&Sha256::digest(key.as_bytes())[..16]);
+    // The claim itself must not be deduplicated by the key it guards.
+    let claim_meta = CommandMeta {
+        idempotency_key: None,
+        expected_version: None,
+        ..meta.clone()
+    };
+    state
+        .handler
+        .execute::<IdempotencyKey>(
+            &stream,
+            &UseKey {
+                request_sha256_hex: request,
+            },
+            &claim_meta,
+        )
+        .await?;
+    Ok(())
 }

@@ -13,7 +13,7 @@ use iga_schemas::v1;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::http::{meta, CommandState};
+use crate::http::{meta, use_idempotency_key, CommandState};
 use crate::{CommandError, Outcome};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -53,12 +53,13 @@ pub async fn create_user(
     State(state): State<CommandState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<CreateUser>,
+    ApiJson(body, digest): ApiJson<CreateUser>,
 ) -> Result<Response, Problem> {
     if !principal.is_admin() {
         return Err(Problem::forbidden("only an admin creates users"));
     }
     let meta = meta(&principal, &headers)?;
+    use_idempotency_key(&state, &meta, "POST", "/users", &digest).await?;
     // A retry with the same Idempotency-Key must address the same user.
     let user_id = match &meta.idempotency_key {
         Some(key) => derived_id("user", key),
@@ -247,12 +248,13 @@ pub async fn update_user(
     Extension(principal): Extension<Principal>,
     axum::extract::Path(user_id): axum::extract::Path<String>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<UpdateUser>,
+    ApiJson(body, digest): ApiJson<UpdateUser>,
 ) -> Result<Response, Problem> {
     if !principal.is_admin() {
         return Err(Problem::forbidden("only an admin updates users"));
     }
     let meta = meta(&principal, &headers)?;
+    use_idempotency_key(&state, &meta, "POST", &format!("/users/{user_id}"), &digest).await?;
     let list = |v: Option<Vec<String>>| v.map(|values| v1::StringList { values });
     let command = UserCommand::Update(v1::UserUpdated {
         user_id: user_id.clone(),

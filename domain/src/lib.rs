@@ -7,6 +7,7 @@
 //! events, call these two functions and store what they return. Tests are
 //! given/when/then over events ([`testing`]).
 
+pub mod idempotency;
 pub mod testing;
 pub mod user;
 pub mod username;
@@ -46,6 +47,9 @@ pub enum DomainError {
     /// The actor may not do this (403).
     #[error("{0}")]
     Forbidden(String),
+    /// Well-formed, but cannot be processed as sent (422).
+    #[error("{0}")]
+    Unprocessable(String),
 }
 
 impl DomainError {

@@ -1,16 +1,22 @@
 //! `ApiJson<T>`: a JSON body extractor whose every rejection is a problem
 //! (400 for malformed JSON, wrong types, unknown enum values and missing
 //! required fields, naming the field; 413 over the size limit; 415 without a
-//! JSON content type). Never a 500 for a client mistake.
+//! JSON content type). Never a 500 for a client mistake. It also keeps the
+//! body's SHA-256, which idempotency keys compare.
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use crate::Problem;
 
-pub struct ApiJson<T>(pub T);
+/// The parsed body, and the SHA-256 hex digest of its bytes.
+pub struct ApiJson<T>(pub T, pub BodyDigest);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyDigest(pub String);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
@@ -20,63 +26,59 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(problem_for(rejection)),
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as JSON with 'Content-Type: application/json'",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body is over the configured limit",
+                )
+            } else {
+                Problem::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })?;
+        let digest = BodyDigest(hex::encode(Sha256::digest(&bytes)));
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(v) => Ok(ApiJson(v, digest)),
+            Err(e) => Err(problem_for(e)),
         }
     }
 }
 
-fn problem_for(rejection: JsonRejection) -> Problem {
-    match rejection {
-        JsonRejection::JsonDataError(e) => {
-            // serde's message names the field path ("users[0]: invalid type ...").
-            let detail = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.body_text());
-            let field = field_of(&detail);
-            Problem::bad_request(format!("invalid request body: {detail}"))
-                .with_field(field, detail)
+fn problem_for(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let inner = e.inner();
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            let path = e.path().to_string();
+            let message = inner.to_string();
+            let field = if let Some(rest) = message.strip_prefix("missing field `") {
+                let missing = rest.split('`').next().unwrap_or("");
+                if path == "." {
+                    missing.to_string()
+                } else {
+                    format!("{path}.{missing}")
+                }
+            } else {
+                path
+            };
+            Problem::bad_request(format!("invalid request body: {field}: {message}"))
+                .with_field(field, message)
         }
-        JsonRejection::JsonSyntaxError(e) => {
-            Problem::bad_request(format!("malformed JSON: {}", e.body_text()))
-        }
-        JsonRejection::MissingJsonContentType(_) => Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the body as JSON with 'Content-Type: application/json'",
-        ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body is over the configured limit",
-            )
-        }
-        other => Problem::bad_request(other.body_text()),
-    }
-}
-
-/// The field a serde error is about: `missing field `x``, or the path before
-/// the first `:` ("users[0].id: invalid type ...").
-fn field_of(detail: &str) -> String {
-    if let Some(rest) = detail.strip_prefix("missing field `") {
-        return rest.split('`').next().unwrap_or("").to_string();
-    }
-    match detail.split_once(": ") {
-        Some((path, _)) if !path.contains(' ') => path.to_string(),
-        _ => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn names_the_field() {
-        assert_eq!(
-            super::field_of("missing field `username` at line 1 column 2"),
-            "username"
-        );
-        assert_eq!(super::field_of("roles: invalid type: integer `5`"), "roles");
-        assert_eq!(super::field_of("users[0]: invalid type"), "users[0]");
-        assert_eq!(super::field_of("expected value at line 1"), "");
+        _ => Problem::bad_request(format!("malformed JSON: {inner}")),
     }
 }

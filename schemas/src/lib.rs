@@ -112,6 +112,7 @@ domain_events! {
     ApiTokenIssued => ApiTokenIssued, "iga.v1.ApiTokenIssued", 1;
     ApiTokenRevoked => ApiTokenRevoked, "iga.v1.ApiTokenRevoked", 1;
     UsernameClaimed => UsernameClaimed, "iga.v1.UsernameClaimed", 1;
+    IdempotencyKeyUsed => IdempotencyKeyUsed, "iga.v1.IdempotencyKeyUsed", 1;
     AppCreated => AppCreated, "iga.v1.AppCreated", 1;
     AppUpdated => AppUpdated, "iga.v1.AppUpdated", 1;
     AppActivated => AppActivated, "iga.v1.AppActivated", 1;

@@ -50,6 +50,10 @@ fn samples() -> Vec<DomainEvent> {
             user_id: "u1".into(),
         }
         .into(),
+        IdempotencyKeyUsed {
+            request_sha256_hex: "cd".repeat(32),
+        }
+        .into(),
         app_created().into(),
         AppUpdated {
             app_id: "a1".into(),

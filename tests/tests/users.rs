@@ -193,6 +193,26 @@ async fn idempotency_key_answers_the_first_outcome() {
         .await
         .unwrap();
     assert_eq!(list["list"].as_array().unwrap().len(), 1);
+
+    // The same key with another body is refused and writes nothing.
+    let r = client()
+        .post(s.url("/api/v1/users"))
+        .bearer_auth(ADMIN)
+        .header("Idempotency-Key", "create-linus-1")
+        .json(&json!({"username": "linus2"}))
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, 422).await;
+    assert_eq!(p["errors"][0]["field"], "Idempotency-Key");
+    let r = client()
+        .get(s.url("/api/v1/users?query=linus2"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let list: Value = r.json().await.unwrap();
+    assert!(list["list"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]
