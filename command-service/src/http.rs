@@ -22,6 +22,14 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(crate::users::create_user))
         .routes(utoipa_axum::routes!(crate::users::issue_token))
         .routes(utoipa_axum::routes!(crate::users::update_user))
+        .routes(utoipa_axum::routes!(crate::apps::create_app))
+        .routes(utoipa_axum::routes!(
+            crate::apps::update_app,
+            crate::apps::delete_app
+        ))
+        .routes(utoipa_axum::routes!(crate::apps::activate_app))
+        .routes(utoipa_axum::routes!(crate::apps::deactivate_app))
+        .routes(utoipa_axum::routes!(crate::apps::restore_app))
         .with_state(state)
 }
 

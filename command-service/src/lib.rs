@@ -10,6 +10,7 @@
 //! The answer carries the global position of the last event written: the
 //! consistency token a client sends to the read side.
 
+pub mod apps;
 pub mod bootstrap;
 mod error;
 pub mod http;

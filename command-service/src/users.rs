@@ -131,7 +131,7 @@ fn username_key(username: &str) -> String {
 }
 
 /// A stable id for the aggregate a keyed request creates.
-fn derived_id(kind: &str, key: &str) -> String {
+pub(crate) fn derived_id(kind: &str, key: &str) -> String {
     let digest = Sha256::digest(format!("{kind}\0{key}").as_bytes());
     let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes");
     uuid::Builder::from_custom_bytes(bytes)

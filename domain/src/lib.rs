@@ -7,6 +7,7 @@
 //! events, call these two functions and store what they return. Tests are
 //! given/when/then over events ([`testing`]).
 
+pub mod app;
 pub mod idempotency;
 pub mod testing;
 pub mod user;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use command_service::CommandHandler;
 use iga_eventlog::{EventStore, Limits};
+use projection_service::apps::AppCatalog;
 use projection_service::users::UserDirectory;
 use projection_service::{Projection, ProjectionRunner, ReadModels};
 
@@ -22,7 +23,7 @@ use crate::eventlog_url;
 
 /// Every read model the all-in-one process keeps.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(UserDirectory)]
+    vec![Arc::new(UserDirectory), Arc::new(AppCatalog)]
 }
 
 /// Shared by the HTTP layer: what `/readyz` looks at.

@@ -9,6 +9,7 @@
 //! disposable: [`runner::rebuild`] replays the log from position 0 into fresh
 //! trees and switches to them.
 
+pub mod apps;
 pub mod runner;
 pub mod staged;
 pub mod users;

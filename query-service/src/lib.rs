@@ -2,7 +2,9 @@
 //! runner, and makes every read wait until the read models include the
 //! write named by the caller's `X-Consistency-Token`.
 
+pub mod apps;
 pub mod consistency;
+mod page;
 pub mod users;
 
 use std::sync::Arc;
@@ -28,6 +30,9 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(users::me))
         .routes(utoipa_axum::routes!(users::get_user))
         .routes(utoipa_axum::routes!(users::list_users))
+        .routes(utoipa_axum::routes!(apps::get_app))
+        .routes(utoipa_axum::routes!(apps::list_apps))
+        .routes(utoipa_axum::routes!(apps::list_app_versions))
         .with_state(state)
 }
 

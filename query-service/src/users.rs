@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use iga_http::model::User;
-use iga_http::page::{page_token, Page, PageParams};
+use iga_http::page::{Page, PageParams};
 use iga_http::{object_response, rfc3339, Principal, Problem};
 use projection_service::users::{UserDirectory, UserView, NAME};
 use serde::Deserialize;
@@ -109,41 +109,18 @@ pub async fn list_users(
     Query(filter): Query<UserQuery>,
     Query(page): Query<PageParams>,
 ) -> Result<Response, Problem> {
-    let size = page.size()?;
     let needle = filter.query.unwrap_or_default().to_lowercase();
-    let start = match page.after()? {
-        Some(after) => std::ops::Bound::Excluded(after),
-        None => std::ops::Bound::Included(b"u/".to_vec()),
-    };
-    let mut list = Vec::with_capacity(size);
-    let mut last_key = None;
-    let mut more = false;
-    for kv in tree(&state)?.range((start, std::ops::Bound::Excluded(b"u0".to_vec()))) {
-        let (k, v) = kv.map_err(|e| Problem::internal(e.to_string()))?;
-        let view: UserView =
-            serde_json::from_slice(&v).map_err(|e| Problem::internal(e.to_string()))?;
-        let matches = needle.is_empty()
-            || [&view.username, &view.display_name, &view.email]
-                .iter()
-                .any(|f| f.to_lowercase().contains(&needle));
-        if !matches {
-            continue;
-        }
-        if list.len() == size {
-            more = true;
-            break;
-        }
-        last_key = Some(k.to_vec());
-        list.push(render(view));
-    }
-    let next_page_token = if more {
-        last_key.as_deref().map(page_token)
-    } else {
-        None
-    };
-    Ok(Json(Page {
-        list,
-        next_page_token,
-    })
-    .into_response())
+    let page = crate::page::page_over(
+        tree(&state)?,
+        b"u/",
+        &page,
+        |v: &UserView| {
+            needle.is_empty()
+                || [&v.username, &v.display_name, &v.email]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(&needle))
+        },
+        render,
+    )?;
+    Ok(Json(page).into_response())
 }

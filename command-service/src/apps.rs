@@ -1,0 +1,263 @@
+//! Writes of apps: create, update, lifecycle, delete, restore.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use iga_domain::app::{App, AppCommand};
+use iga_domain::DomainError;
+use iga_http::model::{self, AppMeta};
+use iga_http::{object_response, ApiJson, Principal, Problem};
+use iga_schemas::v1;
+use serde::Deserialize;
+
+use crate::http::{meta, use_idempotency_key, CommandState};
+use crate::{CommandError, Outcome};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateApp {
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub icon_url: String,
+    #[serde(default)]
+    pub monthly_cost_usd: i64,
+    #[serde(default)]
+    pub instructions: String,
+    #[serde(default)]
+    pub identity_matching: String,
+    /// Okta `signOnMode`, e.g. `SAML_2_0`.
+    #[serde(default)]
+    pub sign_on_mode: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub configuration: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub grant_policy_id: Option<String>,
+    #[serde(default)]
+    pub revoke_policy_id: Option<String>,
+    #[serde(default)]
+    pub owner_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateApp {
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub icon_url: Option<String>,
+    pub monthly_cost_usd: Option<i64>,
+    pub instructions: Option<String>,
+    pub identity_matching: Option<String>,
+    pub sign_on_mode: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub configuration: Option<serde_json::Map<String, serde_json::Value>>,
+    pub grant_policy_id: Option<String>,
+    pub revoke_policy_id: Option<String>,
+}
+
+/// Runs an app command and answers the app as it now is.
+async fn run(
+    state: &CommandState,
+    meta: &crate::CommandMeta,
+    app_id: &str,
+    command: AppCommand,
+    status: StatusCode,
+) -> Result<Response, Problem> {
+    let (app, outcome) = state
+        .handler
+        .execute::<App>(app_id, &command, meta)
+        .await
+        .map_err(|e| match e {
+            CommandError::Domain(DomainError::NotFound(what)) if what == "app" => {
+                Problem::not_found(format!("app {app_id} not found"))
+            }
+            other => other.into(),
+        })?;
+    Ok(object_response(
+        status,
+        outcome.version,
+        Some(outcome.position),
+        &render(&app, &outcome),
+    ))
+}
+
+pub fn render(app: &App, outcome: &Outcome) -> model::App {
+    model::App::render(
+        &app.fields,
+        AppMeta {
+            active: app.active,
+            created_at_micros: outcome.created_at_unix_micros,
+            updated_at_micros: outcome.updated_at_unix_micros,
+            deleted_at_micros: app.deleted.then_some(outcome.updated_at_unix_micros),
+            version: outcome.version,
+        },
+    )
+}
+
+/// Creates an app (admin only), `ACTIVE`, with its built-in access entitlement.
+#[utoipa::path(post, path = "/apps", tag = "catalog", request_body = CreateApp,
+    responses((status = 201, description = "Created", body = model::App), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_app(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    ApiJson(body, digest): ApiJson<CreateApp>,
+) -> Result<Response, Problem> {
+    let meta = meta(&principal, &headers)?;
+    use_idempotency_key(&state, &meta, "POST", "/apps", &digest).await?;
+    let (app_id, access_id) = match &meta.idempotency_key {
+        Some(key) => (
+            crate::users::derived_id("app", key),
+            crate::users::derived_id("app-access", key),
+        ),
+        None => (
+            uuid::Uuid::now_v7().to_string(),
+            uuid::Uuid::now_v7().to_string(),
+        ),
+    };
+    let created = v1::AppCreated {
+        app_id: app_id.clone(),
+        display_name: body.display_name,
+        description: body.description,
+        icon_url: body.icon_url,
+        monthly_cost_usd: body.monthly_cost_usd,
+        instructions: body.instructions,
+        identity_matching: body.identity_matching,
+        sign_on_mode: body.sign_on_mode,
+        configuration_json: serde_json::Value::Object(body.configuration.unwrap_or_default())
+            .to_string(),
+        grant_policy_id: body.grant_policy_id.unwrap_or_default(),
+        revoke_policy_id: body.revoke_policy_id.unwrap_or_default(),
+        owner_ids: body.owner_ids,
+        access_entitlement_id: access_id,
+    };
+    run(
+        &state,
+        &meta,
+        &app_id,
+        AppCommand::Create(created),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// Updates an app (admin, app owner): only the fields present change.
+#[utoipa::path(post, path = "/apps/{id}", tag = "catalog", request_body = UpdateApp,
+    params(("id" = String, Path, description = "App id"), ("If-Match" = Option<String>, Header, description = "Apply only at this ETag")),
+    responses((status = 200, description = "Updated", body = model::App), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn update_app(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body, digest): ApiJson<UpdateApp>,
+) -> Result<Response, Problem> {
+    let meta = meta(&principal, &headers)?;
+    use_idempotency_key(&state, &meta, "POST", &format!("/apps/{id}"), &digest).await?;
+    let update = v1::AppUpdated {
+        app_id: id.clone(),
+        display_name: body.display_name,
+        description: body.description,
+        icon_url: body.icon_url,
+        monthly_cost_usd: body.monthly_cost_usd,
+        instructions: body.instructions,
+        identity_matching: body.identity_matching,
+        sign_on_mode: body.sign_on_mode,
+        configuration_json: body
+            .configuration
+            .map(|c| serde_json::Value::Object(c).to_string()),
+        grant_policy_id: body.grant_policy_id,
+        revoke_policy_id: body.revoke_policy_id,
+    };
+    run(
+        &state,
+        &meta,
+        &id,
+        AppCommand::Update(update),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Activates an app (admin).
+#[utoipa::path(post, path = "/apps/{id}/lifecycle/activate", tag = "catalog", params(("id" = String, Path, description = "App id")),
+    responses((status = 200, description = "Active", body = model::App), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn activate_app(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    run(
+        &state,
+        &meta(&principal, &headers)?,
+        &id,
+        AppCommand::Activate,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Deactivates an app (admin).
+#[utoipa::path(post, path = "/apps/{id}/lifecycle/deactivate", tag = "catalog", params(("id" = String, Path, description = "App id")),
+    responses((status = 200, description = "Inactive", body = model::App), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn deactivate_app(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    run(
+        &state,
+        &meta(&principal, &headers)?,
+        &id,
+        AppCommand::Deactivate,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Deletes an app (admin): 409 unless it is `INACTIVE`. History is kept.
+#[utoipa::path(delete, path = "/apps/{id}", tag = "catalog", params(("id" = String, Path, description = "App id")),
+    responses((status = 200, description = "Deleted, with deletedAt", body = model::App), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn delete_app(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    run(
+        &state,
+        &meta(&principal, &headers)?,
+        &id,
+        AppCommand::Delete,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Restores the app's fields as they were at `version`, under a new version (admin, app owner).
+#[utoipa::path(post, path = "/apps/{id}/versions/{version}/restore", tag = "catalog",
+    params(("id" = String, Path, description = "App id"), ("version" = u64, Path, description = "Version to restore")),
+    responses((status = 200, description = "Restored", body = model::App), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn restore_app(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path((id, version)): Path<(String, u64)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    run(
+        &state,
+        &meta(&principal, &headers)?,
+        &id,
+        AppCommand::Restore { version },
+        StatusCode::OK,
+    )
+    .await
+}

@@ -1,0 +1,114 @@
+//! Reads of apps: one app, the list, and an app's versions.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use iga_http::model::{App, AppMeta, AppVersion};
+use iga_http::page::{Page, PageParams};
+use iga_http::{object_response, rfc3339, Problem};
+use projection_service::apps::{version_prefix, AppCatalog, AppVersionView, AppView, NAME};
+use serde::Deserialize;
+
+use crate::QueryState;
+
+fn render(v: AppView) -> App {
+    App::render(
+        &v.fields,
+        AppMeta {
+            active: v.active,
+            created_at_micros: v.created_at_micros,
+            updated_at_micros: v.updated_at_micros,
+            deleted_at_micros: v.deleted_at_micros,
+            version: v.version,
+        },
+    )
+}
+
+fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
+    state
+        .models
+        .tree(NAME)
+        .ok_or_else(|| Problem::internal("apps read model missing"))
+}
+
+fn existing(state: &QueryState, id: &str) -> Result<AppView, Problem> {
+    AppCatalog::get(tree(state)?, id)
+        .map_err(|e| Problem::internal(e.to_string()))?
+        .ok_or_else(|| Problem::not_found(format!("app {id} not found")))
+}
+
+/// One app (deleted ones too, with `deletedAt`).
+#[utoipa::path(get, path = "/apps/{id}", tag = "catalog", params(("id" = String, Path, description = "App id")),
+    responses((status = 200, description = "The app", body = App), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get_app(
+    State(state): State<QueryState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let app = existing(&state, &id)?;
+    Ok(object_response(
+        StatusCode::OK,
+        app.version,
+        None,
+        &render(app),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AppQuery {
+    /// Case-insensitive text found in the name or description.
+    pub query: Option<String>,
+    /// Include deleted apps (default false).
+    #[serde(default)]
+    pub include_deleted: bool,
+}
+
+/// Apps in id order, optionally filtered.
+#[utoipa::path(get, path = "/apps", tag = "catalog", params(AppQuery, PageParams),
+    responses((status = 200, description = "A page of apps", body = Page<App>), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn list_apps(
+    State(state): State<QueryState>,
+    Query(filter): Query<AppQuery>,
+    Query(page): Query<PageParams>,
+) -> Result<Response, Problem> {
+    let needle = filter.query.unwrap_or_default().to_lowercase();
+    let page = crate::page::page_over(
+        tree(&state)?,
+        b"a/",
+        &page,
+        |v: &AppView| {
+            (filter.include_deleted || v.deleted_at_micros.is_none())
+                && (needle.is_empty()
+                    || v.fields.display_name.to_lowercase().contains(&needle)
+                    || v.fields.description.to_lowercase().contains(&needle))
+        },
+        render,
+    )?;
+    Ok(Json(page).into_response())
+}
+
+/// Every version of an app, oldest first.
+#[utoipa::path(get, path = "/apps/{id}/versions", tag = "catalog", params(("id" = String, Path, description = "App id"), PageParams),
+    responses((status = 200, description = "A page of versions", body = Page<AppVersion>), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn list_app_versions(
+    State(state): State<QueryState>,
+    Path(id): Path<String>,
+    Query(page): Query<PageParams>,
+) -> Result<Response, Problem> {
+    existing(&state, &id)?;
+    let page = crate::page::page_over(
+        tree(&state)?,
+        &version_prefix(&id),
+        &page,
+        |_: &AppVersionView| true,
+        |v| AppVersion {
+            version: v.version,
+            changed_at: rfc3339(v.changed_at_micros),
+            actor_id: v.actor_id,
+            app: render(v.app),
+        },
+    )?;
+    Ok(Json(page).into_response())
+}

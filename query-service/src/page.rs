@@ -1,0 +1,52 @@
+//! One paging loop for every list over a read model's key prefix.
+
+use iga_http::page::{page_token, Page, PageParams};
+use iga_http::Problem;
+use serde::de::DeserializeOwned;
+
+/// The page of values under `prefix` that pass `keep`, in key order, after
+/// the request's page token.
+pub fn page_over<V: DeserializeOwned, T>(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    page: &PageParams,
+    keep: impl Fn(&V) -> bool,
+    render: impl Fn(V) -> T,
+) -> Result<Page<T>, Problem> {
+    let size = page.size()?;
+    let start = match page.after()? {
+        Some(after) if after.starts_with(prefix) => std::ops::Bound::Excluded(after),
+        Some(_) => {
+            return Err(Problem::bad_request("pageToken belongs to another list")
+                .with_field("pageToken", "invalid"))
+        }
+        None => std::ops::Bound::Included(prefix.to_vec()),
+    };
+    let mut end = prefix.to_vec();
+    *end.last_mut().expect("non-empty prefix") += 1;
+    let mut list = Vec::with_capacity(size);
+    let mut last_key = None;
+    let mut more = false;
+    for kv in tree.range((start, std::ops::Bound::Excluded(end))) {
+        let (k, v) = kv.map_err(|e| Problem::internal(e.to_string()))?;
+        let value: V = serde_json::from_slice(&v).map_err(|e| Problem::internal(e.to_string()))?;
+        if !keep(&value) {
+            continue;
+        }
+        if list.len() == size {
+            more = true;
+            break;
+        }
+        last_key = Some(k.to_vec());
+        list.push(render(value));
+    }
+    let next_page_token = if more {
+        last_key.as_deref().map(page_token)
+    } else {
+        None
+    };
+    Ok(Page {
+        list,
+        next_page_token,
+    })
+}

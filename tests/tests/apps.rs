@@ -1,0 +1,317 @@
+//! The Catalog apps section of the HTTP contract, end to end: create, read,
+//! update by owners, lifecycle and delete, versions and restore, errors.
+
+mod common;
+
+use common::{client, Server};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "apps-admin-token-0123456789";
+
+struct Api {
+    s: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    fn start() -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]);
+        Api { s, _dir: dir }
+    }
+
+    /// POST/DELETE as `token`; answers status, consistency token and body.
+    async fn write(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, String, Value) {
+        let c = client();
+        let url = self.s.url(path);
+        let req = match method {
+            "DELETE" => c.delete(url),
+            _ => c.post(url),
+        }
+        .bearer_auth(token);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let position = r
+            .headers()
+            .get("x-consistency-token")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, position, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn read(&self, path: &str, position: &str) -> (u16, Value) {
+        let r = client()
+            .get(self.s.url(path))
+            .bearer_auth(ADMIN)
+            .header("X-Consistency-Token", position)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// A new ordinary user and a token for them.
+    async fn user(&self, name: &str) -> (String, String) {
+        let (_, _, u) = self
+            .write(
+                "POST",
+                "/api/v1/users",
+                ADMIN,
+                Some(json!({"username": name})),
+            )
+            .await;
+        let id = u["id"].as_str().unwrap().to_string();
+        let (_, pos, t) = self
+            .write("POST", &format!("/api/v1/users/{id}/tokens"), ADMIN, None)
+            .await;
+        // Make sure the token authenticates before it is used.
+        self.read("/api/v1/me", &pos).await;
+        (id, t["token"].as_str().unwrap().to_string())
+    }
+}
+
+#[tokio::test]
+async fn create_read_update_by_owner() {
+    let api = Api::start();
+    let (owner, owner_token) = api.user("olivia").await;
+    let (_, stranger_token) = api.user("sam").await;
+    let (status, pos, app) = api
+        .write(
+            "POST",
+            "/api/v1/apps",
+            ADMIN,
+            Some(json!({"displayName": "GitHub", "description": "Source code", "signOnMode": "SAML_2_0",
+                        "monthlyCostUsd": 21, "configuration": {"org": "acme", "sso": true}, "ownerIds": [owner]})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(app["status"], "ACTIVE");
+    assert_eq!(app["configuration"], json!({"org": "acme", "sso": true}));
+    assert_eq!(app["version"], 1);
+    assert_eq!(app["deletedAt"], Value::Null);
+    assert!(app["accessEntitlementId"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    let id = app["id"].as_str().unwrap().to_string();
+    let (status, read) = api.read(&format!("/api/v1/apps/{id}"), &pos).await;
+    assert_eq!(status, 200);
+    assert_eq!(read, app, "the read model answers what the write answered");
+
+    // The owner may update; a stranger and a non-admin creator may not.
+    let (status, pos, updated) = api
+        .write(
+            "POST",
+            &format!("/api/v1/apps/{id}"),
+            &owner_token,
+            Some(json!({"description": "Code hosting"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(updated["description"], "Code hosting");
+    assert_eq!(updated["displayName"], "GitHub");
+    assert_eq!(updated["version"], 2);
+    assert_eq!(
+        api.read(&format!("/api/v1/apps/{id}"), &pos).await.1,
+        updated
+    );
+    let (status, _, p) = api
+        .write(
+            "POST",
+            &format!("/api/v1/apps/{id}"),
+            &stranger_token,
+            Some(json!({"description": "x"})),
+        )
+        .await;
+    assert_eq!((status, p["status"].clone()), (403, json!(403)));
+    let (status, _, _) = api
+        .write(
+            "POST",
+            "/api/v1/apps",
+            &owner_token,
+            Some(json!({"displayName": "Mine"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = api
+        .write(
+            "POST",
+            &format!("/api/v1/apps/{id}/lifecycle/deactivate"),
+            &owner_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "lifecycle is for admins");
+}
+
+#[tokio::test]
+async fn lifecycle_and_delete_only_when_inactive() {
+    let api = Api::start();
+    let (_, _, app) = api
+        .write(
+            "POST",
+            "/api/v1/apps",
+            ADMIN,
+            Some(json!({"displayName": "Jira"})),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap().to_string();
+    let (status, _, p) = api
+        .write("DELETE", &format!("/api/v1/apps/{id}"), ADMIN, None)
+        .await;
+    assert_eq!(status, 409, "{p}");
+    let (status, _, app) = api
+        .write(
+            "POST",
+            &format!("/api/v1/apps/{id}/lifecycle/deactivate"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!((status, app["status"].as_str()), (200, Some("INACTIVE")));
+    let (status, pos, deleted) = api
+        .write("DELETE", &format!("/api/v1/apps/{id}"), ADMIN, None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(deleted["deletedAt"].as_str().is_some());
+    assert_eq!(
+        api.read(&format!("/api/v1/apps/{id}"), &pos).await.1,
+        deleted
+    );
+    // Left out of lists unless asked for; no more changes.
+    let (_, list) = api.read("/api/v1/apps", &pos).await;
+    assert!(list["list"].as_array().unwrap().is_empty());
+    let (_, list) = api.read("/api/v1/apps?includeDeleted=true", &pos).await;
+    assert_eq!(list["list"][0]["id"], id.as_str());
+    let (status, _, _) = api
+        .write(
+            "POST",
+            &format!("/api/v1/apps/{id}/lifecycle/activate"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn versions_and_restore() {
+    let api = Api::start();
+    let (_, _, app) = api
+        .write(
+            "POST",
+            "/api/v1/apps",
+            ADMIN,
+            Some(json!({"displayName": "Slack", "configuration": {"tier": "free"}})),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap().to_string();
+    api.write(
+        "POST",
+        &format!("/api/v1/apps/{id}"),
+        ADMIN,
+        Some(json!({"displayName": "Slack Enterprise", "configuration": {"tier": "grid"}})),
+    )
+    .await;
+    let (status, pos, restored) = api
+        .write(
+            "POST",
+            &format!("/api/v1/apps/{id}/versions/1/restore"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(restored["displayName"], "Slack");
+    assert_eq!(restored["configuration"], json!({"tier": "free"}));
+    assert_eq!(restored["version"], 3, "a restore is a new version");
+    assert_eq!(
+        api.read(&format!("/api/v1/apps/{id}"), &pos).await.1,
+        restored
+    );
+    let (_, versions) = api.read(&format!("/api/v1/apps/{id}/versions"), &pos).await;
+    let versions = versions["list"].as_array().unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(versions[1]["app"]["displayName"], "Slack Enterprise");
+    assert_eq!(versions[1]["actorId"], "admin");
+    let (status, _, _) = api
+        .write(
+            "POST",
+            &format!("/api/v1/apps/{id}/versions/9/restore"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn errors() {
+    let api = Api::start();
+    let c = client();
+    for (body, field) in [
+        (json!({"description": "no name"}), "displayName"),
+        (
+            json!({"displayName": "X", "signOnMode": "SMOKE_SIGNALS"}),
+            "signOnMode",
+        ),
+        (
+            json!({"displayName": "X", "monthlyCostUsd": "lots"}),
+            "monthlyCostUsd",
+        ),
+        (
+            json!({"displayName": "X", "configuration": [1, 2]}),
+            "configuration",
+        ),
+    ] {
+        let (status, _, p) = api
+            .write("POST", "/api/v1/apps", ADMIN, Some(body.clone()))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(p["errors"][0]["field"], field, "{body}: {p}");
+    }
+    let (status, _, _) = api
+        .write(
+            "POST",
+            "/api/v1/apps/nope",
+            ADMIN,
+            Some(json!({"displayName": "x"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, _, app) = api
+        .write(
+            "POST",
+            "/api/v1/apps",
+            ADMIN,
+            Some(json!({"displayName": "Zoom"})),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap();
+    let r = c
+        .post(api.s.url(&format!("/api/v1/apps/{id}")))
+        .bearer_auth(ADMIN)
+        .header("If-Match", "\"5\"")
+        .json(&json!({"displayName": "Zoom 2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    let (status, _) = api.read("/api/v1/apps/nope", "0").await;
+    assert_eq!(status, 404);
+}
