@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use iga_domain::app::{App, AppCommand};
+use iga_domain::user::User;
 use iga_domain::DomainError;
 use iga_http::model::{self, AppMeta};
 use iga_http::{object_response, ApiJson, Principal, Problem};
@@ -260,4 +261,118 @@ pub async fn restore_app(
         StatusCode::OK,
     )
     .await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetOwners {
+    pub user_ids: Vec<String>,
+}
+
+/// The users owning the app after an owners command, as the API answers them.
+async fn owners_answer(
+    state: &CommandState,
+    app: &App,
+    outcome: &Outcome,
+) -> Result<Response, Problem> {
+    let mut list = Vec::with_capacity(app.fields.owner_ids.len());
+    for id in &app.fields.owner_ids {
+        let (user, at) = state.handler.snapshot::<User>(id).await?;
+        if user.exists() {
+            list.push(crate::users::render(&user, &at));
+        }
+    }
+    let page = iga_http::page::Page {
+        list,
+        next_page_token: None,
+    };
+    Ok(object_response(
+        StatusCode::OK,
+        outcome.version,
+        Some(outcome.position),
+        &page,
+    ))
+}
+
+/// Refuses owner ids that name no user.
+async fn check_users_exist(
+    state: &CommandState,
+    ids: &[String],
+    field: &str,
+) -> Result<(), Problem> {
+    for id in ids {
+        let (user, _) = state.handler.load::<User>(id).await?;
+        if !user.exists() {
+            return Err(Problem::bad_request(format!("user {id} does not exist"))
+                .with_field(field, format!("unknown user {id}")));
+        }
+    }
+    Ok(())
+}
+
+async fn run_owners(
+    state: &CommandState,
+    meta: &crate::CommandMeta,
+    app_id: &str,
+    command: AppCommand,
+) -> Result<Response, Problem> {
+    let (app, outcome) = state
+        .handler
+        .execute::<App>(app_id, &command, meta)
+        .await
+        .map_err(|e| match e {
+            CommandError::Domain(DomainError::NotFound(what)) if what == "app" => {
+                Problem::not_found(format!("app {app_id} not found"))
+            }
+            other => other.into(),
+        })?;
+    owners_answer(state, &app, &outcome).await
+}
+
+/// Replaces the app's owners (admin).
+#[utoipa::path(put, path = "/apps/{id}/owners", tag = "catalog", request_body = SetOwners,
+    params(("id" = String, Path, description = "App id")),
+    responses((status = 200, description = "The owners", body = iga_http::page::Page<model::User>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn set_app_owners(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body, _): ApiJson<SetOwners>,
+) -> Result<Response, Problem> {
+    let meta = meta(&principal, &headers)?;
+    check_users_exist(&state, &body.user_ids, "userIds").await?;
+    run_owners(&state, &meta, &id, AppCommand::SetOwners(body.user_ids)).await
+}
+
+/// Adds an owner (admin, app owner).
+#[utoipa::path(post, path = "/apps/{id}/owners/{userId}", tag = "catalog",
+    params(("id" = String, Path, description = "App id"), ("userId" = String, Path, description = "User id")),
+    responses((status = 200, description = "The owners", body = iga_http::page::Page<model::User>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn add_app_owner(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path((id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let meta = meta(&principal, &headers)?;
+    check_users_exist(&state, std::slice::from_ref(&user_id), "userId").await?;
+    run_owners(&state, &meta, &id, AppCommand::AddOwner(user_id)).await
+}
+
+/// Removes an owner (admin, app owner).
+#[utoipa::path(delete, path = "/apps/{id}/owners/{userId}", tag = "catalog",
+    params(("id" = String, Path, description = "App id"), ("userId" = String, Path, description = "User id")),
+    responses((status = 200, description = "The owners", body = iga_http::page::Page<model::User>), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn remove_app_owner(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path((id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let meta = meta(&principal, &headers)?;
+    run_owners(&state, &meta, &id, AppCommand::RemoveOwner(user_id)).await
 }

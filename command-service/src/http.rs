@@ -30,6 +30,11 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(crate::apps::activate_app))
         .routes(utoipa_axum::routes!(crate::apps::deactivate_app))
         .routes(utoipa_axum::routes!(crate::apps::restore_app))
+        .routes(utoipa_axum::routes!(crate::apps::set_app_owners))
+        .routes(utoipa_axum::routes!(
+            crate::apps::add_app_owner,
+            crate::apps::remove_app_owner
+        ))
         .with_state(state)
 }
 

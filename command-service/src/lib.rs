@@ -87,6 +87,20 @@ impl CommandHandler {
         Ok((state, version))
     }
 
+    /// The current state of aggregate `id` with its version, position and times.
+    pub async fn snapshot<A: Aggregate>(&self, id: &str) -> Result<(A, Outcome), CommandError> {
+        let (state, version, recorded) = self.load_recorded::<A>(id).await?;
+        let at = |r: Option<&RecordedEvent>| r.map_or(0, |r| r.envelope.occurred_at_unix_micros);
+        let outcome = Outcome {
+            version,
+            position: recorded.last().map_or(0, |r| r.position),
+            events_written: 0,
+            created_at_unix_micros: at(recorded.first()),
+            updated_at_unix_micros: at(recorded.last()),
+        };
+        Ok((state, outcome))
+    }
+
     /// The state, its version, and the recorded events it was folded from.
     async fn load_recorded<A: Aggregate>(
         &self,

@@ -112,3 +112,30 @@ pub async fn list_app_versions(
     )?;
     Ok(Json(page).into_response())
 }
+
+/// The users owning an app.
+#[utoipa::path(get, path = "/apps/{id}/owners", tag = "catalog", params(("id" = String, Path, description = "App id")),
+    responses((status = 200, description = "The owners", body = Page<iga_http::model::User>), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn list_app_owners(
+    State(state): State<QueryState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let app = existing(&state, &id)?;
+    let users = state
+        .models
+        .tree(projection_service::users::NAME)
+        .ok_or_else(|| Problem::internal("users read model missing"))?;
+    let mut list = Vec::new();
+    for owner in &app.fields.owner_ids {
+        if let Some(u) = projection_service::users::UserDirectory::get(users, owner)
+            .map_err(|e| Problem::internal(e.to_string()))?
+        {
+            list.push(crate::users::render(u));
+        }
+    }
+    Ok(Json(Page {
+        list,
+        next_page_token: None,
+    })
+    .into_response())
+}

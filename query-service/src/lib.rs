@@ -33,6 +33,7 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(apps::get_app))
         .routes(utoipa_axum::routes!(apps::list_apps))
         .routes(utoipa_axum::routes!(apps::list_app_versions))
+        .routes(utoipa_axum::routes!(apps::list_app_owners))
         .with_state(state)
 }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::QueryState;
 
-fn render(v: UserView) -> User {
+pub(crate) fn render(v: UserView) -> User {
     User {
         id: v.id,
         username: v.username,

@@ -32,6 +32,7 @@ impl Api {
         let url = self.s.url(path);
         let req = match method {
             "DELETE" => c.delete(url),
+            "PUT" => c.put(url),
             _ => c.post(url),
         }
         .bearer_auth(token);
@@ -314,4 +315,170 @@ async fn errors() {
     assert_eq!(r.status(), 412);
     let (status, _) = api.read("/api/v1/apps/nope", "0").await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn restart_and_rebuild_answer_every_query_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api {
+        s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let (_, _, app) = api
+            .write(
+                "POST",
+                "/api/v1/apps",
+                ADMIN,
+                Some(json!({"displayName": format!("App {i}"), "configuration": {"n": i}})),
+            )
+            .await;
+        let id = app["id"].as_str().unwrap().to_string();
+        api.write(
+            "POST",
+            &format!("/api/v1/apps/{id}"),
+            ADMIN,
+            Some(json!({"description": format!("d{i}")})),
+        )
+        .await;
+        if i % 2 == 0 {
+            api.write(
+                "POST",
+                &format!("/api/v1/apps/{id}/lifecycle/deactivate"),
+                ADMIN,
+                None,
+            )
+            .await;
+        }
+        if i % 3 == 0 {
+            api.write("DELETE", &format!("/api/v1/apps/{id}"), ADMIN, None)
+                .await;
+        }
+        ids.push(id);
+    }
+    for name in ["ann", "bob", "cyd"] {
+        api.user(name).await;
+    }
+    let (_, last, _) = api
+        .write(
+            "POST",
+            &format!("/api/v1/apps/{}/versions/1/restore", ids[1]),
+            ADMIN,
+            None,
+        )
+        .await;
+
+    let mut queries = vec![
+        "/api/v1/users?pageSize=1000".to_string(),
+        "/api/v1/apps?includeDeleted=true".into(),
+        "/api/v1/apps?query=app%201".into(),
+        "/api/v1/me".into(),
+    ];
+    for id in &ids {
+        queries.push(format!("/api/v1/apps/{id}"));
+        queries.push(format!("/api/v1/apps/{id}/versions"));
+    }
+    let mut before = Vec::new();
+    for q in &queries {
+        before.push(api.read(q, &last).await);
+    }
+
+    let Api { s, _dir } = api;
+    assert!(s.terminate().0.success());
+    let out = std::process::Command::new(common::iga_binary())
+        .args(["rebuild", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let api = Api {
+        s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
+        _dir,
+    };
+    for (q, expected) in queries.iter().zip(&before) {
+        assert_eq!(
+            &api.read(q, &last).await,
+            expected,
+            "{q} after rebuild and restart"
+        );
+    }
+}
+
+#[tokio::test]
+async fn owners() {
+    let api = Api::start();
+    let (olivia, olivia_token) = api.user("olivia").await;
+    let (pat, pat_token) = api.user("pat").await;
+    let (_, _, app) = api
+        .write(
+            "POST",
+            "/api/v1/apps",
+            ADMIN,
+            Some(json!({"displayName": "Figma"})),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap().to_string();
+    let owners = format!("/api/v1/apps/{id}/owners");
+
+    let (status, pos, set) = api
+        .write("PUT", &owners, ADMIN, Some(json!({"userIds": [olivia]})))
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["list"][0]["username"], "olivia");
+    let (status, read) = api.read(&owners, &pos).await;
+    assert_eq!(status, 200);
+    assert_eq!(read["list"], set["list"]);
+
+    // Pat may not update until the owner adds them.
+    let (status, _, _) = api
+        .write(
+            "POST",
+            &format!("/api/v1/apps/{id}"),
+            &pat_token,
+            Some(json!({"description": "x"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, added) = api
+        .write("POST", &format!("{owners}/{pat}"), &olivia_token, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(added["list"].as_array().unwrap().len(), 2);
+    let (status, _, _) = api
+        .write(
+            "POST",
+            &format!("/api/v1/apps/{id}"),
+            &pat_token,
+            Some(json!({"description": "x"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Unknown users are refused; removing a non-owner is 404; removal works.
+    let (status, _, p) = api
+        .write("PUT", &owners, ADMIN, Some(json!({"userIds": ["ghost"]})))
+        .await;
+    assert_eq!(
+        (status, p["errors"][0]["field"].as_str()),
+        (400, Some("userIds"))
+    );
+    let (status, _, _) = api
+        .write("POST", &format!("{owners}/ghost"), ADMIN, None)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _, _) = api
+        .write("DELETE", &format!("{owners}/ghost"), ADMIN, None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, pos, left) = api
+        .write("DELETE", &format!("{owners}/{olivia}"), ADMIN, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(left["list"][0]["username"], "pat");
+    assert_eq!(api.read(&owners, &pos).await.1["list"], left["list"]);
 }
