@@ -6,14 +6,13 @@ use axum::response::Response;
 use axum::Extension;
 use iga_domain::app::{App, AppCommand};
 use iga_domain::user::User;
-use iga_domain::DomainError;
 use iga_http::model::{self, AppMeta};
 use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::v1;
 use serde::Deserialize;
 
 use crate::http::{meta, use_idempotency_key, CommandState};
-use crate::{CommandError, Outcome};
+use crate::Outcome;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -59,6 +58,20 @@ pub struct UpdateApp {
     pub revoke_policy_id: Option<String>,
 }
 
+/// Runs an app command; answers the app's new state.
+async fn execute(
+    state: &CommandState,
+    meta: &crate::CommandMeta,
+    app_id: &str,
+    command: AppCommand,
+) -> Result<(App, Outcome), Problem> {
+    state
+        .handler
+        .execute::<App>(app_id, &command, meta)
+        .await
+        .map_err(|e| e.for_aggregate("app", app_id))
+}
+
 /// Runs an app command and answers the app as it now is.
 async fn run(
     state: &CommandState,
@@ -67,16 +80,7 @@ async fn run(
     command: AppCommand,
     status: StatusCode,
 ) -> Result<Response, Problem> {
-    let (app, outcome) = state
-        .handler
-        .execute::<App>(app_id, &command, meta)
-        .await
-        .map_err(|e| match e {
-            CommandError::Domain(DomainError::NotFound(what)) if what == "app" => {
-                Problem::not_found(format!("app {app_id} not found"))
-            }
-            other => other.into(),
-        })?;
+    let (app, outcome) = execute(state, meta, app_id, command).await?;
     Ok(object_response(
         status,
         outcome.version,
@@ -316,16 +320,7 @@ async fn run_owners(
     app_id: &str,
     command: AppCommand,
 ) -> Result<Response, Problem> {
-    let (app, outcome) = state
-        .handler
-        .execute::<App>(app_id, &command, meta)
-        .await
-        .map_err(|e| match e {
-            CommandError::Domain(DomainError::NotFound(what)) if what == "app" => {
-                Problem::not_found(format!("app {app_id} not found"))
-            }
-            other => other.into(),
-        })?;
+    let (app, outcome) = execute(state, meta, app_id, command).await?;
     owners_answer(state, &app, &outcome).await
 }
 

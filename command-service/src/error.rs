@@ -18,6 +18,19 @@ pub enum CommandError {
     Decode(String),
 }
 
+impl CommandError {
+    /// As a problem, naming the aggregate when it is the aggregate itself
+    /// that is missing ("app 0190… not found" rather than "app not found").
+    pub fn for_aggregate(self, kind: &str, id: &str) -> Problem {
+        match self {
+            CommandError::Domain(DomainError::NotFound(what)) if what == kind => {
+                Problem::not_found(format!("{kind} {id} not found"))
+            }
+            other => other.into(),
+        }
+    }
+}
+
 impl From<CommandError> for Problem {
     fn from(e: CommandError) -> Problem {
         match e {

@@ -194,12 +194,7 @@ pub async fn issue_token(
         .handler
         .execute::<User>(&user_id, &command, &meta)
         .await
-        .map_err(|e| match e {
-            CommandError::Domain(iga_domain::DomainError::NotFound(_)) => {
-                Problem::not_found(format!("user {user_id} not found"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(|e| e.for_aggregate("user", &user_id))?;
     let body = IssuedToken {
         id: token_id,
         token,
@@ -269,12 +264,7 @@ pub async fn update_user(
         .handler
         .execute::<User>(&user_id, &command, &meta)
         .await
-        .map_err(|e| match e {
-            CommandError::Domain(iga_domain::DomainError::NotFound(_)) => {
-                Problem::not_found(format!("user {user_id} not found"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(|e| e.for_aggregate("user", &user_id))?;
     Ok(object_response(
         StatusCode::OK,
         outcome.version,
