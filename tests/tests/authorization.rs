@@ -1,0 +1,267 @@
+//! The authorization matrix: every write endpoint, with each kind of principal
+//! (admin, auditor, owner of the app, ordinary user). The allowed ones
+//! succeed; the others get 403 and change nothing.
+
+mod common;
+
+use common::{client, Server};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "authz-admin-token-0123456789";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Admin,
+    Auditor,
+    Owner,
+    User,
+}
+
+struct World {
+    s: Server,
+    _dir: tempfile::TempDir,
+    tokens: Vec<(Who, String, String)>, // (who, user id, token)
+}
+
+impl World {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, String) {
+        let c = client();
+        let url = self.s.url(path);
+        let req = match method {
+            "DELETE" => c.delete(url),
+            "PUT" => c.put(url),
+            _ => c.post(url),
+        }
+        .bearer_auth(token);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let pos = r
+            .headers()
+            .get("x-consistency-token")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, pos)
+    }
+
+    fn token(&self, who: Who) -> &str {
+        &self.tokens.iter().find(|t| t.0 == who).unwrap().2
+    }
+
+    fn id(&self, who: Who) -> &str {
+        &self.tokens.iter().find(|t| t.0 == who).unwrap().1
+    }
+
+    /// A fresh app owned by the owner; deactivated when asked.
+    async fn app(&self, inactive: bool) -> String {
+        let r = client()
+            .post(self.s.url("/api/v1/apps"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"displayName": "Target", "ownerIds": [self.id(Who::Owner)]}))
+            .send()
+            .await
+            .unwrap();
+        let app: Value = r.json().await.unwrap();
+        let id = app["id"].as_str().unwrap().to_string();
+        if inactive {
+            self.call(
+                "POST",
+                &format!("/api/v1/apps/{id}/lifecycle/deactivate"),
+                ADMIN,
+                None,
+            )
+            .await;
+        }
+        id
+    }
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]);
+    let mut w = World {
+        s,
+        _dir: dir,
+        tokens: vec![(Who::Admin, "admin".into(), ADMIN.into())],
+    };
+    for (who, name, roles) in [
+        (Who::Auditor, "audrey", json!(["auditor"])),
+        (Who::Owner, "olivia", json!([])),
+        (Who::User, "ulysses", json!([])),
+    ] {
+        let r = client()
+            .post(w.s.url("/api/v1/users"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"username": name, "roles": roles}))
+            .send()
+            .await
+            .unwrap();
+        let u: Value = r.json().await.unwrap();
+        let id = u["id"].as_str().unwrap().to_string();
+        let r = client()
+            .post(w.s.url(&format!("/api/v1/users/{id}/tokens")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        let pos = r.headers()["x-consistency-token"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let t: Value = r.json().await.unwrap();
+        let token = t["token"].as_str().unwrap().to_string();
+        // Wait until the token authenticates.
+        let me = client()
+            .get(w.s.url("/api/v1/me"))
+            .bearer_auth(&token)
+            .header("X-Consistency-Token", pos)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 200);
+        w.tokens.push((who, id, token));
+    }
+    w
+}
+
+#[tokio::test]
+async fn every_write_endpoint_with_every_kind_of_principal() {
+    use Who::*;
+    let w = world().await;
+    let all = [Admin, Auditor, Owner, User];
+    let mut checked = 0;
+    for who in all {
+        let token = w.token(who).to_string();
+        // (endpoint, allowed principals, outcome when allowed)
+        let target_user = w.id(User).to_string();
+        let cases: Vec<(&str, String, Option<Value>, &[Who], u16)> = vec![
+            (
+                "POST",
+                "/api/v1/users".into(),
+                Some(json!({"username": format!("new-{who:?}").to_lowercase()})),
+                &[Admin],
+                201,
+            ),
+            (
+                "POST",
+                format!("/api/v1/users/{target_user}"),
+                Some(json!({"displayName": format!("by {who:?}")})),
+                &[Admin],
+                200,
+            ),
+            (
+                "POST",
+                format!("/api/v1/users/{}/tokens", w.id(Owner)),
+                None,
+                &[Admin, Owner],
+                201,
+            ),
+            (
+                "POST",
+                "/api/v1/apps".into(),
+                Some(json!({"displayName": "New"})),
+                &[Admin],
+                201,
+            ),
+        ];
+        for (method, path, body, allowed, ok) in cases {
+            let (status, _) = w.call(method, &path, &token, body).await;
+            let expected = if allowed.contains(&who) { ok } else { 403 };
+            assert_eq!(status, expected, "{who:?} {method} {path}");
+            checked += 1;
+        }
+        // App endpoints, each on a fresh app so the allowed call can succeed.
+        let app_cases: Vec<(&str, &str, Option<Value>, bool, &[Who])> = vec![
+            (
+                "POST",
+                "",
+                Some(json!({"description": "changed"})),
+                false,
+                &[Admin, Owner],
+            ),
+            ("POST", "/lifecycle/deactivate", None, false, &[Admin]),
+            ("POST", "/lifecycle/activate", None, true, &[Admin]),
+            ("DELETE", "", None, true, &[Admin]),
+            ("POST", "/versions/1/restore", None, false, &[Admin, Owner]),
+            (
+                "PUT",
+                "/owners",
+                Some(json!({"userIds": [w.id(User)]})),
+                false,
+                &[Admin],
+            ),
+            ("POST", "/owners/USER", None, false, &[Admin, Owner]),
+            ("DELETE", "/owners/OWNER", None, false, &[Admin, Owner]),
+        ];
+        for (method, suffix, body, inactive, allowed) in app_cases {
+            let app = w.app(inactive).await;
+            let suffix = suffix
+                .replace("USER", w.id(User))
+                .replace("OWNER", w.id(Owner));
+            let path = format!("/api/v1/apps/{app}{suffix}");
+            let (status, _) = w.call(method, &path, &token, body).await;
+            if allowed.contains(&who) {
+                assert_eq!(status, 200, "{who:?} {method} {path}");
+            } else {
+                assert_eq!(status, 403, "{who:?} {method} {path}");
+                // Nothing changed: read at the log's head, the app is still at
+                // version 1 (2 if deactivated).
+                let ready: Value = client()
+                    .get(w.s.url("/readyz"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let head = ready["logHead"].to_string();
+                let r = client()
+                    .get(w.s.url(&format!("/api/v1/apps/{app}")))
+                    .bearer_auth(ADMIN)
+                    .header("X-Consistency-Token", head)
+                    .send()
+                    .await
+                    .unwrap();
+                let v: Value = r.json().await.unwrap();
+                assert_eq!(
+                    v["version"],
+                    if inactive { 2 } else { 1 },
+                    "{who:?} {method} {path} changed the app"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4 * 12);
+}
+
+#[tokio::test]
+async fn every_api_call_needs_a_token() {
+    let w = world().await;
+    for (method, path) in [
+        ("GET", "/api/v1/users"),
+        ("GET", "/api/v1/apps"),
+        ("POST", "/api/v1/users"),
+        ("POST", "/api/v1/apps"),
+        ("GET", "/api/v1/apps/x/versions"),
+    ] {
+        let c = client();
+        let r = match method {
+            "GET" => c.get(w.s.url(path)),
+            _ => c.post(w.s.url(path)).json(&json!({})),
+        }
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path}");
+    }
+}
