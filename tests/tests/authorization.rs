@@ -17,6 +17,17 @@ enum Who {
     User,
 }
 
+/// (method, path, body, principals allowed, status when allowed)
+type Case = (&'static str, String, Option<Value>, &'static [Who], u16);
+/// (method, path after the app, body, deactivate the app first, principals allowed)
+type AppCase = (
+    &'static str,
+    &'static str,
+    Option<Value>,
+    bool,
+    &'static [Who],
+);
+
 struct World {
     s: Server,
     _dir: tempfile::TempDir,
@@ -143,7 +154,7 @@ async fn every_write_endpoint_with_every_kind_of_principal() {
         let token = w.token(who).to_string();
         // (endpoint, allowed principals, outcome when allowed)
         let target_user = w.id(User).to_string();
-        let cases: Vec<(&str, String, Option<Value>, &[Who], u16)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "POST",
                 "/api/v1/users".into(),
@@ -180,7 +191,7 @@ async fn every_write_endpoint_with_every_kind_of_principal() {
             checked += 1;
         }
         // App endpoints, each on a fresh app so the allowed call can succeed.
-        let app_cases: Vec<(&str, &str, Option<Value>, bool, &[Who])> = vec![
+        let app_cases: Vec<AppCase> = vec![
             (
                 "POST",
                 "",
