@@ -1,0 +1,166 @@
+//! Catalog writes over HTTP against a real `iga serve` (release build), with
+//! 1, 16 and 64 concurrent clients: commands/s and p50/p99 latency; and, in
+//! the same run, the raw append rate of the event log at the same concurrency,
+//! so the ratio shows what the service layer (HTTP, auth, load-decide-append,
+//! idempotency, rendering) costs.
+//!
+//! ```sh
+//! cargo build --release -p iga && cargo bench -p iga-tests --bench catalog_writes
+//! ```
+//! Each cell runs `IGA_BENCH_SECS` seconds (default 3).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use iga_eventlog::contract::event;
+use iga_eventlog::sled_store::SledEventStore;
+use iga_eventlog::{EventStore, ExpectedVersion, Limits};
+
+const TOKEN: &str = "bench-admin-token-0123456789";
+
+fn main() {
+    let secs: u64 = std::env::var("IGA_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("iga");
+    assert!(
+        bin.exists(),
+        "build the server first: cargo build --release -p iga ({} missing)",
+        bin.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base) = start(&bin, dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
+        println!("| clients | HTTP commands/s | p50 | p99 | raw log appends/s (same concurrency) | service / raw |");
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+        for clients in [1usize, 16, 64] {
+            let http = http_cell(&client, &base, clients, Duration::from_secs(secs)).await;
+            let raw = raw_cell(clients, Duration::from_secs(secs)).await;
+            println!(
+                "| {clients} | {:.0} | {:.2} ms | {:.2} ms | {:.0} | {:.2} |",
+                http.0,
+                http.1 as f64 / 1000.0,
+                http.2 as f64 / 1000.0,
+                raw,
+                http.0 / raw
+            );
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn start(bin: &std::path::Path, dir: &std::path::Path) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("IGA_ADMIN_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    (child, base)
+}
+
+/// Each client creates apps back to back (one command = one `POST /apps`).
+async fn http_cell(
+    client: &reqwest::Client,
+    base: &str,
+    clients: usize,
+    d: Duration,
+) -> (f64, u64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (client, stop, url) = (client.clone(), stop.clone(), format!("{base}/api/v1/apps"));
+            tokio::spawn(async move {
+                let mut hist = Histogram::<u64>::new(3).unwrap();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = format!(r#"{{"displayName":"App {c}-{i}","signOnMode":"SAML_2_0","description":"benchmark app"}}"#);
+                    let t = Instant::now();
+                    let r = client
+                        .post(&url)
+                        .bearer_auth(TOKEN)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 201);
+                    r.bytes().await.unwrap();
+                    hist.record(t.elapsed().as_micros() as u64).unwrap();
+                    i += 1;
+                }
+                hist
+            })
+        })
+        .collect();
+    tokio::time::sleep(d).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    for t in tasks {
+        hist.add(t.await.unwrap()).unwrap();
+    }
+    (
+        hist.len() as f64 / started.elapsed().as_secs_f64(),
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+    )
+}
+
+/// The log alone: each writer appends one event to a new stream per append,
+/// as a create does.
+async fn raw_cell(writers: usize, d: Duration) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    store
+                        .append(
+                            &format!("raw-{w}-{n}"),
+                            ExpectedVersion::NoStream,
+                            vec![event("bench.AppCreated", 200)],
+                        )
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    tokio::time::sleep(d).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
