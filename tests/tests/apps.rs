@@ -28,26 +28,7 @@ impl Api {
         token: &str,
         body: Option<Value>,
     ) -> (u16, String, Value) {
-        let c = client();
-        let url = self.s.url(path);
-        let req = match method {
-            "DELETE" => c.delete(url),
-            "PUT" => c.put(url),
-            _ => c.post(url),
-        }
-        .bearer_auth(token);
-        let req = match body {
-            Some(b) => req.json(&b),
-            None => req,
-        };
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let position = r
-            .headers()
-            .get("x-consistency-token")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (status, position, r.json().await.unwrap_or(Value::Null))
+        common::send(method, self.s.url(path), token, body).await
     }
 
     async fn read(&self, path: &str, position: &str) -> (u16, Value) {

@@ -42,26 +42,8 @@ impl World {
         token: &str,
         body: Option<Value>,
     ) -> (u16, String) {
-        let c = client();
-        let url = self.s.url(path);
-        let req = match method {
-            "DELETE" => c.delete(url),
-            "PUT" => c.put(url),
-            _ => c.post(url),
-        }
-        .bearer_auth(token);
-        let req = match body {
-            Some(b) => req.json(&b),
-            None => req,
-        };
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let pos = r
-            .headers()
-            .get("x-consistency-token")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (status, pos)
+        let (status, position, _) = common::send(method, self.s.url(path), token, body).await;
+        (status, position)
     }
 
     fn token(&self, who: Who) -> &str {

@@ -103,3 +103,37 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A write as `token`: `method` is POST, PUT or DELETE; answers the status,
+/// the `X-Consistency-Token` (empty if none) and the JSON body (null if none).
+pub async fn send(
+    method: &str,
+    url: String,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, String, serde_json::Value) {
+    let c = client();
+    let req = match method {
+        "DELETE" => c.delete(url),
+        "PUT" => c.put(url),
+        "POST" => c.post(url),
+        other => panic!("send() is for writes, not {other}"),
+    }
+    .bearer_auth(token);
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let position = r
+        .headers()
+        .get("x-consistency-token")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (
+        status,
+        position,
+        r.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
