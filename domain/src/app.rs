@@ -44,6 +44,47 @@ impl App {
     }
 }
 
+/// What a command on something inside an app (a resource type, a resource,
+/// an entitlement) needs to know about the app: that it exists, is not
+/// deleted, and who owns it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppFacts {
+    pub app_id: String,
+    pub exists: bool,
+    pub deleted: bool,
+    pub owner_ids: Vec<String>,
+}
+
+impl AppFacts {
+    pub fn of(app: &App) -> AppFacts {
+        AppFacts {
+            app_id: app.fields.app_id.clone(),
+            exists: app.exists(),
+            deleted: app.deleted,
+            owner_ids: app.fields.owner_ids.clone(),
+        }
+    }
+
+    /// Refuses a missing or deleted app.
+    pub fn require_live(&self) -> Result<(), DomainError> {
+        if !self.exists {
+            return Err(DomainError::NotFound("app".into()));
+        }
+        if self.deleted {
+            return Err(DomainError::InvalidTransition(format!(
+                "app {} is deleted",
+                self.app_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the actor is an admin or an owner of the app.
+    pub fn admin_or_owner(&self, ctx: &Context) -> bool {
+        ctx.is_admin() || self.owner_ids.contains(&ctx.actor_id)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum AppCommand {
     Create(v1::AppCreated),
@@ -260,7 +301,8 @@ pub fn apply_update(fields: &v1::AppCreated, u: &v1::AppUpdated) -> v1::AppCreat
     f
 }
 
-fn dedup(mut ids: Vec<String>) -> Vec<String> {
+/// `ids` without repeats, first occurrence kept.
+pub fn dedup(mut ids: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(id.clone()));
     ids

@@ -8,7 +8,10 @@
 //! given/when/then over events ([`testing`]).
 
 pub mod app;
+pub mod entitlement;
 pub mod idempotency;
+pub mod policy;
+pub mod resource;
 pub mod testing;
 pub mod user;
 pub mod username;

@@ -120,6 +120,17 @@ domain_events! {
     AppDeleted => AppDeleted, "iga.v1.AppDeleted", 1;
     AppRestored => AppRestored, "iga.v1.AppRestored", 1;
     AppOwnersSet => AppOwnersSet, "iga.v1.AppOwnersSet", 1;
+    AppResourceTypeCreated => AppResourceTypeCreated, "iga.v1.AppResourceTypeCreated", 1;
+    AppResourceCreated => AppResourceCreated, "iga.v1.AppResourceCreated", 1;
+    AppEntitlementCreated => AppEntitlementCreated, "iga.v1.AppEntitlementCreated", 1;
+    AppEntitlementUpdated => AppEntitlementUpdated, "iga.v1.AppEntitlementUpdated", 1;
+    AppEntitlementDeleted => AppEntitlementDeleted, "iga.v1.AppEntitlementDeleted", 1;
+    AppEntitlementOwnersSet => AppEntitlementOwnersSet, "iga.v1.AppEntitlementOwnersSet", 1;
+    EntitlementAliasClaimed => EntitlementAliasClaimed, "iga.v1.EntitlementAliasClaimed", 1;
+    EntitlementAliasReleased => EntitlementAliasReleased, "iga.v1.EntitlementAliasReleased", 1;
+    PolicyCreated => PolicyCreated, "iga.v1.PolicyCreated", 1;
+    PolicyUpdated => PolicyUpdated, "iga.v1.PolicyUpdated", 1;
+    PolicyDeleted => PolicyDeleted, "iga.v1.PolicyDeleted", 1;
 }
 
 impl DomainEvent {

@@ -88,7 +88,131 @@ fn samples() -> Vec<DomainEvent> {
             }),
         }
         .into(),
+        AppResourceTypeCreated {
+            app_id: "a1".into(),
+            resource_type_id: "rt1".into(),
+            display_name: "Organization".into(),
+        }
+        .into(),
+        AppResourceCreated {
+            app_id: "a1".into(),
+            resource_type_id: "rt1".into(),
+            resource_id: "r1".into(),
+            display_name: "acme".into(),
+            description: "The acme org".into(),
+            parent_app_resource_id: "r0".into(),
+        }
+        .into(),
+        entitlement_created().into(),
+        AppEntitlementUpdated {
+            app_id: "a1".into(),
+            entitlement_id: "e2".into(),
+            display_name: Some("Maintainer".into()),
+            compliance_framework_value_ids: Some(StringList {
+                values: ids(&["sox"]),
+            }),
+            duration_grant_seconds: Some(0),
+            requestable: Some(false),
+            ..Default::default()
+        }
+        .into(),
+        AppEntitlementDeleted {
+            app_id: "a1".into(),
+            entitlement_id: "e2".into(),
+        }
+        .into(),
+        AppEntitlementOwnersSet {
+            app_id: "a1".into(),
+            entitlement_id: "e2".into(),
+            owner_ids: Some(StringList {
+                values: ids(&["u3"]),
+            }),
+        }
+        .into(),
+        EntitlementAliasClaimed {
+            app_id: "a1".into(),
+            alias: "admin".into(),
+            entitlement_id: "e2".into(),
+        }
+        .into(),
+        EntitlementAliasReleased {
+            app_id: "a1".into(),
+            alias: "admin".into(),
+            entitlement_id: "e2".into(),
+        }
+        .into(),
+        PolicyCreated {
+            policy_id: "p1".into(),
+            definition: Some(policy_definition()),
+        }
+        .into(),
+        PolicyUpdated {
+            policy_id: "p1".into(),
+            definition: Some(PolicyDefinition {
+                auto_approve: true,
+                steps: vec![],
+                ..policy_definition()
+            }),
+        }
+        .into(),
+        PolicyDeleted {
+            policy_id: "p1".into(),
+        }
+        .into(),
     ]
+}
+
+fn entitlement_created() -> AppEntitlementCreated {
+    AppEntitlementCreated {
+        app_id: "a1".into(),
+        entitlement_id: "e2".into(),
+        display_name: "Admin".into(),
+        description: "Full control".into(),
+        alias: "admin".into(),
+        slug: "admin".into(),
+        purpose: "APP_ENTITLEMENT_PURPOSE_VALUE_PERMISSION".into(),
+        risk_level_value_id: "high".into(),
+        compliance_framework_value_ids: vec!["sox".into(), "soc2".into()],
+        duration_grant_seconds: 86_400,
+        requestable: true,
+        emergency_grant_enabled: true,
+        grant_policy_id: "p1".into(),
+        revoke_policy_id: "p2".into(),
+        app_resource_type_id: "rt1".into(),
+        app_resource_id: "r1".into(),
+        owner_ids: vec!["u2".into()],
+        system_builtin: false,
+    }
+}
+
+fn policy_definition() -> PolicyDefinition {
+    PolicyDefinition {
+        display_name: "Manager then owners".into(),
+        description: "Two steps".into(),
+        allow_self_approval: false,
+        auto_approve: false,
+        steps: vec![
+            PolicyStep {
+                name: "Manager".into(),
+                approvers: Some(PolicyApprovers {
+                    r#type: "MANAGER".into(),
+                    ..Default::default()
+                }),
+                quorum: 1,
+                require_justification: true,
+            },
+            PolicyStep {
+                name: "Security".into(),
+                approvers: Some(PolicyApprovers {
+                    r#type: "USERS".into(),
+                    user_ids: vec!["u7".into(), "u8".into()],
+                    role: String::new(),
+                }),
+                quorum: 2,
+                require_justification: false,
+            },
+        ],
+    }
 }
 
 fn app_created() -> AppCreated {
