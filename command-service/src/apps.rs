@@ -5,7 +5,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use iga_domain::app::{App, AppCommand};
-use iga_domain::user::User;
 use iga_http::model::{self, AppMeta};
 use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::v1;
@@ -114,6 +113,22 @@ pub async fn create_app(
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
     use_idempotency_key(&state, &meta, "POST", "/apps", &digest).await?;
+    if principal.is_admin() {
+        // (A non-admin is refused by the aggregate; no lookups on their behalf.)
+        crate::refs::users_exist(&state, &body.owner_ids, "ownerIds").await?;
+        crate::refs::policy_exists(
+            &state,
+            body.grant_policy_id.as_deref().unwrap_or(""),
+            "grantPolicyId",
+        )
+        .await?;
+        crate::refs::policy_exists(
+            &state,
+            body.revoke_policy_id.as_deref().unwrap_or(""),
+            "revokePolicyId",
+        )
+        .await?;
+    }
     let (app_id, access_id) = match &meta.idempotency_key {
         Some(key) => (
             crate::users::derived_id("app", key),
@@ -164,6 +179,18 @@ pub async fn update_app(
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
     use_idempotency_key(&state, &meta, "POST", &format!("/apps/{id}"), &digest).await?;
+    crate::refs::policy_exists(
+        &state,
+        body.grant_policy_id.as_deref().unwrap_or(""),
+        "grantPolicyId",
+    )
+    .await?;
+    crate::refs::policy_exists(
+        &state,
+        body.revoke_policy_id.as_deref().unwrap_or(""),
+        "revokePolicyId",
+    )
+    .await?;
     let update = v1::AppUpdated {
         app_id: id.clone(),
         display_name: body.display_name,
@@ -273,47 +300,6 @@ pub struct SetOwners {
     pub user_ids: Vec<String>,
 }
 
-/// The users owning the app after an owners command, as the API answers them.
-async fn owners_answer(
-    state: &CommandState,
-    app: &App,
-    outcome: &Outcome,
-) -> Result<Response, Problem> {
-    let mut list = Vec::with_capacity(app.fields.owner_ids.len());
-    for id in &app.fields.owner_ids {
-        let (user, at) = state.handler.snapshot::<User>(id).await?;
-        if user.exists() {
-            list.push(crate::users::render(&user, &at));
-        }
-    }
-    let page = iga_http::page::Page {
-        list,
-        next_page_token: None,
-    };
-    Ok(object_response(
-        StatusCode::OK,
-        outcome.version,
-        Some(outcome.position),
-        &page,
-    ))
-}
-
-/// Refuses owner ids that name no user.
-async fn check_users_exist(
-    state: &CommandState,
-    ids: &[String],
-    field: &str,
-) -> Result<(), Problem> {
-    for id in ids {
-        let (user, _) = state.handler.load::<User>(id).await?;
-        if !user.exists() {
-            return Err(Problem::bad_request(format!("user {id} does not exist"))
-                .with_field(field, format!("unknown user {id}")));
-        }
-    }
-    Ok(())
-}
-
 async fn run_owners(
     state: &CommandState,
     meta: &crate::CommandMeta,
@@ -321,7 +307,7 @@ async fn run_owners(
     command: AppCommand,
 ) -> Result<Response, Problem> {
     let (app, outcome) = execute(state, meta, app_id, command).await?;
-    owners_answer(state, &app, &outcome).await
+    crate::refs::owners_answer(state, &app.fields.owner_ids, &outcome).await
 }
 
 /// Replaces the app's owners (admin).
@@ -337,7 +323,7 @@ pub async fn set_app_owners(
     ApiJson(body, _): ApiJson<SetOwners>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    check_users_exist(&state, &body.user_ids, "userIds").await?;
+    crate::refs::users_exist(&state, &body.user_ids, "userIds").await?;
     run_owners(&state, &meta, &id, AppCommand::SetOwners(body.user_ids)).await
 }
 
@@ -353,7 +339,7 @@ pub async fn add_app_owner(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    check_users_exist(&state, std::slice::from_ref(&user_id), "userId").await?;
+    crate::refs::users_exist(&state, std::slice::from_ref(&user_id), "userId").await?;
     run_owners(&state, &meta, &id, AppCommand::AddOwner(user_id)).await
 }
 

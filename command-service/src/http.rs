@@ -35,7 +35,37 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
             crate::apps::add_app_owner,
             crate::apps::remove_app_owner
         ))
+        .routes(utoipa_axum::routes!(crate::resources::create_resource_type))
+        .routes(utoipa_axum::routes!(crate::resources::create_resource))
+        .routes(utoipa_axum::routes!(
+            crate::entitlements::create_entitlement
+        ))
+        .routes(utoipa_axum::routes!(
+            crate::entitlements::update_entitlement,
+            crate::entitlements::delete_entitlement
+        ))
+        .routes(utoipa_axum::routes!(
+            crate::entitlements::set_entitlement_owners
+        ))
+        .routes(utoipa_axum::routes!(
+            crate::entitlements::add_entitlement_owner,
+            crate::entitlements::remove_entitlement_owner
+        ))
+        .routes(utoipa_axum::routes!(crate::policies::create_policy))
+        .routes(utoipa_axum::routes!(
+            crate::policies::update_policy,
+            crate::policies::delete_policy
+        ))
         .with_state(state)
+}
+
+/// The id of the aggregate a create makes: derived from the Idempotency-Key
+/// (so a retry addresses the same aggregate), else a fresh UUID v7.
+pub fn new_id(meta: &CommandMeta, kind: &str) -> String {
+    match &meta.idempotency_key {
+        Some(key) => crate::users::derived_id(kind, key),
+        None => uuid::Uuid::now_v7().to_string(),
+    }
 }
 
 /// Who asks, when, and the request's correlation and idempotency ids.

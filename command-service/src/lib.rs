@@ -12,8 +12,12 @@
 
 pub mod apps;
 pub mod bootstrap;
+pub mod entitlements;
 mod error;
 pub mod http;
+pub mod policies;
+mod refs;
+pub mod resources;
 pub mod users;
 
 pub use error::CommandError;

@@ -97,3 +97,273 @@ pub struct AppVersion {
     pub actor_id: String,
     pub app: App,
 }
+
+/// Times and version of a catalog object, as every kind renders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+pub struct ObjectMeta {
+    pub created_at_micros: i64,
+    pub updated_at_micros: i64,
+    pub deleted_at_micros: Option<i64>,
+    pub version: u64,
+}
+
+/// A kind of thing inside an app that entitlements hang off.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceType {
+    pub id: String,
+    pub app_id: String,
+    pub display_name: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: u64,
+}
+
+impl ResourceType {
+    pub fn render(f: &iga_schemas::v1::AppResourceTypeCreated, m: ObjectMeta) -> Self {
+        ResourceType {
+            id: f.resource_type_id.clone(),
+            app_id: f.app_id.clone(),
+            display_name: f.display_name.clone(),
+            created_at: crate::rfc3339(m.created_at_micros),
+            updated_at: crate::rfc3339(m.updated_at_micros),
+            version: m.version,
+        }
+    }
+}
+
+/// A named thing inside an app (a GitHub org, a database).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    pub id: String,
+    pub app_id: String,
+    pub app_resource_type_id: String,
+    pub display_name: String,
+    pub description: String,
+    pub parent_app_resource_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: u64,
+}
+
+impl Resource {
+    pub fn render(f: &iga_schemas::v1::AppResourceCreated, m: ObjectMeta) -> Self {
+        Resource {
+            id: f.resource_id.clone(),
+            app_id: f.app_id.clone(),
+            app_resource_type_id: f.resource_type_id.clone(),
+            display_name: f.display_name.clone(),
+            description: f.description.clone(),
+            parent_app_resource_id: non_empty(&f.parent_app_resource_id),
+            created_at: crate::rfc3339(m.created_at_micros),
+            updated_at: crate::rfc3339(m.updated_at_micros),
+            version: m.version,
+        }
+    }
+}
+
+/// An entitlement of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Entitlement {
+    pub id: String,
+    pub app_id: String,
+    pub app_resource_type_id: Option<String>,
+    pub app_resource_id: Option<String>,
+    pub display_name: String,
+    pub description: String,
+    pub alias: String,
+    pub slug: String,
+    /// `APP_ENTITLEMENT_PURPOSE_VALUE_ASSIGNMENT` or `..._PERMISSION`.
+    pub purpose: String,
+    pub risk_level_value_id: Option<String>,
+    pub compliance_framework_value_ids: Vec<String>,
+    /// Maximum grant duration, e.g. `"3600s"`; null when there is none.
+    pub duration_grant: Option<String>,
+    pub requestable: bool,
+    pub emergency_grant_enabled: bool,
+    pub grant_policy_id: Option<String>,
+    pub revoke_policy_id: Option<String>,
+    pub owner_ids: Vec<String>,
+    /// True for the app's built-in "access" entitlement.
+    pub system_builtin: bool,
+    /// Users holding it now.
+    pub grant_count: u64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+    pub version: u64,
+}
+
+impl Entitlement {
+    pub fn render(
+        f: &iga_schemas::v1::AppEntitlementCreated,
+        m: ObjectMeta,
+        grant_count: u64,
+    ) -> Self {
+        Entitlement {
+            id: f.entitlement_id.clone(),
+            app_id: f.app_id.clone(),
+            app_resource_type_id: non_empty(&f.app_resource_type_id),
+            app_resource_id: non_empty(&f.app_resource_id),
+            display_name: f.display_name.clone(),
+            description: f.description.clone(),
+            alias: f.alias.clone(),
+            slug: f.slug.clone(),
+            purpose: f.purpose.clone(),
+            risk_level_value_id: non_empty(&f.risk_level_value_id),
+            compliance_framework_value_ids: f.compliance_framework_value_ids.clone(),
+            duration_grant: (f.duration_grant_seconds > 0)
+                .then(|| format!("{}s", f.duration_grant_seconds)),
+            requestable: f.requestable,
+            emergency_grant_enabled: f.emergency_grant_enabled,
+            grant_policy_id: non_empty(&f.grant_policy_id),
+            revoke_policy_id: non_empty(&f.revoke_policy_id),
+            owner_ids: f.owner_ids.clone(),
+            system_builtin: f.system_builtin,
+            grant_count,
+            created_at: crate::rfc3339(m.created_at_micros),
+            updated_at: crate::rfc3339(m.updated_at_micros),
+            deleted_at: m.deleted_at_micros.map(crate::rfc3339),
+            version: m.version,
+        }
+    }
+}
+
+/// Who approves a policy step.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Approvers {
+    /// `MANAGER`, `APP_OWNERS`, `ENTITLEMENT_OWNERS`, `USERS` or `ROLE`.
+    #[serde(rename = "type")]
+    pub kind: ApproverType,
+    /// For `USERS`.
+    #[serde(default)]
+    pub user_ids: Vec<String>,
+    /// For `ROLE`: `admin` or `auditor`.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ApproverType {
+    Manager,
+    AppOwners,
+    EntitlementOwners,
+    Users,
+    Role,
+}
+
+impl ApproverType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApproverType::Manager => "MANAGER",
+            ApproverType::AppOwners => "APP_OWNERS",
+            ApproverType::EntitlementOwners => "ENTITLEMENT_OWNERS",
+            ApproverType::Users => "USERS",
+            ApproverType::Role => "ROLE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ApproverType::Manager,
+            ApproverType::AppOwners,
+            ApproverType::EntitlementOwners,
+            ApproverType::Users,
+            ApproverType::Role,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+}
+
+/// One step of a policy.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyStep {
+    pub name: String,
+    pub approvers: Approvers,
+    /// Distinct approvers needed; 1 when absent.
+    #[serde(default = "one")]
+    pub quorum: u32,
+    #[serde(default)]
+    pub require_justification: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl PolicyStep {
+    pub fn to_proto(&self) -> iga_schemas::v1::PolicyStep {
+        iga_schemas::v1::PolicyStep {
+            name: self.name.clone(),
+            approvers: Some(iga_schemas::v1::PolicyApprovers {
+                r#type: self.approvers.kind.as_str().into(),
+                user_ids: self.approvers.user_ids.clone(),
+                role: self.approvers.role.clone().unwrap_or_default(),
+            }),
+            quorum: self.quorum,
+            require_justification: self.require_justification,
+        }
+    }
+
+    pub fn from_proto(s: &iga_schemas::v1::PolicyStep) -> Self {
+        let a = s.approvers.clone().unwrap_or_default();
+        PolicyStep {
+            name: s.name.clone(),
+            approvers: Approvers {
+                kind: ApproverType::parse(&a.r#type).unwrap_or(ApproverType::AppOwners),
+                user_ids: a.user_ids,
+                role: non_empty(&a.role),
+            },
+            quorum: s.quorum,
+            require_justification: s.require_justification,
+        }
+    }
+}
+
+/// An approval policy, at its current version.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub id: String,
+    pub display_name: String,
+    pub description: String,
+    pub allow_self_approval: bool,
+    pub auto_approve: bool,
+    pub steps: Vec<PolicyStep>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+    pub version: u64,
+}
+
+impl Policy {
+    pub fn render(id: &str, d: &iga_schemas::v1::PolicyDefinition, m: ObjectMeta) -> Self {
+        Policy {
+            id: id.to_string(),
+            display_name: d.display_name.clone(),
+            description: d.description.clone(),
+            allow_self_approval: d.allow_self_approval,
+            auto_approve: d.auto_approve,
+            steps: d.steps.iter().map(PolicyStep::from_proto).collect(),
+            created_at: crate::rfc3339(m.created_at_micros),
+            updated_at: crate::rfc3339(m.updated_at_micros),
+            deleted_at: m.deleted_at_micros.map(crate::rfc3339),
+            version: m.version,
+        }
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    Some(s.to_string()).filter(|s| !s.is_empty())
+}
+
+/// Parses a protobuf-JSON duration of whole seconds (`"3600s"`).
+pub fn parse_duration_seconds(s: &str) -> Option<i64> {
+    s.strip_suffix('s')?.parse::<i64>().ok().filter(|n| *n >= 0)
+}

@@ -66,6 +66,7 @@ pub fn router(
     let query = QueryState {
         models: health.models.clone(),
         consistency_wait: Duration::from_millis(args.consistency_wait_ms),
+        search: health.search.clone(),
     };
     let authenticator: Arc<dyn Authenticator> =
         Arc::new(ReadModelAuthenticator(health.models.clone()));

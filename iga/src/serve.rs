@@ -14,6 +14,9 @@ use std::time::Duration;
 use command_service::CommandHandler;
 use iga_eventlog::{EventStore, Limits};
 use projection_service::apps::AppCatalog;
+use projection_service::catalog::{CatalogSearch, SearchIndex};
+use projection_service::entitlements::EntitlementCatalog;
+use projection_service::policies::PolicyDirectory;
 use projection_service::users::UserDirectory;
 use projection_service::{Projection, ProjectionRunner, ReadModels};
 
@@ -21,15 +24,24 @@ use crate::cli::anyhow_like::Result;
 use crate::cli::{DataArgs, ServeArgs};
 use crate::eventlog_url;
 
-/// Every read model the all-in-one process keeps.
-pub fn projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(UserDirectory), Arc::new(AppCatalog)]
+/// Every read model the all-in-one process keeps; `search` is the catalog
+/// index the `catalog` projection keeps current in memory.
+pub fn projections(search: &Arc<SearchIndex>) -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(UserDirectory),
+        Arc::new(AppCatalog),
+        Arc::new(EntitlementCatalog),
+        Arc::new(PolicyDirectory),
+        Arc::new(CatalogSearch::new(search.clone())),
+    ]
 }
 
 /// Shared by the HTTP layer: what `/readyz` looks at.
 pub struct Health {
     pub store: Arc<dyn EventStore>,
     pub models: Arc<ReadModels>,
+    /// The catalog search index, kept current by the `catalog` projection.
+    pub search: Arc<SearchIndex>,
     /// Set once the read models caught up with the log at start-up.
     pub caught_up: AtomicBool,
     /// Cleared if the projection runner stops.
@@ -47,13 +59,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     };
     let sled_store = eventlog_url::open(args.data.event_log.as_deref(), data_dir, limits)?;
     let store = eventlog_url::as_dyn(&sled_store);
-    let models = Arc::new(open_models(data_dir)?);
+    let search = SearchIndex::new();
+    let models = Arc::new(open_models(data_dir, &search)?);
     let metrics = crate::http::install_metrics()?;
 
     let (stop_runner, stop) = tokio::sync::watch::channel(false);
     let health = Arc::new(Health {
         store: store.clone(),
         models: models.clone(),
+        search: search.clone(),
         caught_up: AtomicBool::new(false),
         runner_alive: AtomicBool::new(true),
     });
@@ -125,7 +139,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 pub async fn rebuild(args: DataArgs) -> Result<()> {
     let sled_store =
         eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default())?;
-    let models = open_models(&args.data_dir)?;
+    let models = open_models(&args.data_dir, &SearchIndex::new())?;
     let head = sled_store.head().await?;
     let bar = indicatif::ProgressBar::new(head);
     bar.set_style(
@@ -147,7 +161,7 @@ pub async fn rebuild(args: DataArgs) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     println!(
         "rebuilt {} read models from {head} events in {secs:.2}s ({:.0} events/s)",
-        projections().len(),
+        projections(&SearchIndex::new()).len(),
         head as f64 / secs.max(1e-9)
     );
     Ok(())
@@ -160,9 +174,9 @@ pub async fn verify(args: DataArgs) -> Result<()> {
     Ok(())
 }
 
-fn open_models(data_dir: &Path) -> Result<ReadModels> {
+fn open_models(data_dir: &Path, search: &Arc<SearchIndex>) -> Result<ReadModels> {
     let path = data_dir.join("readmodels");
-    ReadModels::open(&path, projections()).map_err(|e| {
+    ReadModels::open(&path, projections(search)).map_err(|e| {
         format!(
             "read models {}: {e} (is another iga process using this data dir?)",
             path.display()

@@ -10,6 +10,9 @@
 //! trees and switches to them.
 
 pub mod apps;
+pub mod catalog;
+pub mod entitlements;
+pub mod policies;
 pub mod runner;
 pub mod staged;
 pub mod users;
@@ -38,6 +41,16 @@ pub enum ProjectionError {
 
 pub type Result<T, E = ProjectionError> = std::result::Result<T, E>;
 
+/// When a catalog object was created, last changed and deleted, and its
+/// version (its stream version): kept with every view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ViewMeta {
+    pub created_at_micros: i64,
+    pub updated_at_micros: i64,
+    pub deleted_at_micros: Option<i64>,
+    pub version: u64,
+}
+
 /// A read model built from events.
 pub trait Projection: Send + Sync + 'static {
     /// Stable name; also names its sled tree and its checkpoint.
@@ -51,4 +64,16 @@ pub trait Projection: Send + Sync + 'static {
         decoded: &DomainEvent,
         tx: &mut Staged<'_>,
     ) -> Result<()>;
+
+    /// Called once the live tree is opened, to load whatever the projection
+    /// keeps in memory beside it (the catalog search index).
+    fn opened(&self, _tree: &sled::Tree) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called with each batch's writes to the live tree once they are
+    /// committed, in commit order and before the read models announce the
+    /// batch's position, so in-memory state follows the tree exactly.
+    /// Rebuilds into fresh trees do not call it.
+    fn committed(&self, _writes: &[(Vec<u8>, Option<Vec<u8>>)]) {}
 }

@@ -54,6 +54,7 @@ impl ReadModels {
         for p in projections {
             let gen = generation(&meta, p.name())?;
             let tree = db.open_tree(tree_name(p.name(), gen))?;
+            p.opened(&tree)?;
             opened.push((p, tree));
         }
         let models = ReadModels {
@@ -104,7 +105,9 @@ impl ReadModels {
         };
         let decoded = decode_all(events)?;
         for (projection, tree) in &self.projections {
-            apply_to(projection.as_ref(), tree, events, &decoded)?;
+            if let Some(writes) = apply_to(projection.as_ref(), tree, events, &decoded)? {
+                projection.committed(&writes);
+            }
         }
         self.position.send_replace(last.position);
         metrics::gauge!("iga_projection_position").set(last.position as f64);
@@ -237,12 +240,14 @@ fn decode_all(events: &[RecordedEvent]) -> Result<Vec<DomainEvent>> {
         .collect()
 }
 
+/// Applies the events past the tree's checkpoint; answers the committed
+/// writes, or `None` when every event had been applied before.
 fn apply_to(
     projection: &dyn Projection,
     tree: &sled::Tree,
     events: &[RecordedEvent],
     decoded: &[DomainEvent],
-) -> Result<()> {
+) -> Result<Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>> {
     let checkpoint = read_checkpoint(tree)?;
     let mut staged = Staged::new(tree);
     let mut last = checkpoint;
@@ -254,11 +259,12 @@ fn apply_to(
         last = event.position;
     }
     if last == checkpoint {
-        return Ok(());
+        return Ok(None);
     }
     staged.put(CHECKPOINT_KEY, last.to_be_bytes().to_vec());
-    tree.apply_batch(staged.into_batch())?;
-    Ok(())
+    let writes = staged.into_writes();
+    tree.apply_batch(crate::staged::batch_of(&writes))?;
+    Ok(Some(writes))
 }
 
 fn read_checkpoint(tree: &sled::Tree) -> Result<Position> {

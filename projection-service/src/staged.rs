@@ -27,6 +27,24 @@ impl<'a> Staged<'a> {
         }
     }
 
+    /// Keys under `prefix`, staged writes included, in key order.
+    pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut keys = std::collections::BTreeSet::new();
+        for kv in self.tree.scan_prefix(prefix) {
+            keys.insert(kv?.0.to_vec());
+        }
+        for (k, v) in self.writes.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            match v {
+                Some(_) => keys.insert(k.clone()),
+                None => keys.remove(k),
+            };
+        }
+        Ok(keys.into_iter().collect())
+    }
+
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
         self.writes.insert(key.into(), Some(value.into()));
     }
@@ -50,15 +68,20 @@ impl<'a> Staged<'a> {
         );
     }
 
-    /// The staged writes as one sled batch.
-    pub(crate) fn into_batch(self) -> sled::Batch {
-        let mut batch = sled::Batch::default();
-        for (k, v) in self.writes {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        batch
+    /// The staged writes, in key order (`None`: removed).
+    pub(crate) fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.writes.into_iter().collect()
     }
+}
+
+/// One sled batch of `writes`.
+pub(crate) fn batch_of(writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for (k, v) in writes {
+        match v {
+            Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+            None => batch.remove(k.as_slice()),
+        }
+    }
+    batch
 }

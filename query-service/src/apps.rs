@@ -32,7 +32,7 @@ fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
         .ok_or_else(|| Problem::internal("apps read model missing"))
 }
 
-fn existing(state: &QueryState, id: &str) -> Result<AppView, Problem> {
+pub(crate) fn existing(state: &QueryState, id: &str) -> Result<AppView, Problem> {
     AppCatalog::get(tree(state)?, id)
         .map_err(|e| Problem::internal(e.to_string()))?
         .ok_or_else(|| Problem::not_found(format!("app {id} not found")))
@@ -121,21 +121,5 @@ pub async fn list_app_owners(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let app = existing(&state, &id)?;
-    let users = state
-        .models
-        .tree(projection_service::users::NAME)
-        .ok_or_else(|| Problem::internal("users read model missing"))?;
-    let mut list = Vec::new();
-    for owner in &app.fields.owner_ids {
-        if let Some(u) = projection_service::users::UserDirectory::get(users, owner)
-            .map_err(|e| Problem::internal(e.to_string()))?
-        {
-            list.push(crate::users::render(u));
-        }
-    }
-    Ok(Json(Page {
-        list,
-        next_page_token: None,
-    })
-    .into_response())
+    Ok(Json(crate::users::users_named(&state, &app.fields.owner_ids)?).into_response())
 }

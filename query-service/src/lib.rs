@@ -3,8 +3,11 @@
 //! write named by the caller's `X-Consistency-Token`.
 
 pub mod apps;
+pub mod catalog;
 pub mod consistency;
+pub mod entitlements;
 mod page;
+pub mod policies;
 pub mod users;
 
 use std::sync::Arc;
@@ -21,6 +24,8 @@ pub struct QueryState {
     pub models: Arc<ReadModels>,
     /// How long a read waits for its consistency token before answering 503.
     pub consistency_wait: Duration,
+    /// The catalog search index (follows the `catalog` read model).
+    pub search: Arc<projection_service::catalog::SearchIndex>,
 }
 
 /// The read routes (under `/api/v1`), with their OpenAPI descriptions.
@@ -34,6 +39,16 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(apps::list_apps))
         .routes(utoipa_axum::routes!(apps::list_app_versions))
         .routes(utoipa_axum::routes!(apps::list_app_owners))
+        .routes(utoipa_axum::routes!(entitlements::get_entitlement))
+        .routes(utoipa_axum::routes!(entitlements::list_entitlements))
+        .routes(utoipa_axum::routes!(entitlements::list_entitlement_owners))
+        .routes(utoipa_axum::routes!(entitlements::get_resource_type))
+        .routes(utoipa_axum::routes!(entitlements::list_resource_types))
+        .routes(utoipa_axum::routes!(entitlements::get_resource))
+        .routes(utoipa_axum::routes!(entitlements::list_resources))
+        .routes(utoipa_axum::routes!(policies::get_policy))
+        .routes(utoipa_axum::routes!(policies::list_policies))
+        .routes(utoipa_axum::routes!(catalog::search_catalog))
         .with_state(state)
 }
 

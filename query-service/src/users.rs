@@ -124,3 +124,20 @@ pub async fn list_users(
     )?;
     Ok(Json(page).into_response())
 }
+
+/// The users `ids` name, in that order (unknown ids left out): owners lists.
+pub(crate) fn users_named(state: &QueryState, ids: &[String]) -> Result<Page<User>, Problem> {
+    let tree = tree(state)?;
+    let mut list = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(u) =
+            UserDirectory::get(tree, id).map_err(|e| Problem::internal(e.to_string()))?
+        {
+            list.push(render(u));
+        }
+    }
+    Ok(Page {
+        list,
+        next_page_token: None,
+    })
+}

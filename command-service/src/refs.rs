@@ -1,0 +1,76 @@
+//! Checks that the ids a command names exist (users, policies, an app and
+//! what is inside it) before it runs, so a dangling reference is a 400 or a
+//! 404 that names the field, never a silent write.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use iga_domain::app::{App, AppFacts};
+use iga_domain::policy::Policy;
+use iga_domain::user::User;
+use iga_http::{object_response, Problem};
+
+use crate::http::CommandState;
+use crate::Outcome;
+
+/// Refuses ids that name no user.
+pub async fn users_exist(state: &CommandState, ids: &[String], field: &str) -> Result<(), Problem> {
+    for id in ids {
+        let (user, _) = state.handler.load::<User>(id).await?;
+        if !user.exists() {
+            return Err(Problem::bad_request(format!("user {id} does not exist"))
+                .with_field(field, format!("unknown user {id}")));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a policy id that names no live policy (empty means none).
+pub async fn policy_exists(state: &CommandState, id: &str, field: &str) -> Result<(), Problem> {
+    if id.is_empty() {
+        return Ok(());
+    }
+    let (policy, _) = state.handler.load::<Policy>(id).await?;
+    if !policy.exists() || policy.deleted {
+        return Err(Problem::bad_request(format!("policy {id} does not exist"))
+            .with_field(field, format!("unknown policy {id}")));
+    }
+    Ok(())
+}
+
+/// The app named in a path, as commands on what is inside it see it, with
+/// its state (for its access entitlement) and its times.
+pub async fn app_facts(
+    state: &CommandState,
+    app_id: &str,
+) -> Result<(AppFacts, App, Outcome), Problem> {
+    let (app, outcome) = state.handler.snapshot::<App>(app_id).await?;
+    if !app.exists() {
+        return Err(Problem::not_found(format!("app {app_id} not found")));
+    }
+    Ok((AppFacts::of(&app), app, outcome))
+}
+
+/// The users `owner_ids` name, answered as a list after an owners command.
+pub async fn owners_answer(
+    state: &CommandState,
+    owner_ids: &[String],
+    outcome: &Outcome,
+) -> Result<Response, Problem> {
+    let mut list = Vec::with_capacity(owner_ids.len());
+    for id in owner_ids {
+        let (user, at) = state.handler.snapshot::<User>(id).await?;
+        if user.exists() {
+            list.push(crate::users::render(&user, &at));
+        }
+    }
+    let page = iga_http::page::Page {
+        list,
+        next_page_token: None,
+    };
+    Ok(object_response(
+        StatusCode::OK,
+        outcome.version,
+        Some(outcome.position),
+        &page,
+    ))
+}

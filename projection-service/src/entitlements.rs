@@ -1,0 +1,219 @@
+//! `EntitlementCatalog`: what is inside each app: resource types, resources
+//! and entitlements (the built-in "access" one included from the moment its
+//! app is created), as the API shows them.
+//!
+//! Keys: `rt/<appId>/<typeId>` -> [`ResourceTypeView`];
+//! `r/<appId>/<typeId>/<resourceId>` -> [`ResourceView`];
+//! `e/<appId>/<entitlementId>` -> [`EntitlementView`];
+//! `ei/<entitlementId>` -> app id (to find an entitlement by its id alone).
+
+use crate::ViewMeta;
+use iga_domain::entitlement::{apply_update, builtin_access};
+use iga_eventlog::RecordedEvent;
+use iga_schemas::{v1, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::{Projection, Result, Staged};
+
+pub const NAME: &str = "entitlements";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceTypeView {
+    pub fields: v1::AppResourceTypeCreated,
+    pub meta: ViewMeta,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceView {
+    pub fields: v1::AppResourceCreated,
+    pub meta: ViewMeta,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntitlementView {
+    pub fields: v1::AppEntitlementCreated,
+    pub meta: ViewMeta,
+    pub grant_count: u64,
+}
+
+pub fn resource_type_key(app_id: &str, id: &str) -> Vec<u8> {
+    format!("rt/{app_id}/{id}").into_bytes()
+}
+
+pub fn resource_type_prefix(app_id: &str) -> Vec<u8> {
+    format!("rt/{app_id}/").into_bytes()
+}
+
+pub fn resource_key(app_id: &str, type_id: &str, id: &str) -> Vec<u8> {
+    format!("r/{app_id}/{type_id}/{id}").into_bytes()
+}
+
+pub fn resource_prefix(app_id: &str, type_id: &str) -> Vec<u8> {
+    format!("r/{app_id}/{type_id}/").into_bytes()
+}
+
+pub fn entitlement_key(app_id: &str, id: &str) -> Vec<u8> {
+    format!("e/{app_id}/{id}").into_bytes()
+}
+
+pub fn entitlement_prefix(app_id: &str) -> Vec<u8> {
+    format!("e/{app_id}/").into_bytes()
+}
+
+fn app_of_key(id: &str) -> Vec<u8> {
+    format!("ei/{id}").into_bytes()
+}
+
+pub struct EntitlementCatalog;
+
+fn created(at: i64, version: u64) -> ViewMeta {
+    ViewMeta {
+        created_at_micros: at,
+        updated_at_micros: at,
+        deleted_at_micros: None,
+        version,
+    }
+}
+
+impl Projection for EntitlementCatalog {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(
+        &self,
+        event: &RecordedEvent,
+        decoded: &DomainEvent,
+        tx: &mut Staged<'_>,
+    ) -> Result<()> {
+        let env = &event.envelope;
+        let at = env.occurred_at_unix_micros;
+        let version = env.stream_version;
+        match decoded {
+            DomainEvent::AppCreated(e) => {
+                // The built-in entitlement exists from now on, at version 1.
+                let fields = builtin_access(e);
+                tx.put(app_of_key(&fields.entitlement_id), e.app_id.as_bytes());
+                let view = EntitlementView {
+                    meta: created(at, 1),
+                    fields,
+                    grant_count: 0,
+                };
+                tx.put_json(
+                    entitlement_key(&e.app_id, &view.fields.entitlement_id),
+                    &view,
+                );
+            }
+            DomainEvent::AppResourceTypeCreated(e) => {
+                let view = ResourceTypeView {
+                    fields: e.clone(),
+                    meta: created(at, version),
+                };
+                tx.put_json(resource_type_key(&e.app_id, &e.resource_type_id), &view);
+            }
+            DomainEvent::AppResourceCreated(e) => {
+                let view = ResourceView {
+                    fields: e.clone(),
+                    meta: created(at, version),
+                };
+                tx.put_json(
+                    resource_key(&e.app_id, &e.resource_type_id, &e.resource_id),
+                    &view,
+                );
+            }
+            DomainEvent::AppEntitlementCreated(e) => {
+                let key = entitlement_key(&e.app_id, &e.entitlement_id);
+                // The built-in one is already here (from AppCreated): keep its creation time.
+                let meta = match tx.get_json::<EntitlementView>(&key)? {
+                    Some(existing) => ViewMeta {
+                        updated_at_micros: at,
+                        version,
+                        ..existing.meta
+                    },
+                    None => created(at, version),
+                };
+                tx.put(app_of_key(&e.entitlement_id), e.app_id.as_bytes());
+                let view = EntitlementView {
+                    fields: e.clone(),
+                    meta,
+                    grant_count: 0,
+                };
+                tx.put_json(key, &view);
+            }
+            DomainEvent::AppEntitlementUpdated(e) => {
+                change(tx, &e.app_id, &e.entitlement_id, at, version, |v| {
+                    v.fields = apply_update(&v.fields, e)
+                })?
+            }
+            DomainEvent::AppEntitlementDeleted(e) => {
+                change(tx, &e.app_id, &e.entitlement_id, at, version, |v| {
+                    v.meta.deleted_at_micros = Some(at)
+                })?
+            }
+            DomainEvent::AppEntitlementOwnersSet(e) => {
+                change(tx, &e.app_id, &e.entitlement_id, at, version, |v| {
+                    v.fields.owner_ids = e
+                        .owner_ids
+                        .as_ref()
+                        .map(|l| l.values.clone())
+                        .unwrap_or_default()
+                })?
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn change(
+    tx: &mut Staged<'_>,
+    app_id: &str,
+    id: &str,
+    at: i64,
+    version: u64,
+    f: impl FnOnce(&mut EntitlementView),
+) -> Result<()> {
+    let key = entitlement_key(app_id, id);
+    if let Some(mut view) = tx.get_json::<EntitlementView>(&key)? {
+        f(&mut view);
+        view.meta.updated_at_micros = at;
+        view.meta.version = version;
+        tx.put_json(key, &view);
+    }
+    Ok(())
+}
+
+impl EntitlementCatalog {
+    pub fn entitlement(
+        tree: &sled::Tree,
+        app_id: &str,
+        id: &str,
+    ) -> Result<Option<EntitlementView>> {
+        Staged::new(tree).get_json(&entitlement_key(app_id, id))
+    }
+
+    /// An entitlement found by its id alone.
+    pub fn entitlement_by_id(tree: &sled::Tree, id: &str) -> Result<Option<EntitlementView>> {
+        let Some(app) = tree.get(app_of_key(id))? else {
+            return Ok(None);
+        };
+        Self::entitlement(tree, &String::from_utf8_lossy(&app), id)
+    }
+
+    pub fn resource_type(
+        tree: &sled::Tree,
+        app_id: &str,
+        id: &str,
+    ) -> Result<Option<ResourceTypeView>> {
+        Staged::new(tree).get_json(&resource_type_key(app_id, id))
+    }
+
+    pub fn resource(
+        tree: &sled::Tree,
+        app_id: &str,
+        type_id: &str,
+        id: &str,
+    ) -> Result<Option<ResourceView>> {
+        Staged::new(tree).get_json(&resource_key(app_id, type_id, id))
+    }
+}

@@ -1,0 +1,216 @@
+//! Reads of what is inside an app: resource types, resources, entitlements
+//! and entitlement owners.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use iga_http::model::{Entitlement, ObjectMeta, Resource, ResourceType};
+use iga_http::page::{Page, PageParams};
+use iga_http::{object_response, Problem};
+use projection_service::entitlements::{
+    entitlement_prefix, resource_prefix, resource_type_prefix, EntitlementCatalog, EntitlementView,
+    ResourceTypeView, ResourceView, NAME,
+};
+use projection_service::ViewMeta;
+use serde::Deserialize;
+
+use crate::QueryState;
+
+pub fn object_meta(m: ViewMeta) -> ObjectMeta {
+    ObjectMeta {
+        created_at_micros: m.created_at_micros,
+        updated_at_micros: m.updated_at_micros,
+        deleted_at_micros: m.deleted_at_micros,
+        version: m.version,
+    }
+}
+
+pub fn render_entitlement(v: EntitlementView) -> Entitlement {
+    Entitlement::render(&v.fields, object_meta(v.meta), v.grant_count)
+}
+
+fn render_type(v: ResourceTypeView) -> ResourceType {
+    ResourceType::render(&v.fields, object_meta(v.meta))
+}
+
+fn render_resource(v: ResourceView) -> Resource {
+    Resource::render(&v.fields, object_meta(v.meta))
+}
+
+fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
+    state
+        .models
+        .tree(NAME)
+        .ok_or_else(|| Problem::internal("entitlements read model missing"))
+}
+
+fn internal(e: impl std::fmt::Display) -> Problem {
+    Problem::internal(e.to_string())
+}
+
+/// 404 unless the app exists (deleted apps still answer: history is kept).
+fn app_exists(state: &QueryState, app_id: &str) -> Result<(), Problem> {
+    crate::apps::existing(state, app_id).map(|_| ())
+}
+
+fn entitlement(state: &QueryState, app_id: &str, id: &str) -> Result<EntitlementView, Problem> {
+    EntitlementCatalog::entitlement(tree(state)?, app_id, id)
+        .map_err(internal)?
+        .ok_or_else(|| Problem::not_found(format!("entitlement {id} of app {app_id} not found")))
+}
+
+/// One entitlement (deleted ones too, with `deletedAt`).
+#[utoipa::path(get, path = "/apps/{appId}/entitlements/{id}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id")),
+    responses((status = 200, description = "The entitlement", body = Entitlement), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get_entitlement(
+    State(state): State<QueryState>,
+    Path((app_id, id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let v = entitlement(&state, &app_id, &id)?;
+    Ok(object_response(
+        StatusCode::OK,
+        v.meta.version,
+        None,
+        &render_entitlement(v),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct EntitlementQuery {
+    /// Exact alias (case-insensitive).
+    pub alias: Option<String>,
+    /// Include deleted entitlements (default false).
+    #[serde(default)]
+    pub include_deleted: bool,
+}
+
+/// The entitlements of an app, in id order (the built-in one included).
+#[utoipa::path(get, path = "/apps/{appId}/entitlements", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), EntitlementQuery, PageParams),
+    responses((status = 200, description = "A page of entitlements", body = Page<Entitlement>), (status = 400, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn list_entitlements(
+    State(state): State<QueryState>,
+    Path(app_id): Path<String>,
+    Query(filter): Query<EntitlementQuery>,
+    Query(page): Query<PageParams>,
+) -> Result<Response, Problem> {
+    app_exists(&state, &app_id)?;
+    let page = crate::page::page_over(
+        tree(&state)?,
+        &entitlement_prefix(&app_id),
+        &page,
+        |v: &EntitlementView| {
+            (filter.include_deleted || v.meta.deleted_at_micros.is_none())
+                && filter
+                    .alias
+                    .as_deref()
+                    .is_none_or(|a| v.fields.alias.eq_ignore_ascii_case(a))
+        },
+        render_entitlement,
+    )?;
+    Ok(Json(page).into_response())
+}
+
+/// The users owning an entitlement.
+#[utoipa::path(get, path = "/apps/{appId}/entitlements/{id}/owners", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id")),
+    responses((status = 200, description = "The owners", body = Page<iga_http::model::User>), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn list_entitlement_owners(
+    State(state): State<QueryState>,
+    Path((app_id, id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let v = entitlement(&state, &app_id, &id)?;
+    Ok(Json(crate::users::users_named(&state, &v.fields.owner_ids)?).into_response())
+}
+
+/// One resource type.
+#[utoipa::path(get, path = "/apps/{appId}/resource_types/{id}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Resource type id")),
+    responses((status = 200, description = "The resource type", body = ResourceType), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get_resource_type(
+    State(state): State<QueryState>,
+    Path((app_id, id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let v = EntitlementCatalog::resource_type(tree(&state)?, &app_id, &id)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            Problem::not_found(format!("resource type {id} of app {app_id} not found"))
+        })?;
+    Ok(object_response(
+        StatusCode::OK,
+        v.meta.version,
+        None,
+        &render_type(v),
+    ))
+}
+
+/// The resource types of an app.
+#[utoipa::path(get, path = "/apps/{appId}/resource_types", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), PageParams),
+    responses((status = 200, description = "A page of resource types", body = Page<ResourceType>), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn list_resource_types(
+    State(state): State<QueryState>,
+    Path(app_id): Path<String>,
+    Query(page): Query<PageParams>,
+) -> Result<Response, Problem> {
+    app_exists(&state, &app_id)?;
+    let page = crate::page::page_over(
+        tree(&state)?,
+        &resource_type_prefix(&app_id),
+        &page,
+        |_: &ResourceTypeView| true,
+        render_type,
+    )?;
+    Ok(Json(page).into_response())
+}
+
+/// One resource.
+#[utoipa::path(get, path = "/apps/{appId}/resource_types/{typeId}/resources/{id}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("typeId" = String, Path, description = "Resource type id"), ("id" = String, Path, description = "Resource id")),
+    responses((status = 200, description = "The resource", body = Resource), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get_resource(
+    State(state): State<QueryState>,
+    Path((app_id, type_id, id)): Path<(String, String, String)>,
+) -> Result<Response, Problem> {
+    let v = EntitlementCatalog::resource(tree(&state)?, &app_id, &type_id, &id)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "resource {id} of resource type {type_id} not found"
+            ))
+        })?;
+    Ok(object_response(
+        StatusCode::OK,
+        v.meta.version,
+        None,
+        &render_resource(v),
+    ))
+}
+
+/// The resources of a resource type.
+#[utoipa::path(get, path = "/apps/{appId}/resource_types/{typeId}/resources", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("typeId" = String, Path, description = "Resource type id"), PageParams),
+    responses((status = 200, description = "A page of resources", body = Page<Resource>), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn list_resources(
+    State(state): State<QueryState>,
+    Path((app_id, type_id)): Path<(String, String)>,
+    Query(page): Query<PageParams>,
+) -> Result<Response, Problem> {
+    EntitlementCatalog::resource_type(tree(&state)?, &app_id, &type_id)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            Problem::not_found(format!("resource type {type_id} of app {app_id} not found"))
+        })?;
+    let page = crate::page::page_over(
+        tree(&state)?,
+        &resource_prefix(&app_id, &type_id),
+        &page,
+        |_: &ResourceView| true,
+        render_resource,
+    )?;
+    Ok(Json(page).into_response())
+}

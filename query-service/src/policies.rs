@@ -1,0 +1,90 @@
+//! Reads of approval policies.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use iga_http::model::Policy;
+use iga_http::page::{Page, PageParams};
+use iga_http::{object_response, Problem};
+use projection_service::policies::{PolicyDirectory, PolicyView, NAME};
+use serde::Deserialize;
+
+use crate::QueryState;
+
+fn render(v: PolicyView) -> Policy {
+    Policy::render(
+        &v.id,
+        &v.definition,
+        crate::entitlements::object_meta(v.meta),
+    )
+}
+
+fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
+    state
+        .models
+        .tree(NAME)
+        .ok_or_else(|| Problem::internal("policies read model missing"))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct PolicyVersion {
+    /// The policy as it was at this version (default: the current one).
+    pub version: Option<u64>,
+}
+
+/// One policy, at its current version or at `?version=`.
+#[utoipa::path(get, path = "/policies/{id}", tag = "policies",
+    params(("id" = String, Path, description = "Policy id"), PolicyVersion),
+    responses((status = 200, description = "The policy", body = Policy), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get_policy(
+    State(state): State<QueryState>,
+    Path(id): Path<String>,
+    Query(at): Query<PolicyVersion>,
+) -> Result<Response, Problem> {
+    let tree = tree(&state)?;
+    let found = match at.version {
+        None => PolicyDirectory::get(tree, &id),
+        Some(v) => PolicyDirectory::at_version(tree, &id, v),
+    }
+    .map_err(|e| Problem::internal(e.to_string()))?;
+    let v = found.ok_or_else(|| match at.version {
+        None => Problem::not_found(format!("policy {id} not found")),
+        Some(v) => Problem::not_found(format!("version {v} of policy {id} not found")),
+    })?;
+    Ok(object_response(
+        StatusCode::OK,
+        v.meta.version,
+        None,
+        &render(v),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct PolicyQuery {
+    /// Include deleted policies (default false).
+    #[serde(default)]
+    pub include_deleted: bool,
+}
+
+/// Policies in id order.
+#[utoipa::path(get, path = "/policies", tag = "policies", params(PolicyQuery, PageParams),
+    responses((status = 200, description = "A page of policies", body = Page<Policy>), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn list_policies(
+    State(state): State<QueryState>,
+    Query(filter): Query<PolicyQuery>,
+    Query(page): Query<PageParams>,
+) -> Result<Response, Problem> {
+    let page = crate::page::page_over(
+        tree(&state)?,
+        b"p/",
+        &page,
+        |v: &PolicyView| filter.include_deleted || v.meta.deleted_at_micros.is_none(),
+        render,
+    )?;
+    Ok(Json(page).into_response())
+}
