@@ -31,7 +31,7 @@ pub const MAX_QUERY_BYTES: usize = 256;
 /// Most words a query may have.
 pub const MAX_QUERY_WORDS: usize = 16;
 
-/// One entry of the catalog, as `GET /catalog` answers it (minus `deleted`).
+/// One entry of the catalog: what `GET /catalog` answers, plus `deleted`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogItem {
@@ -48,7 +48,7 @@ pub struct CatalogItem {
     pub risk_level_value_id: Option<String>,
     /// Requestable now: the entitlement says so and its app is ACTIVE.
     pub requestable: bool,
-    #[serde(skip_serializing)]
+    /// The entitlement or its app is deleted.
     #[serde(default)]
     pub deleted: bool,
 }

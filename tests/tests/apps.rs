@@ -3,68 +3,14 @@
 
 mod common;
 
-use common::{client, Server};
+use common::{client, Api, Server};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "apps-admin-token-0123456789";
 
-struct Api {
-    s: Server,
-    _dir: tempfile::TempDir,
-}
-
-impl Api {
-    fn start() -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]);
-        Api { s, _dir: dir }
-    }
-
-    /// POST/DELETE as `token`; answers status, consistency token and body.
-    async fn write(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, String, Value) {
-        common::send(method, self.s.url(path), token, body).await
-    }
-
-    async fn read(&self, path: &str, position: &str) -> (u16, Value) {
-        let r = client()
-            .get(self.s.url(path))
-            .bearer_auth(ADMIN)
-            .header("X-Consistency-Token", position)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
-    }
-
-    /// A new ordinary user and a token for them.
-    async fn user(&self, name: &str) -> (String, String) {
-        let (_, _, u) = self
-            .write(
-                "POST",
-                "/api/v1/users",
-                ADMIN,
-                Some(json!({"username": name})),
-            )
-            .await;
-        let id = u["id"].as_str().unwrap().to_string();
-        let (_, pos, t) = self
-            .write("POST", &format!("/api/v1/users/{id}/tokens"), ADMIN, None)
-            .await;
-        // Make sure the token authenticates before it is used.
-        self.read("/api/v1/me", &pos).await;
-        (id, t["token"].as_str().unwrap().to_string())
-    }
-}
-
 #[tokio::test]
 async fn create_read_update_by_owner() {
-    let api = Api::start();
+    let api = Api::start(ADMIN);
     let (owner, owner_token) = api.user("olivia").await;
     let (_, stranger_token) = api.user("sam").await;
     let (status, pos, app) = api
@@ -137,7 +83,7 @@ async fn create_read_update_by_owner() {
 
 #[tokio::test]
 async fn lifecycle_and_delete_only_when_inactive() {
-    let api = Api::start();
+    let api = Api::start(ADMIN);
     let (_, _, app) = api
         .write(
             "POST",
@@ -187,7 +133,7 @@ async fn lifecycle_and_delete_only_when_inactive() {
 
 #[tokio::test]
 async fn versions_and_restore() {
-    let api = Api::start();
+    let api = Api::start(ADMIN);
     let (_, _, app) = api
         .write(
             "POST",
@@ -244,7 +190,7 @@ async fn versions_and_restore() {
 
 #[tokio::test]
 async fn errors() {
-    let api = Api::start();
+    let api = Api::start(ADMIN);
     let c = client();
     for (body, field) in [
         (json!({"description": "no name"}), "displayName"),
@@ -304,6 +250,7 @@ async fn restart_and_rebuild_answer_every_query_the_same() {
     let api = Api {
         s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
         _dir: tempfile::tempdir().unwrap(),
+        admin: ADMIN.into(),
     };
     let mut ids = Vec::new();
     for i in 0..6 {
@@ -365,7 +312,7 @@ async fn restart_and_rebuild_answer_every_query_the_same() {
         before.push(api.read(q, &last).await);
     }
 
-    let Api { s, _dir } = api;
+    let Api { s, _dir, .. } = api;
     assert!(s.terminate().0.success());
     let out = std::process::Command::new(common::iga_binary())
         .args(["rebuild", "--data-dir"])
@@ -380,6 +327,7 @@ async fn restart_and_rebuild_answer_every_query_the_same() {
     let api = Api {
         s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
         _dir,
+        admin: ADMIN.into(),
     };
     for (q, expected) in queries.iter().zip(&before) {
         assert_eq!(
@@ -392,7 +340,7 @@ async fn restart_and_rebuild_answer_every_query_the_same() {
 
 #[tokio::test]
 async fn owners() {
-    let api = Api::start();
+    let api = Api::start(ADMIN);
     let (olivia, olivia_token) = api.user("olivia").await;
     let (pat, pat_token) = api.user("pat").await;
     let (_, _, app) = api

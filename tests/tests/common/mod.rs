@@ -137,3 +137,85 @@ pub async fn send(
         r.json().await.unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// A server on a temporary data dir, with helpers that speak as its admin.
+pub struct Api {
+    pub s: Server,
+    pub _dir: tempfile::TempDir,
+    pub admin: String,
+}
+
+#[allow(dead_code)] // each test binary uses its own part of the helpers
+impl Api {
+    pub fn start(admin: &str) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", admin)]);
+        Api {
+            s,
+            _dir: dir,
+            admin: admin.into(),
+        }
+    }
+
+    /// POST/PUT/DELETE as `token`; answers status, consistency token and body.
+    pub async fn write(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String, serde_json::Value) {
+        send(method, self.s.url(path), token, body).await
+    }
+
+    /// A write as the admin that must succeed; answers the consistency token and body.
+    pub async fn ok(
+        &self,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (String, serde_json::Value) {
+        let (status, pos, v) = self.write(method, path, &self.admin, Some(body)).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
+        (pos, v)
+    }
+
+    /// GET as the admin, once the read models include `position`.
+    pub async fn read(&self, path: &str, position: &str) -> (u16, serde_json::Value) {
+        let r = client()
+            .get(self.s.url(path))
+            .bearer_auth(&self.admin)
+            .header("X-Consistency-Token", position)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// A new ordinary user and a token for them.
+    pub async fn user(&self, name: &str) -> (String, String) {
+        let (_, _, u) = self
+            .write(
+                "POST",
+                "/api/v1/users",
+                &self.admin,
+                Some(serde_json::json!({"username": name})),
+            )
+            .await;
+        let id = u["id"].as_str().unwrap().to_string();
+        let (_, pos, t) = self
+            .write(
+                "POST",
+                &format!("/api/v1/users/{id}/tokens"),
+                &self.admin,
+                None,
+            )
+            .await;
+        // Make sure the token authenticates before it is used.
+        self.read("/api/v1/me", &pos).await;
+        (id, t["token"].as_str().unwrap().to_string())
+    }
+}
