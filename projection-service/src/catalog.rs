@@ -183,7 +183,7 @@ impl Projection for CatalogSearch {
         Ok(())
     }
 
-    fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    fn committed(&self, writes: &crate::Writes) {
         let mut changes = Vec::new();
         for (k, v) in writes {
             let Some(id) = k.strip_prefix(b"i/") else {

@@ -51,6 +51,10 @@ pub struct ViewMeta {
     pub version: u64,
 }
 
+/// A batch's writes to one tree, in key order: `(key, Some(value))` to put,
+/// `(key, None)` to remove.
+pub type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// A read model built from events.
 pub trait Projection: Send + Sync + 'static {
     /// Stable name; also names its sled tree and its checkpoint.
@@ -75,5 +79,5 @@ pub trait Projection: Send + Sync + 'static {
     /// committed, in commit order and before the read models announce the
     /// batch's position, so in-memory state follows the tree exactly.
     /// Rebuilds into fresh trees do not call it.
-    fn committed(&self, _writes: &[(Vec<u8>, Option<Vec<u8>>)]) {}
+    fn committed(&self, _writes: &Writes) {}
 }

@@ -247,7 +247,7 @@ fn apply_to(
     tree: &sled::Tree,
     events: &[RecordedEvent],
     decoded: &[DomainEvent],
-) -> Result<Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>> {
+) -> Result<Option<crate::Writes>> {
     let checkpoint = read_checkpoint(tree)?;
     let mut staged = Staged::new(tree);
     let mut last = checkpoint;

@@ -69,13 +69,13 @@ impl<'a> Staged<'a> {
     }
 
     /// The staged writes, in key order (`None`: removed).
-    pub(crate) fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    pub(crate) fn into_writes(self) -> crate::Writes {
         self.writes.into_iter().collect()
     }
 }
 
 /// One sled batch of `writes`.
-pub(crate) fn batch_of(writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> sled::Batch {
+pub(crate) fn batch_of(writes: &crate::Writes) -> sled::Batch {
     let mut batch = sled::Batch::default();
     for (k, v) in writes {
         match v {

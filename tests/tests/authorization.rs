@@ -1,6 +1,6 @@
 //! The authorization matrix: every write endpoint, with each kind of principal
-//! (admin, auditor, owner of the app, ordinary user). The allowed ones
-//! succeed; the others get 403 and change nothing.
+//! (admin, auditor, owner of the app, owner of an entitlement, ordinary
+//! user). The allowed ones succeed; the others get 403 and change nothing.
 
 mod common;
 
@@ -14,6 +14,8 @@ enum Who {
     Admin,
     Auditor,
     Owner,
+    /// Owner of the entitlement under test (not of its app).
+    EntOwner,
     User,
 }
 
@@ -89,6 +91,7 @@ async fn world() -> World {
     for (who, name, roles) in [
         (Who::Auditor, "audrey", json!(["auditor"])),
         (Who::Owner, "olivia", json!([])),
+        (Who::EntOwner, "erin", json!([])),
         (Who::User, "ulysses", json!([])),
     ] {
         let r = client()
@@ -130,7 +133,7 @@ async fn world() -> World {
 async fn every_write_endpoint_with_every_kind_of_principal() {
     use Who::*;
     let w = world().await;
-    let all = [Admin, Auditor, Owner, User];
+    let all = [Admin, Auditor, Owner, EntOwner, User];
     let mut checked = 0;
     for who in all {
         let token = w.token(who).to_string();
@@ -234,7 +237,198 @@ async fn every_write_endpoint_with_every_kind_of_principal() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 4 * 12);
+    assert_eq!(checked, 5 * 12);
+}
+
+impl World {
+    /// The consistency token of the log's head: a read with it sees every write so far.
+    async fn head(&self) -> String {
+        let ready: Value = client()
+            .get(self.s.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ready["logHead"].to_string()
+    }
+
+    async fn version_of(&self, path: &str) -> Value {
+        let r = client()
+            .get(self.s.url(path))
+            .bearer_auth(ADMIN)
+            .header("X-Consistency-Token", self.head().await)
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        v["version"].clone()
+    }
+
+    async fn admin_post(&self, path: &str, body: Value) -> String {
+        let (status, _, v) = common::send("POST", self.s.url(path), ADMIN, Some(body)).await;
+        assert!(status == 201 || status == 200, "{path}: {v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn every_catalog_and_policy_write_endpoint_with_every_kind_of_principal() {
+    use Who::*;
+    let w = world().await;
+    let mut checked = 0;
+    // (method, path with APP / TYPE / ENT / USER / ENTOWNER / POLICY, body, allowed, status when allowed)
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/api/v1/apps/APP/resource_types".into(),
+            Some(json!({"displayName": "T"})),
+            &[Admin, Owner],
+            201,
+        ),
+        (
+            "POST",
+            "/api/v1/apps/APP/resource_types/TYPE/resources".into(),
+            Some(json!({"displayName": "R"})),
+            &[Admin, Owner],
+            201,
+        ),
+        (
+            "POST",
+            "/api/v1/apps/APP/entitlements".into(),
+            Some(json!({"displayName": "E"})),
+            &[Admin, Owner],
+            201,
+        ),
+        (
+            "POST",
+            "/api/v1/apps/APP/entitlements/ENT".into(),
+            Some(json!({"description": "changed"})),
+            &[Admin, Owner, EntOwner],
+            200,
+        ),
+        (
+            "DELETE",
+            "/api/v1/apps/APP/entitlements/ENT".into(),
+            None,
+            &[Admin, Owner],
+            200,
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/APP/entitlements/ENT/owners".into(),
+            Some(json!({"userIds": ["USER"]})),
+            &[Admin, Owner],
+            200,
+        ),
+        (
+            "POST",
+            "/api/v1/apps/APP/entitlements/ENT/owners/USER".into(),
+            None,
+            &[Admin, Owner, EntOwner],
+            200,
+        ),
+        (
+            "DELETE",
+            "/api/v1/apps/APP/entitlements/ENT/owners/ENTOWNER".into(),
+            None,
+            &[Admin, Owner, EntOwner],
+            200,
+        ),
+        (
+            "POST",
+            "/api/v1/policies".into(),
+            Some(json!({"displayName": "P", "autoApprove": true, "steps": []})),
+            &[Admin],
+            201,
+        ),
+        (
+            "POST",
+            "/api/v1/policies/POLICY".into(),
+            Some(json!({"description": "changed"})),
+            &[Admin],
+            200,
+        ),
+        (
+            "DELETE",
+            "/api/v1/policies/POLICY".into(),
+            None,
+            &[Admin],
+            200,
+        ),
+    ];
+    for who in [Admin, Auditor, Owner, EntOwner, User] {
+        for (method, path, body, allowed, ok) in &cases {
+            // A fresh world for each call: an app owned by Owner with a resource
+            // type and an entitlement owned by EntOwner, and a policy.
+            let app = w.app(false).await;
+            let rt = w
+                .admin_post(
+                    &format!("/api/v1/apps/{app}/resource_types"),
+                    json!({"displayName": "T"}),
+                )
+                .await;
+            let ent = w
+                .admin_post(
+                    &format!("/api/v1/apps/{app}/entitlements"),
+                    json!({"displayName": "E", "ownerIds": [w.id(EntOwner)]}),
+                )
+                .await;
+            let policy = w
+                .admin_post(
+                    "/api/v1/policies",
+                    json!({"displayName": "P", "autoApprove": true, "steps": []}),
+                )
+                .await;
+            let fill = |t: &str| {
+                t.replace("APP", &app)
+                    .replace("TYPE", &rt)
+                    .replace("ENTOWNER", w.id(EntOwner))
+                    .replace("ENT", &ent)
+                    .replace("USER", w.id(User))
+                    .replace("POLICY", &policy)
+            };
+            let path = fill(path);
+            let body = body
+                .as_ref()
+                .map(|b| serde_json::from_str(&fill(&b.to_string())).unwrap());
+            let (status, _) = w.call(method, &path, w.token(who), body).await;
+            if allowed.contains(&who) {
+                assert_eq!(status, *ok, "{who:?} {method} {path}");
+            } else {
+                assert_eq!(status, 403, "{who:?} {method} {path}");
+                // Nothing changed.
+                let ent_path = format!("/api/v1/apps/{app}/entitlements/{ent}");
+                assert_eq!(w.version_of(&ent_path).await, 1, "{who:?} {method} {path}");
+                let policy_path = format!("/api/v1/policies/{policy}");
+                assert_eq!(
+                    w.version_of(&policy_path).await,
+                    1,
+                    "{who:?} {method} {path}"
+                );
+                let app_path = format!("/api/v1/apps/{app}");
+                assert_eq!(w.version_of(&app_path).await, 1, "{who:?} {method} {path}");
+                let r: Value = client()
+                    .get(w.s.url(&format!("/api/v1/apps/{app}/entitlements")))
+                    .bearer_auth(ADMIN)
+                    .header("X-Consistency-Token", w.head().await)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    r["list"].as_array().unwrap().len(),
+                    2,
+                    "{who:?} {method} {path}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 5 * 11);
 }
 
 #[tokio::test]
@@ -246,6 +440,11 @@ async fn every_api_call_needs_a_token() {
         ("POST", "/api/v1/users"),
         ("POST", "/api/v1/apps"),
         ("GET", "/api/v1/apps/x/versions"),
+        ("GET", "/api/v1/apps/x/entitlements"),
+        ("GET", "/api/v1/policies"),
+        ("GET", "/api/v1/catalog"),
+        ("POST", "/api/v1/policies"),
+        ("POST", "/api/v1/apps/x/entitlements"),
     ] {
         let c = client();
         let r = match method {

@@ -640,7 +640,7 @@ async fn restart_and_rebuild_answer_every_catalog_query_the_same() {
     };
     let pos = small_catalog(&api).await;
     let (_, apps) = api.read("/api/v1/apps?includeDeleted=true", &pos).await;
-    let (pos, policy) = api
+    let (_, policy) = api
         .ok(
             "POST",
             "/api/v1/policies",
