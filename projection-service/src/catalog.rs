@@ -9,7 +9,10 @@
 //! ([`Projection::committed`]), so it is exactly as current as the tree and a
 //! consistency token covers it too. Words map to roaring bitmaps of item
 //! slots; a query is the intersection, over its words, of the union of the
-//! bitmaps of every indexed word starting with that word.
+//! bitmaps of every indexed word starting with that word, and of the filters'
+//! bitmaps. The matches are split into ranking tiers (more bitmaps), and a
+//! page is read tier by tier in name order, so its cost follows the page
+//! size rather than the number of matches.
 //!
 //! The app's built-in "access" entitlement is not listed on its own: the
 //! application item stands for it (requesting an app is requesting it).
@@ -312,13 +315,41 @@ pub struct CatalogPage {
 
 struct Entry {
     item: CatalogItem,
-    /// Words of the names, alias and slug ("whole word" matches rank above
-    /// description-only or prefix matches).
+    /// Words of the names, alias and slug, sorted ("whole word" matches rank
+    /// above description-only or prefix matches).
     strong: Vec<String>,
     name_lower: String,
     alias_lower: String,
     all_words: Vec<String>,
 }
+
+/// Where an item stands in the order of results: tier, then name, then id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank<'a> {
+    tier: u8,
+    name: &'a str,
+    id: &'a str,
+}
+
+impl Rank<'_> {
+    /// The page token form: `tier \0 name \0 id`.
+    fn encode(&self) -> String {
+        format!("{}\0{}\0{}", self.tier, self.name, self.id)
+    }
+
+    fn decode(token: &str) -> Option<Rank<'_>> {
+        let mut parts = token.splitn(3, '\0');
+        Some(Rank {
+            tier: parts.next()?.parse().ok()?,
+            name: parts.next()?,
+            id: parts.next()?,
+        })
+    }
+}
+
+/// Items ordered by name and id, for queries without text: their first page
+/// is found without ranking every candidate.
+type ByName = std::collections::BTreeSet<(String, String, u32)>;
 
 #[derive(Default)]
 struct Inner {
@@ -326,8 +357,23 @@ struct Inner {
     free: Vec<u32>,
     by_id: HashMap<String, u32>,
     postings: BTreeMap<String, RoaringBitmap>,
-    live: RoaringBitmap,
+    /// Whole words of names, alias and slug only (tier 2).
+    strong_postings: HashMap<String, RoaringBitmap>,
+    /// Lowercased aliases (tier 0).
+    by_alias: HashMap<String, RoaringBitmap>,
+    by_name: ByName,
+    /// Filter bitmaps.
+    all: RoaringBitmap,
+    deleted: RoaringBitmap,
+    requestable: RoaringBitmap,
+    by_kind: HashMap<String, RoaringBitmap>,
+    by_app: HashMap<String, RoaringBitmap>,
+    by_risk: HashMap<String, RoaringBitmap>,
 }
+
+/// A tier with fewer members than this is sorted; a larger one is read by
+/// walking the name order and keeping its members.
+const RANK_ALL_BELOW: u64 = 4096;
 
 /// The in-memory word index over the catalog's items.
 #[derive(Default)]
@@ -369,14 +415,165 @@ impl SearchIndex {
 
     /// Answers a query: best matches first (exact alias, name prefix, whole
     /// word, then the rest), ties by name and id, so pages are stable.
+    ///
+    /// Each tier is a bitmap; a page is filled tier by tier, each in name
+    /// order, so the cost is that of the page, not of every match.
     pub fn search(&self, q: &CatalogQuery) -> CatalogPage {
         let inner = self.inner.read().expect("index lock");
         let text = q.text.trim().to_lowercase();
         let tokens: Vec<String> = words(&text).collect();
-        let mut candidates = inner.live.clone();
-        for t in &tokens {
+        let candidates = inner.candidates(q, &tokens);
+        let total_count = candidates.len();
+        let tiers = inner.tiers(candidates, &text, &tokens);
+        let after = q.after.as_deref().and_then(Rank::decode);
+        let want = q.page_size + 1;
+        let mut page: Vec<Rank<'_>> = Vec::with_capacity(want);
+        for (tier, members) in tiers.iter().enumerate() {
+            let tier = tier as u8;
+            let from = match &after {
+                Some(a) if a.tier > tier => continue,
+                Some(a) if a.tier == tier => Some((a.name, a.id)),
+                _ => None,
+            };
+            inner.in_name_order(members, from, want - page.len(), |name, id| {
+                page.push(Rank { tier, name, id })
+            });
+            if page.len() == want {
+                break;
+            }
+        }
+        let more = page.len() > q.page_size;
+        page.truncate(q.page_size);
+        let next = if more {
+            page.last().map(Rank::encode)
+        } else {
+            None
+        };
+        let items = page
+            .iter()
+            .filter_map(|r| inner.by_id.get(r.id))
+            .filter_map(|slot| inner.slots[*slot as usize].as_ref().map(|e| e.item.clone()))
+            .collect();
+        CatalogPage {
+            items,
+            next,
+            total_count,
+        }
+    }
+}
+
+impl Inner {
+    /// Splits the matches into tiers: 0 exact alias, 1 name prefix, 2 every
+    /// word a whole word of a name, alias or slug, 3 the rest (word prefixes,
+    /// description). A query without text has a single tier.
+    fn tiers(
+        &self,
+        candidates: RoaringBitmap,
+        text: &str,
+        tokens: &[String],
+    ) -> [RoaringBitmap; 4] {
+        if tokens.is_empty() {
+            return [
+                RoaringBitmap::new(),
+                RoaringBitmap::new(),
+                RoaringBitmap::new(),
+                candidates,
+            ];
+        }
+        let mut rest = candidates;
+        let mut t0 = self.by_alias.get(text).cloned().unwrap_or_default();
+        t0 &= &rest;
+        rest -= &t0;
+        let mut t1: RoaringBitmap = self
+            .by_name
+            .range((text.to_string(), String::new(), 0)..)
+            .take_while(|(name, _, _)| name.starts_with(text))
+            .map(|(_, _, slot)| *slot)
+            .collect();
+        t1 &= &rest;
+        rest -= &t1;
+        let mut t2 = rest.clone();
+        for t in tokens {
+            match self.strong_postings.get(t) {
+                Some(bm) => t2 &= bm,
+                None => t2.clear(),
+            }
+        }
+        rest -= &t2;
+        [t0, t1, t2, rest]
+    }
+
+    /// Calls `take(name, id)` for up to `n` members in (name, id) order,
+    /// starting after `from`.
+    fn in_name_order<'a>(
+        &'a self,
+        members: &RoaringBitmap,
+        from: Option<(&str, &str)>,
+        n: usize,
+        mut take: impl FnMut(&'a str, &'a str),
+    ) {
+        if n == 0 || members.is_empty() {
+            return;
+        }
+        let past = |name: &str, id: &str| from.is_none_or(|(fname, fid)| (name, id) > (fname, fid));
+        if members.len() < RANK_ALL_BELOW {
+            // Few members: sort them.
+            let mut found: Vec<(&'a str, &'a str)> = members
+                .iter()
+                .filter_map(|slot| self.slots[slot as usize].as_ref())
+                .map(|e| (e.name_lower.as_str(), e.item.id.as_str()))
+                .filter(|(name, id)| past(name, id))
+                .collect();
+            found.sort_unstable();
+            for (name, id) in found.into_iter().take(n) {
+                take(name, id);
+            }
+            return;
+        }
+        // Many: walk the name order, keeping members.
+        let start = from
+            .map(|(name, id)| (name.to_string(), id.to_string(), 0u32))
+            .unwrap_or_default();
+        let mut taken = 0;
+        for (name, id, slot) in self.by_name.range(start..) {
+            if taken == n {
+                break;
+            }
+            if members.contains(*slot) && past(name, id) {
+                take(name, id);
+                taken += 1;
+            }
+        }
+    }
+
+    /// The items passing the query's filters whose words match every token
+    /// (as a whole word or a word prefix).
+    fn candidates(&self, q: &CatalogQuery, tokens: &[String]) -> RoaringBitmap {
+        let empty = RoaringBitmap::new();
+        let mut c = self.all.clone();
+        if !q.include_deleted {
+            c -= &self.deleted;
+        }
+        match q.requestable {
+            Some(true) => c &= &self.requestable,
+            Some(false) => c -= &self.requestable,
+            None => {}
+        }
+        for (map, key) in [
+            (&self.by_kind, &q.kind),
+            (&self.by_app, &q.app_id),
+            (&self.by_risk, &q.risk_level_value_id),
+        ] {
+            if let Some(k) = key {
+                c &= map.get(k).unwrap_or(&empty);
+            }
+        }
+        for t in tokens {
+            if c.is_empty() {
+                break;
+            }
             let mut matching = RoaringBitmap::new();
-            for (_, bm) in inner
+            for (_, bm) in self
                 .postings
                 .range::<str, _>((
                     std::ops::Bound::Included(t.as_str()),
@@ -386,86 +583,11 @@ impl SearchIndex {
             {
                 matching |= bm;
             }
-            candidates &= matching;
-            if candidates.is_empty() {
-                break;
-            }
+            c &= matching;
         }
-        let mut total = 0u64;
-        let mut page: Vec<(String, u32)> = Vec::new();
-        let want = q.page_size + 1;
-        for slot in candidates.iter() {
-            let Some(e) = inner.slots[slot as usize].as_ref() else {
-                continue;
-            };
-            if !q.matches_filters(&e.item) {
-                continue;
-            }
-            total += 1;
-            let key = sort_key(e, &text, &tokens);
-            if q.after
-                .as_deref()
-                .is_some_and(|after| key.as_str() <= after)
-            {
-                continue;
-            }
-            // Keep the best `want` keys seen so far.
-            if page.len() < want || key < page[page.len() - 1].0 {
-                let at = page.partition_point(|(k, _)| *k < key);
-                page.insert(at, (key, slot));
-                page.truncate(want);
-            }
-        }
-        let more = page.len() > q.page_size;
-        page.truncate(q.page_size);
-        let next = if more {
-            page.last().map(|(k, _)| k.clone())
-        } else {
-            None
-        };
-        let items = page
-            .into_iter()
-            .filter_map(|(_, slot)| inner.slots[slot as usize].as_ref().map(|e| e.item.clone()))
-            .collect();
-        CatalogPage {
-            items,
-            next,
-            total_count: total,
-        }
+        c
     }
-}
 
-impl CatalogQuery {
-    fn matches_filters(&self, item: &CatalogItem) -> bool {
-        (self.include_deleted || !item.deleted)
-            && self.requestable.is_none_or(|r| item.requestable == r)
-            && self.kind.as_deref().is_none_or(|k| item.kind == k)
-            && self.app_id.as_deref().is_none_or(|a| item.app_id == a)
-            && self
-                .risk_level_value_id
-                .as_deref()
-                .is_none_or(|r| item.risk_level_value_id.as_deref() == Some(r))
-    }
-}
-
-/// `tier \0 name \0 id`: tier 0 exact alias, 1 name prefix, 2 every word a
-/// whole word of a name, alias or slug, 3 anything else that matched.
-fn sort_key(e: &Entry, text: &str, tokens: &[String]) -> String {
-    let tier = if text.is_empty() {
-        3
-    } else if e.alias_lower == text {
-        0
-    } else if e.name_lower.starts_with(text) {
-        1
-    } else if tokens.iter().all(|t| e.strong.binary_search(t).is_ok()) {
-        2
-    } else {
-        3
-    };
-    format!("{tier}\0{}\0{}", e.name_lower, e.item.id)
-}
-
-impl Inner {
     fn upsert(&mut self, item: CatalogItem) {
         self.remove(&item.id);
         let mut strong: Vec<String> = words(&item.display_name)
@@ -492,11 +614,44 @@ impl Inner {
         for w in &all_words {
             self.postings.entry(w.clone()).or_default().insert(slot);
         }
-        self.live.insert(slot);
+        for w in &strong {
+            self.strong_postings
+                .entry(w.clone())
+                .or_default()
+                .insert(slot);
+        }
+        let alias_lower = item.alias.to_lowercase();
+        if !alias_lower.is_empty() {
+            self.by_alias
+                .entry(alias_lower.clone())
+                .or_default()
+                .insert(slot);
+        }
+        self.all.insert(slot);
+        if item.deleted {
+            self.deleted.insert(slot);
+        }
+        if item.requestable {
+            self.requestable.insert(slot);
+        }
+        self.by_kind
+            .entry(item.kind.clone())
+            .or_default()
+            .insert(slot);
+        self.by_app
+            .entry(item.app_id.clone())
+            .or_default()
+            .insert(slot);
+        if let Some(r) = &item.risk_level_value_id {
+            self.by_risk.entry(r.clone()).or_default().insert(slot);
+        }
+        let name_lower = item.display_name.to_lowercase();
+        self.by_name
+            .insert((name_lower.clone(), item.id.clone(), slot));
         self.by_id.insert(item.id.clone(), slot);
         self.slots[slot as usize] = Some(Entry {
-            name_lower: item.display_name.to_lowercase(),
-            alias_lower: item.alias.to_lowercase(),
+            name_lower,
+            alias_lower,
             item,
             strong,
             all_words,
@@ -516,8 +671,28 @@ impl Inner {
                     }
                 }
             }
+            let unindex = |map: &mut HashMap<String, RoaringBitmap>, key: &str| {
+                if let Some(bm) = map.get_mut(key) {
+                    bm.remove(slot);
+                    if bm.is_empty() {
+                        map.remove(key);
+                    }
+                }
+            };
+            for w in &e.strong {
+                unindex(&mut self.strong_postings, w);
+            }
+            unindex(&mut self.by_alias, &e.alias_lower);
+            unindex(&mut self.by_kind, &e.item.kind);
+            unindex(&mut self.by_app, &e.item.app_id);
+            if let Some(r) = &e.item.risk_level_value_id {
+                unindex(&mut self.by_risk, r);
+            }
+            self.by_name.remove(&(e.name_lower, e.item.id, slot));
         }
-        self.live.remove(slot);
+        self.all.remove(slot);
+        self.deleted.remove(slot);
+        self.requestable.remove(slot);
         self.free.push(slot);
     }
 }
@@ -607,5 +782,40 @@ mod tests {
             }
         }
         assert_eq!(seen, ["e0", "e1", "e2", "e5", "e6", "e7", "e8", "e9"]);
+    }
+
+    #[test]
+    fn browsing_a_large_catalog_walks_the_name_order() {
+        let index = SearchIndex::default();
+        let n = RANK_ALL_BELOW as usize + 1000;
+        index.replace_all(
+            (0..n)
+                .map(|i| CatalogItem {
+                    requestable: i % 3 != 0,
+                    ..item(&format!("e{i:05}"), &format!("Role {:05}", n - i), "", "")
+                })
+                .collect(),
+        );
+        let mut q = CatalogQuery {
+            requestable: Some(true),
+            page_size: 1000,
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = index.search(&q);
+            assert_eq!(page.total_count as usize, n - n.div_ceil(3));
+            seen.extend(page.items.into_iter().map(|i| i.display_name));
+            match page.next {
+                Some(next) => q.after = Some(next),
+                None => break,
+            }
+        }
+        let mut expected: Vec<String> = (0..n)
+            .filter(|i| i % 3 != 0)
+            .map(|i| format!("Role {:05}", n - i))
+            .collect();
+        expected.sort();
+        assert_eq!(seen, expected);
     }
 }
