@@ -13,7 +13,8 @@
 //! ```
 //! `IGA_BENCH_APPS` (default 10000) and `IGA_BENCH_ENTITLEMENTS_PER_APP`
 //! (default 10) size the catalog; `IGA_BENCH_QUERIES` (default 400) is the
-//! number of queries per kind and client count.
+//! number of queries per kind and client count. `IGA_BENCH_DATA_DIR` keeps
+//! the data dir there (it must not exist yet) for a closer look.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -137,6 +138,9 @@ fn main() {
         bin.display()
     );
     let dir = tempfile::tempdir().unwrap();
+    let dir_path = std::env::var_os("IGA_BENCH_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -144,7 +148,7 @@ fn main() {
 
     // 1. The log: one AppCreated per app, one AppEntitlementCreated per entitlement.
     let started = Instant::now();
-    let (app_ids, aliases) = rt.block_on(write_catalog(dir.path(), apps, per_app));
+    let (app_ids, aliases) = rt.block_on(write_catalog(&dir_path, apps, per_app));
     let events = apps * (per_app + 1);
     println!(
         "wrote {events} events ({apps} apps, {} entitlements) in {:.1}s",
@@ -156,14 +160,14 @@ fn main() {
     let t = Instant::now();
     let out = Command::new(&bin)
         .args(["rebuild", "--data-dir"])
-        .arg(dir.path())
+        .arg(&dir_path)
         .stderr(Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success());
     let rebuild = t.elapsed();
     let t = Instant::now();
-    let (mut child, base) = start(&bin, dir.path());
+    let (mut child, base) = start(&bin, &dir_path);
     rt.block_on(wait_ready(&base));
     let cold_start = t.elapsed();
     let rss = rss_mib(child.id());

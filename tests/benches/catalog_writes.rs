@@ -1,5 +1,5 @@
-//! Catalog writes over HTTP against a real `iga serve` (release build), with
-//! 1, 16 and 64 concurrent clients: commands/s and p50/p99 latency; and, in
+//! Catalog writes (apps, and entitlements with aliases) over HTTP against a
+//! real `iga serve` (release build), with 1, 16 and 64 concurrent clients: commands/s and p50/p99 latency; and, in
 //! the same run, the raw append rate of the event log at the same concurrency,
 //! so the ratio shows what the service layer (HTTP, auth, load-decide-append,
 //! idempotency, rendering) costs.
@@ -41,19 +41,22 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
-        println!("| clients | HTTP commands/s | p50 | p99 | raw log appends/s (same concurrency) | service / raw |");
-        println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+        println!("| command | clients | HTTP commands/s | p50 | p99 | raw log appends/s (same concurrency) | service / raw |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         for clients in [1usize, 16, 64] {
-            let http = http_cell(&client, &base, clients, Duration::from_secs(secs)).await;
             let raw = raw_cell(clients, Duration::from_secs(secs)).await;
-            println!(
-                "| {clients} | {:.0} | {:.2} ms | {:.2} ms | {:.0} | {:.2} |",
-                http.0,
-                http.1 as f64 / 1000.0,
-                http.2 as f64 / 1000.0,
-                raw,
-                http.0 / raw
-            );
+            for write in [Write::App, Write::Entitlement] {
+                let http = http_cell(&client, &base, write, clients, Duration::from_secs(secs)).await;
+                println!(
+                    "| {} | {clients} | {:.0} | {:.2} ms | {:.2} ms | {:.0} | {:.2} |",
+                    write.name(),
+                    http.0,
+                    http.1 as f64 / 1000.0,
+                    http.2 as f64 / 1000.0,
+                    raw,
+                    http.0 / raw
+                );
+            }
         }
     });
     let _ = child.kill();
@@ -81,10 +84,29 @@ fn start(bin: &std::path::Path, dir: &std::path::Path) -> (Child, String) {
     (child, base)
 }
 
-/// Each client creates apps back to back (one command = one `POST /apps`).
+#[derive(Clone, Copy)]
+enum Write {
+    /// `POST /apps`: one new stream.
+    App,
+    /// `POST /apps/{id}/entitlements` with an alias: loads the app, claims
+    /// the alias (one stream), writes the entitlement (another).
+    Entitlement,
+}
+
+impl Write {
+    fn name(self) -> &'static str {
+        match self {
+            Write::App => "`POST /apps`",
+            Write::Entitlement => "`POST /apps/{id}/entitlements` (with alias)",
+        }
+    }
+}
+
+/// Each client sends one kind of catalog write back to back.
 async fn http_cell(
     client: &reqwest::Client,
     base: &str,
+    write: Write,
     clients: usize,
     d: Duration,
 ) -> (f64, u64, u64) {
@@ -92,12 +114,30 @@ async fn http_cell(
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
-            let (client, stop, url) = (client.clone(), stop.clone(), format!("{base}/api/v1/apps"));
+            let (client, stop, base) = (client.clone(), stop.clone(), base.to_string());
             tokio::spawn(async move {
+                let url = match write {
+                    Write::App => format!("{base}/api/v1/apps"),
+                    Write::Entitlement => {
+                        let r = client
+                            .post(format!("{base}/api/v1/apps"))
+                            .bearer_auth(TOKEN)
+                            .header("content-type", "application/json")
+                            .body(format!(r#"{{"displayName":"Target {c}"}}"#))
+                            .send()
+                            .await
+                            .unwrap();
+                        let app: serde_json::Value = r.json().await.unwrap();
+                        format!("{base}/api/v1/apps/{}/entitlements", app["id"].as_str().unwrap())
+                    }
+                };
                 let mut hist = Histogram::<u64>::new(3).unwrap();
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let body = format!(r#"{{"displayName":"App {c}-{i}","signOnMode":"SAML_2_0","description":"benchmark app"}}"#);
+                    let body = match write {
+                        Write::App => format!(r#"{{"displayName":"App {c}-{i}","signOnMode":"SAML_2_0","description":"benchmark app"}}"#),
+                        Write::Entitlement => format!(r#"{{"displayName":"Role {i}","alias":"role-{i}","riskLevelValueId":"high","durationGrant":"86400s"}}"#),
+                    };
                     let t = Instant::now();
                     let r = client
                         .post(&url)
