@@ -60,6 +60,10 @@ pub async fn create_user(
     }
     let meta = meta(&principal, &headers)?;
     use_idempotency_key(&state, &meta, "POST", "/users", &digest).await?;
+    crate::refs::users_exist(&state, &body.manager_ids, "managerIds").await?;
+    if let Some(delegate) = body.delegated_user_id.as_deref().filter(|d| !d.is_empty()) {
+        crate::refs::users_exist(&state, &[delegate.to_string()], "delegatedUserId").await?;
+    }
     // A retry with the same Idempotency-Key must address the same user.
     let user_id = match &meta.idempotency_key {
         Some(key) => derived_id("user", key),
@@ -250,6 +254,12 @@ pub async fn update_user(
     }
     let meta = meta(&principal, &headers)?;
     use_idempotency_key(&state, &meta, "POST", &format!("/users/{user_id}"), &digest).await?;
+    if let Some(managers) = &body.manager_ids {
+        crate::refs::users_exist(&state, managers, "managerIds").await?;
+    }
+    if let Some(delegate) = body.delegated_user_id.as_deref().filter(|d| !d.is_empty()) {
+        crate::refs::users_exist(&state, &[delegate.to_string()], "delegatedUserId").await?;
+    }
     let list = |v: Option<Vec<String>>| v.map(|values| v1::StringList { values });
     let command = UserCommand::Update(v1::UserUpdated {
         user_id: user_id.clone(),

@@ -87,6 +87,14 @@ async fn bad_bodies_are_400_and_write_nothing() {
         (json!({"username": "bob", "roles": ["root"]}), "roles"),
         (json!({"username": "Bob Smith"}), "username"),
         (json!({"username": "bob", "email": "not-an-email"}), "email"),
+        (
+            json!({"username": "bob", "managerIds": ["nobody"]}),
+            "managerIds",
+        ),
+        (
+            json!({"username": "bob", "delegatedUserId": "nobody"}),
+            "delegatedUserId",
+        ),
     ];
     for (body, field) in cases {
         let p = problem(create(&s, ADMIN, body.clone()).await, 400).await;
