@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/iga/v1/identity.proto",
         "proto/iga/v1/catalog.proto",
         "proto/iga/v1/policy.proto",
+        "proto/iga/v1/access.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -7,10 +7,12 @@
 //! events, call these two functions and store what they return. Tests are
 //! given/when/then over events ([`testing`]).
 
+pub mod access;
 pub mod app;
 pub mod entitlement;
 pub mod idempotency;
 pub mod policy;
+pub mod request;
 pub mod resource;
 pub mod testing;
 pub mod user;

@@ -131,6 +131,21 @@ domain_events! {
     PolicyCreated => PolicyCreated, "iga.v1.PolicyCreated", 1;
     PolicyUpdated => PolicyUpdated, "iga.v1.PolicyUpdated", 1;
     PolicyDeleted => PolicyDeleted, "iga.v1.PolicyDeleted", 1;
+    AccessRequestCreated => AccessRequestCreated, "iga.v1.AccessRequestCreated", 1;
+    RequestApprovalRecorded => RequestApprovalRecorded, "iga.v1.RequestApprovalRecorded", 1;
+    RequestPhaseCompleted => RequestPhaseCompleted, "iga.v1.RequestPhaseCompleted", 1;
+    RequestApproved => RequestApproved, "iga.v1.RequestApproved", 1;
+    RequestRejected => RequestRejected, "iga.v1.RequestRejected", 1;
+    RequestCommented => RequestCommented, "iga.v1.RequestCommented", 1;
+    RequestReassigned => RequestReassigned, "iga.v1.RequestReassigned", 1;
+    RequestModified => RequestModified, "iga.v1.RequestModified", 1;
+    RequestCancelled => RequestCancelled, "iga.v1.RequestCancelled", 1;
+    RequestFulfilled => RequestFulfilled, "iga.v1.RequestFulfilled", 1;
+    AccessRequestOpened => AccessRequestOpened, "iga.v1.AccessRequestOpened", 1;
+    AccessRequestClosed => AccessRequestClosed, "iga.v1.AccessRequestClosed", 1;
+    GrantIssued => GrantIssued, "iga.v1.GrantIssued", 1;
+    GrantDurationChanged => GrantDurationChanged, "iga.v1.GrantDurationChanged", 1;
+    GrantEnded => GrantEnded, "iga.v1.GrantEnded", 1;
 }
 
 impl DomainEvent {

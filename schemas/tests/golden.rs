@@ -159,6 +159,133 @@ fn samples() -> Vec<DomainEvent> {
             policy_id: "p1".into(),
         }
         .into(),
+        AccessRequestCreated {
+            request_id: "r1".into(),
+            requester_id: "u1".into(),
+            user_id: "u2".into(),
+            app_id: "a1".into(),
+            entitlement_id: "e2".into(),
+            catalog_type: "entitlement".into(),
+            request_type: "entitlementGrant".into(),
+            priority: "high".into(),
+            justification: "on call".into(),
+            start_date_micros: 1,
+            end_date_micros: 2,
+            expiry_date_micros: 3,
+            external_request_id: "INC-1".into(),
+            policy_id: "p1".into(),
+            policy_version: 2,
+            allow_self_approval: false,
+            phases: vec![RequestPhase {
+                name: "Owners".into(),
+                quorum: 2,
+                require_justification: true,
+                approver_ids: ids(&["u3", "u4"]),
+                role: "admin".into(),
+            }],
+        }
+        .into(),
+        RequestApprovalRecorded {
+            request_id: "r1".into(),
+            phase: "Owners".into(),
+            user_id: "u3".into(),
+            justification: "ok".into(),
+            comment: "fine".into(),
+        }
+        .into(),
+        RequestPhaseCompleted {
+            request_id: "r1".into(),
+            phase: "Owners".into(),
+        }
+        .into(),
+        RequestApproved {
+            request_id: "r1".into(),
+        }
+        .into(),
+        RequestRejected {
+            request_id: "r1".into(),
+            phase: "Owners".into(),
+            user_id: "u3".into(),
+            justification: "no".into(),
+            comment: "not needed".into(),
+        }
+        .into(),
+        RequestCommented {
+            request_id: "r1".into(),
+            phase: "Owners".into(),
+            user_id: "u2".into(),
+            comment: "please".into(),
+        }
+        .into(),
+        RequestReassigned {
+            request_id: "r1".into(),
+            phase: "Owners".into(),
+            from_user_id: "u3".into(),
+            to_user_ids: ids(&["u5"]),
+            comment: "on leave".into(),
+        }
+        .into(),
+        RequestModified {
+            request_id: "r1".into(),
+            user_id: "u3".into(),
+            end_date_micros: 5,
+        }
+        .into(),
+        RequestCancelled {
+            request_id: "r1".into(),
+            user_id: "u1".into(),
+            comment: "never mind".into(),
+            outcome: "cancelled".into(),
+        }
+        .into(),
+        RequestFulfilled {
+            request_id: "r1".into(),
+            grant_id: "g1".into(),
+            outcome: "provisioned".into(),
+            message: String::new(),
+        }
+        .into(),
+        AccessRequestOpened {
+            user_id: "u2".into(),
+            entitlement_id: "e2".into(),
+            request_id: "r1".into(),
+            kind: "grant".into(),
+        }
+        .into(),
+        AccessRequestClosed {
+            user_id: "u2".into(),
+            entitlement_id: "e2".into(),
+            request_id: "r1".into(),
+        }
+        .into(),
+        GrantIssued {
+            grant_id: "g1".into(),
+            user_id: "u2".into(),
+            app_id: "a1".into(),
+            entitlement_id: "e2".into(),
+            grant_type: "request".into(),
+            request_id: "r1".into(),
+            starts_at_micros: 10,
+            deprovision_at_micros: 20,
+        }
+        .into(),
+        GrantDurationChanged {
+            grant_id: "g1".into(),
+            user_id: "u2".into(),
+            entitlement_id: "e2".into(),
+            deprovision_at_micros: 30,
+        }
+        .into(),
+        GrantEnded {
+            grant_id: "g1".into(),
+            user_id: "u2".into(),
+            entitlement_id: "e2".into(),
+            ended_at_micros: 30,
+            reason: "expired".into(),
+            request_id: String::new(),
+            comment: String::new(),
+        }
+        .into(),
     ]
 }
 

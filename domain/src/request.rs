@@ -1,0 +1,476 @@
+//! The AccessRequest aggregate: one beneficiary × one catalog item, routed
+//! through the phases its policy resolved to when it was created.
+//!
+//! Rules (DOMAIN.md 3–6): a phase completes when `quorum` distinct eligible
+//! people approve; one rejection rejects the request; one person's approval
+//! counts once across all phases; unless the policy allows self-approval,
+//! neither the requester nor the beneficiary may approve or reject; only
+//! actors of the current phase (or an admin) act; the requester or an admin
+//! cancels; an approver may shorten the grant window, never lengthen it.
+//! Fulfilment is recorded once.
+
+use iga_schemas::v1;
+
+use crate::{Aggregate, Context, DomainError, DomainEvent};
+
+pub const PRIORITIES: &[&str] = &["low", "medium", "high"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Status {
+    #[default]
+    InProgress,
+    Complete,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase {
+    pub def: v1::RequestPhase,
+    /// Who approved this phase, in order.
+    pub approvals: Vec<String>,
+    pub complete: bool,
+    /// Actors added and removed by reassignment.
+    pub reassigned_to: Vec<String>,
+    pub reassigned_from: Vec<String>,
+}
+
+impl Phase {
+    /// The users assigned to act in this phase (role holders aside).
+    pub fn assigned(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .def
+            .approver_ids
+            .iter()
+            .chain(&self.reassigned_to)
+            .filter(|id| !self.reassigned_from.contains(id))
+            .cloned()
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        ids
+    }
+
+    fn may_act(&self, ctx: &Context) -> bool {
+        ctx.is_admin()
+            || self.assigned().contains(&ctx.actor_id)
+            || (!self.def.role.is_empty() && ctx.actor_roles.contains(&self.def.role))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccessRequest {
+    pub created: v1::AccessRequestCreated,
+    pub phases: Vec<Phase>,
+    pub status: Status,
+    /// `Some(true)` approved, `Some(false)` rejected.
+    pub approved: Option<bool>,
+    /// `provisioned`, `denied`, `cancelled`, `expired` or `failed`, once known.
+    pub outcome: Option<String>,
+    pub end_date_micros: i64,
+    pub grant_id: String,
+    pub fulfilled: bool,
+}
+
+impl AccessRequest {
+    pub fn exists(&self) -> bool {
+        !self.created.request_id.is_empty()
+    }
+
+    /// The phase now open, if the request is still in progress.
+    pub fn current_phase(&self) -> Option<&Phase> {
+        if self.status != Status::InProgress || self.approved.is_some() {
+            return None;
+        }
+        self.phases.iter().find(|p| !p.complete)
+    }
+
+    /// Whether the request is for removing access.
+    pub fn is_removal(&self) -> bool {
+        self.created.request_type.ends_with("Remove")
+    }
+
+    fn approved_anywhere(&self, user: &str) -> Option<&str> {
+        self.phases
+            .iter()
+            .find(|p| p.approvals.iter().any(|a| a == user))
+            .map(|p| p.def.name.as_str())
+    }
+
+    fn is_party(&self, ctx: &Context) -> bool {
+        ctx.actor_id == self.created.requester_id || ctx.actor_id == self.created.user_id
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum RequestCommand {
+    /// Creates the request; `auto_approve` approves it at once (an
+    /// auto-approving policy, or one without steps).
+    Create {
+        created: v1::AccessRequestCreated,
+        auto_approve: bool,
+    },
+    Approve {
+        phase: Option<String>,
+        justification: String,
+        comment: String,
+    },
+    Reject {
+        phase: Option<String>,
+        justification: String,
+        comment: String,
+    },
+    Comment {
+        comment: String,
+    },
+    Reassign {
+        phase: Option<String>,
+        to_user_ids: Vec<String>,
+        comment: String,
+    },
+    /// Shortens the grant window; `max_end_micros` is the latest end the
+    /// entitlement's maximum duration allows (0: no maximum).
+    Modify {
+        end_date_micros: i64,
+        max_end_micros: i64,
+    },
+    Cancel {
+        comment: String,
+    },
+    /// The expiry date passed (issued by the timer).
+    Expire,
+    /// Fulfilment is done (issued by the fulfilment step).
+    Fulfil {
+        grant_id: String,
+        outcome: String,
+        message: String,
+    },
+}
+
+impl Aggregate for AccessRequest {
+    type Command = RequestCommand;
+    const TYPE: &'static str = "request";
+
+    fn decide(&self, c: &RequestCommand, ctx: &Context) -> Result<Vec<DomainEvent>, DomainError> {
+        use RequestCommand as C;
+        if let C::Create {
+            created,
+            auto_approve,
+        } = c
+        {
+            if self.exists() {
+                return Err(DomainError::AlreadyExists(format!(
+                    "request {}",
+                    self.created.request_id
+                )));
+            }
+            if !PRIORITIES.contains(&created.priority.as_str()) {
+                return Err(DomainError::invalid("priority", "low, medium or high"));
+            }
+            let mut events: Vec<DomainEvent> = vec![created.clone().into()];
+            if *auto_approve || created.phases.is_empty() {
+                events.push(
+                    v1::RequestApproved {
+                        request_id: created.request_id.clone(),
+                    }
+                    .into(),
+                );
+            }
+            return Ok(events);
+        }
+        if !self.exists() {
+            return Err(DomainError::NotFound("request".into()));
+        }
+        let id = self.created.request_id.clone();
+        let closed =
+            || DomainError::InvalidTransition(format!("request {id} is no longer in progress"));
+        match c {
+            C::Create { .. } => unreachable!("handled above"),
+            C::Approve {
+                phase,
+                justification,
+                comment,
+            } => {
+                let current = self.acting_phase(phase.as_deref(), ctx)?;
+                if let Some(earlier) = self.approved_anywhere(&ctx.actor_id) {
+                    return Err(DomainError::InvalidTransition(format!(
+                        "{} already approved this request (phase {earlier:?}); one person counts once",
+                        ctx.actor_id
+                    )));
+                }
+                if current.def.require_justification && justification.trim().is_empty() {
+                    return Err(DomainError::invalid(
+                        "justification",
+                        "required by this phase",
+                    ));
+                }
+                let name = current.def.name.clone();
+                let mut events: Vec<DomainEvent> = vec![v1::RequestApprovalRecorded {
+                    request_id: id.clone(),
+                    phase: name.clone(),
+                    user_id: ctx.actor_id.clone(),
+                    justification: justification.clone(),
+                    comment: comment.clone(),
+                }
+                .into()];
+                if current.approvals.len() + 1 >= current.def.quorum.max(1) as usize {
+                    events.push(
+                        v1::RequestPhaseCompleted {
+                            request_id: id.clone(),
+                            phase: name.clone(),
+                        }
+                        .into(),
+                    );
+                    let last = self.phases.last().is_some_and(|p| p.def.name == name);
+                    if last {
+                        events.push(v1::RequestApproved { request_id: id }.into());
+                    }
+                }
+                Ok(events)
+            }
+            C::Reject {
+                phase,
+                justification,
+                comment,
+            } => {
+                let current = self.acting_phase(phase.as_deref(), ctx)?;
+                if current.def.require_justification && justification.trim().is_empty() {
+                    return Err(DomainError::invalid(
+                        "justification",
+                        "required by this phase",
+                    ));
+                }
+                Ok(vec![v1::RequestRejected {
+                    request_id: id,
+                    phase: current.def.name.clone(),
+                    user_id: ctx.actor_id.clone(),
+                    justification: justification.clone(),
+                    comment: comment.clone(),
+                }
+                .into()])
+            }
+            C::Comment { comment } => {
+                let actor = self.phases.iter().any(|p| {
+                    p.assigned().contains(&ctx.actor_id)
+                        || p.reassigned_from.contains(&ctx.actor_id)
+                });
+                if !(ctx.is_admin() || self.is_party(ctx) || actor) {
+                    return Err(DomainError::Forbidden(
+                        "only the requester, the beneficiary, an actor or an admin comments".into(),
+                    ));
+                }
+                if comment.trim().is_empty() || comment.len() > 4096 {
+                    return Err(DomainError::invalid("comment", "1 to 4096 bytes"));
+                }
+                let phase = self
+                    .current_phase()
+                    .map(|p| p.def.name.clone())
+                    .unwrap_or_default();
+                Ok(vec![v1::RequestCommented {
+                    request_id: id,
+                    phase,
+                    user_id: ctx.actor_id.clone(),
+                    comment: comment.clone(),
+                }
+                .into()])
+            }
+            C::Reassign {
+                phase,
+                to_user_ids,
+                comment,
+            } => {
+                let current = self.acting_phase(phase.as_deref(), ctx)?;
+                if to_user_ids.is_empty() {
+                    return Err(DomainError::invalid("toUserIds", "at least one user"));
+                }
+                if !self.created.allow_self_approval
+                    && to_user_ids
+                        .iter()
+                        .any(|u| *u == self.created.requester_id || *u == self.created.user_id)
+                {
+                    return Err(DomainError::invalid(
+                        "toUserIds",
+                        "the requester and the beneficiary cannot approve this request",
+                    ));
+                }
+                Ok(vec![v1::RequestReassigned {
+                    request_id: id,
+                    phase: current.def.name.clone(),
+                    from_user_id: ctx.actor_id.clone(),
+                    to_user_ids: to_user_ids.clone(),
+                    comment: comment.clone(),
+                }
+                .into()])
+            }
+            C::Modify {
+                end_date_micros,
+                max_end_micros,
+            } => {
+                self.acting_phase(None, ctx)?;
+                let start = self.created.start_date_micros.max(0);
+                let current_end = if self.end_date_micros > 0 {
+                    self.end_date_micros
+                } else if *max_end_micros > 0 {
+                    *max_end_micros
+                } else {
+                    i64::MAX
+                };
+                if *end_date_micros <= start.max(ctx.now_unix_micros) {
+                    return Err(DomainError::invalid(
+                        "endDate",
+                        "must be in the future and after startDate",
+                    ));
+                }
+                if *end_date_micros >= current_end {
+                    return Err(DomainError::invalid(
+                        "endDate",
+                        "may only shorten the grant window",
+                    ));
+                }
+                Ok(vec![v1::RequestModified {
+                    request_id: id,
+                    user_id: ctx.actor_id.clone(),
+                    end_date_micros: *end_date_micros,
+                }
+                .into()])
+            }
+            C::Cancel { comment } => {
+                if !(ctx.is_admin() || ctx.actor_id == self.created.requester_id) {
+                    return Err(DomainError::Forbidden(
+                        "only the requester or an admin cancels".into(),
+                    ));
+                }
+                if self.status != Status::InProgress || self.approved.is_some() {
+                    return Err(closed());
+                }
+                Ok(vec![v1::RequestCancelled {
+                    request_id: id,
+                    user_id: ctx.actor_id.clone(),
+                    comment: comment.clone(),
+                    outcome: "cancelled".into(),
+                }
+                .into()])
+            }
+            C::Expire => Ok(
+                if self.status == Status::InProgress && self.approved.is_none() {
+                    vec![v1::RequestCancelled {
+                        request_id: id,
+                        user_id: ctx.actor_id.clone(),
+                        comment: "the request expired".into(),
+                        outcome: "expired".into(),
+                    }
+                    .into()]
+                } else {
+                    vec![]
+                },
+            ),
+            C::Fulfil {
+                grant_id,
+                outcome,
+                message,
+            } => Ok(if self.approved == Some(true) && !self.fulfilled {
+                vec![v1::RequestFulfilled {
+                    request_id: id,
+                    grant_id: grant_id.clone(),
+                    outcome: outcome.clone(),
+                    message: message.clone(),
+                }
+                .into()]
+            } else {
+                vec![]
+            }),
+        }
+    }
+
+    fn evolve(mut self, event: &DomainEvent) -> Self {
+        let phase = |s: &mut Self, name: &str| s.phases.iter_mut().position(|p| p.def.name == name);
+        match event {
+            DomainEvent::AccessRequestCreated(e) => {
+                self.created = e.clone();
+                self.end_date_micros = e.end_date_micros;
+                self.phases = e
+                    .phases
+                    .iter()
+                    .map(|p| Phase {
+                        def: p.clone(),
+                        ..Default::default()
+                    })
+                    .collect();
+            }
+            DomainEvent::RequestApprovalRecorded(e) => {
+                if let Some(i) = phase(&mut self, &e.phase) {
+                    self.phases[i].approvals.push(e.user_id.clone());
+                }
+            }
+            DomainEvent::RequestPhaseCompleted(e) => {
+                if let Some(i) = phase(&mut self, &e.phase) {
+                    self.phases[i].complete = true;
+                }
+            }
+            DomainEvent::RequestApproved(_) => self.approved = Some(true),
+            DomainEvent::RequestRejected(_) => {
+                self.approved = Some(false);
+                self.status = Status::Complete;
+                self.outcome = Some("denied".into());
+            }
+            DomainEvent::RequestReassigned(e) => {
+                if let Some(i) = phase(&mut self, &e.phase) {
+                    let p = &mut self.phases[i];
+                    p.reassigned_from.push(e.from_user_id.clone());
+                    for to in &e.to_user_ids {
+                        p.reassigned_from.retain(|f| f != to);
+                        p.reassigned_to.push(to.clone());
+                    }
+                }
+            }
+            DomainEvent::RequestModified(e) => self.end_date_micros = e.end_date_micros,
+            DomainEvent::RequestCancelled(e) => {
+                self.status = Status::Cancelled;
+                self.outcome = Some(e.outcome.clone());
+            }
+            DomainEvent::RequestFulfilled(e) => {
+                self.fulfilled = true;
+                self.status = Status::Complete;
+                self.grant_id.clone_from(&e.grant_id);
+                self.outcome = Some(e.outcome.clone());
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+impl AccessRequest {
+    /// The current phase, if `ctx` may act in it now (approve, reject,
+    /// reassign, modify).
+    fn acting_phase(&self, named: Option<&str>, ctx: &Context) -> Result<&Phase, DomainError> {
+        let id = &self.created.request_id;
+        let Some(current) = self.current_phase() else {
+            return Err(DomainError::InvalidTransition(format!(
+                "request {id} is no longer in progress"
+            )));
+        };
+        if let Some(name) = named.filter(|n| !n.is_empty()) {
+            if name != current.def.name {
+                return Err(DomainError::InvalidTransition(format!(
+                    "phase {name:?} is not the current phase ({:?})",
+                    current.def.name
+                )));
+            }
+        }
+        if !self.created.allow_self_approval && self.is_party(ctx) {
+            return Err(DomainError::Forbidden(
+                "the requester and the beneficiary cannot act on this request".into(),
+            ));
+        }
+        if !current.may_act(ctx) {
+            return Err(DomainError::Forbidden(format!(
+                "only an actor of phase {:?} or an admin acts on it",
+                current.def.name
+            )));
+        }
+        Ok(current)
+    }
+}
+
+#[cfg(test)]
+mod tests;
