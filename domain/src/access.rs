@@ -119,6 +119,7 @@ impl Aggregate for AccessPair {
                     ended_at_micros: at,
                     reason: reason.into(),
                     request_id: request_id.into(),
+                    comment: String::new(),
                 }
                 .into()
             };

@@ -106,7 +106,7 @@ pub enum RequestCommand {
     /// Creates the request; `auto_approve` approves it at once (an
     /// auto-approving policy, or one without steps).
     Create {
-        created: v1::AccessRequestCreated,
+        created: Box<v1::AccessRequestCreated>,
         auto_approve: bool,
     },
     Approve {
@@ -166,7 +166,7 @@ impl Aggregate for AccessRequest {
             if !PRIORITIES.contains(&created.priority.as_str()) {
                 return Err(DomainError::invalid("priority", "low, medium or high"));
             }
-            let mut events: Vec<DomainEvent> = vec![created.clone().into()];
+            let mut events: Vec<DomainEvent> = vec![(**created).clone().into()];
             if *auto_approve || created.phases.is_empty() {
                 events.push(
                     v1::RequestApproved {

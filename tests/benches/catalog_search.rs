@@ -25,6 +25,9 @@ use iga_eventlog::sled_store::SledEventStore;
 use iga_eventlog::{EventEnvelope, EventStore, ExpectedVersion, Limits};
 use iga_schemas::{v1, DomainEvent};
 
+/// Makes the query string of the i-th query of a kind.
+type QueryMaker = Box<dyn Fn(usize) -> String>;
+
 const TOKEN: &str = "bench-admin-token-0123456789";
 
 const WORDS: &[&str] = &[
@@ -182,7 +185,7 @@ fn main() {
     );
 
     // 3. Queries.
-    let kinds: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+    let kinds: Vec<(&str, QueryMaker)> = vec![
         (
             "one word (`query=billing`)",
             Box::new(|i| format!("query={}", word(i as u64 * 7 + 1))),
