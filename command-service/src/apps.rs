@@ -155,14 +155,17 @@ pub async fn create_app(
         owner_ids: body.owner_ids,
         access_entitlement_id: access_id,
     };
-    run(
-        &state,
-        &meta,
-        &app_id,
-        AppCommand::Create(created),
+    let (app, outcome) = execute(&state, &meta, &app_id, AppCommand::Create(created)).await?;
+    // Write the built-in access entitlement to its own stream now, so it can
+    // be found by its id alone (requests name it so). Should this fail, it
+    // is written on its first change instead; requests for the app still work.
+    crate::entitlements::write_builtin(&state, &meta, &app).await?;
+    Ok(object_response(
         StatusCode::CREATED,
-    )
-    .await
+        outcome.version,
+        Some(outcome.position),
+        &render(&app, &outcome),
+    ))
 }
 
 /// Updates an app (admin, app owner): only the fields present change.

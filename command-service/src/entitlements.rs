@@ -183,6 +183,24 @@ async fn prepare(
     Ok(current)
 }
 
+/// Writes the app's built-in entitlement to its stream (a no-op once there).
+pub async fn write_builtin(
+    state: &CommandState,
+    meta: &CommandMeta,
+    app: &App,
+) -> Result<(), Problem> {
+    let quiet = CommandMeta {
+        expected_version: None,
+        ..meta.clone()
+    };
+    let write = EntitlementCommand::MaterializeBuiltin(builtin_access(&app.fields));
+    state
+        .handler
+        .execute::<Entitlement>(&app.fields.access_entitlement_id, &write, &quiet)
+        .await?;
+    Ok(())
+}
+
 async fn claim_alias(
     state: &CommandState,
     meta: &CommandMeta,

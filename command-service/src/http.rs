@@ -14,6 +14,7 @@ use crate::{now_unix_micros, CommandHandler, CommandMeta};
 #[derive(Clone)]
 pub struct CommandState {
     pub handler: CommandHandler,
+    pub requests: crate::requests::RequestSettings,
 }
 
 /// The write routes (under `/api/v1`); the caller adds authentication.
@@ -56,6 +57,18 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
             crate::policies::update_policy,
             crate::policies::delete_policy
         ))
+        .routes(utoipa_axum::routes!(crate::requests::create_requests))
+        .routes(utoipa_axum::routes!(crate::requests::validate_requests))
+        .routes(utoipa_axum::routes!(crate::requests::approve))
+        .routes(utoipa_axum::routes!(crate::requests::reject))
+        .routes(utoipa_axum::routes!(crate::requests::comment))
+        .routes(utoipa_axum::routes!(crate::requests::reassign))
+        .routes(utoipa_axum::routes!(crate::requests::modify))
+        .routes(utoipa_axum::routes!(crate::requests::cancel))
+        .routes(utoipa_axum::routes!(crate::grants::add_manual_user))
+        .routes(utoipa_axum::routes!(crate::grants::revoke))
+        .routes(utoipa_axum::routes!(crate::grants::update_grant_duration))
+        .routes(utoipa_axum::routes!(crate::grants::remove_grant_duration))
         .with_state(state)
 }
 

@@ -14,9 +14,12 @@ pub mod apps;
 pub mod bootstrap;
 pub mod entitlements;
 mod error;
+pub mod fulfilment;
+pub mod grants;
 pub mod http;
 pub mod policies;
 mod refs;
+pub mod requests;
 pub mod resources;
 pub mod users;
 
@@ -106,7 +109,7 @@ impl CommandHandler {
     }
 
     /// The state, its version, and the recorded events it was folded from.
-    async fn load_recorded<A: Aggregate>(
+    pub async fn load_recorded<A: Aggregate>(
         &self,
         id: &str,
     ) -> Result<(A, u64, Vec<RecordedEvent>), CommandError> {

@@ -56,6 +56,15 @@ pub struct ServeArgs {
     /// How long a read waits for its X-Consistency-Token before answering 503, in milliseconds.
     #[arg(long, env = "IGA_CONSISTENCY_WAIT_MS", default_value_t = 5000)]
     pub consistency_wait_ms: u64,
+    /// Risk levels (comma-separated `riskLevelValueId`s) whose entitlements
+    /// need a justification when requested.
+    #[arg(
+        long,
+        env = "IGA_JUSTIFICATION_RISK_LEVELS",
+        default_value = "high,critical",
+        value_delimiter = ','
+    )]
+    pub justification_risk_levels: Vec<String>,
     /// Requests running longer than this are answered 408, in seconds.
     #[arg(long, env = "IGA_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,

@@ -67,11 +67,16 @@ pub fn router(
         models: health.models.clone(),
         consistency_wait: Duration::from_millis(args.consistency_wait_ms),
         search: health.search.clone(),
+        store: health.store.clone(),
     };
     let authenticator: Arc<dyn Authenticator> =
         Arc::new(ReadModelAuthenticator(health.models.clone()));
-    let writes =
-        command_service::http::routes(command_service::http::CommandState { handler: commands });
+    let writes = command_service::http::routes(command_service::http::CommandState {
+        handler: commands,
+        requests: command_service::requests::RequestSettings {
+            justification_risk_levels: args.justification_risk_levels.clone(),
+        },
+    });
     // The consistency wait runs before authentication, so a token issued by a
     // write authenticates as soon as the request carries that write's token.
     let api = query_service::routes(query.clone())

@@ -16,7 +16,11 @@ use iga_eventlog::{EventStore, Limits};
 use projection_service::apps::AppCatalog;
 use projection_service::catalog::{CatalogSearch, SearchIndex};
 use projection_service::entitlements::EntitlementCatalog;
+use projection_service::grants::GrantLedger;
 use projection_service::policies::PolicyDirectory;
+use projection_service::reactor::ReactorRunner;
+use projection_service::requests::RequestDirectory;
+use projection_service::timers::TimerIndex;
 use projection_service::users::UserDirectory;
 use projection_service::{Projection, ProjectionRunner, ReadModels};
 
@@ -33,6 +37,9 @@ pub fn projections(search: &Arc<SearchIndex>) -> Vec<Arc<dyn Projection>> {
         Arc::new(EntitlementCatalog),
         Arc::new(PolicyDirectory),
         Arc::new(CatalogSearch::new(search.clone())),
+        Arc::new(RequestDirectory),
+        Arc::new(GrantLedger),
+        Arc::new(TimerIndex),
     ]
 }
 
@@ -97,6 +104,21 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     health.caught_up.store(true, Ordering::SeqCst);
 
+    // Reactors: fulfilment of decided requests, and timers.
+    let fulfilment = ReactorRunner::new(
+        models.clone(),
+        store.clone(),
+        Arc::new(command_service::fulfilment::FulfilmentReactor {
+            handler: commands.clone(),
+        }),
+    );
+    let fulfilment = tokio::spawn(fulfilment.run(stop_runner.subscribe()));
+    let timers = command_service::fulfilment::TimerDriver {
+        handler: commands.clone(),
+        models: models.clone(),
+    };
+    let timers = tokio::spawn(timers.run(stop_runner.subscribe()));
+
     let app = crate::http::router(&args, health.clone(), commands, metrics);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -124,6 +146,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         _ = served => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping"),
     }
     let _ = stop_runner.send(true);
+    if let Ok(Err(e)) = fulfilment.await {
+        tracing::error!(error = %e, "fulfilment reactor failed");
+    }
+    if let Ok(Err(e)) = timers.await {
+        tracing::error!(error = %e, "timer driver failed");
+    }
     match runner.await {
         Ok(Err(e)) => tracing::error!(error = %e, "projection runner failed"),
         Err(e) => tracing::error!(error = %e, "projection runner panicked"),

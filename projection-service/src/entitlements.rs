@@ -133,10 +133,13 @@ impl Projection for EntitlementCatalog {
                     None => created(at, version),
                 };
                 tx.put(app_of_key(&e.entitlement_id), e.app_id.as_bytes());
+                let grant_count = tx
+                    .get_json::<EntitlementView>(&key)?
+                    .map_or(0, |v| v.grant_count);
                 let view = EntitlementView {
                     fields: e.clone(),
                     meta,
-                    grant_count: 0,
+                    grant_count,
                 };
                 tx.put_json(key, &view);
             }
@@ -159,10 +162,26 @@ impl Projection for EntitlementCatalog {
                         .unwrap_or_default()
                 })?
             }
+            DomainEvent::GrantIssued(e) => count_grant(tx, &e.entitlement_id, 1)?,
+            DomainEvent::GrantEnded(e) => count_grant(tx, &e.entitlement_id, -1)?,
             _ => {}
         }
         Ok(())
     }
+}
+
+/// Keeps `grantCount` (users holding the entitlement now); not a change of
+/// the entitlement, so neither its version nor `updatedAt` move.
+fn count_grant(tx: &mut Staged<'_>, entitlement_id: &str, delta: i64) -> Result<()> {
+    let Some(app) = tx.get(&app_of_key(entitlement_id))? else {
+        return Ok(());
+    };
+    let key = entitlement_key(&String::from_utf8_lossy(&app), entitlement_id);
+    if let Some(mut view) = tx.get_json::<EntitlementView>(&key)? {
+        view.grant_count = (view.grant_count as i64 + delta).max(0) as u64;
+        tx.put_json(key, &view);
+    }
+    Ok(())
 }
 
 fn change(

@@ -12,9 +12,13 @@
 pub mod apps;
 pub mod catalog;
 pub mod entitlements;
+pub mod grants;
 pub mod policies;
+pub mod reactor;
+pub mod requests;
 pub mod runner;
 pub mod staged;
+pub mod timers;
 pub mod users;
 
 pub use runner::{ProjectionRunner, ReadModels};

@@ -308,6 +308,11 @@ pub fn dump(tree: &sled::Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
 }
 
 impl ReadModels {
+    /// The tree a reactor keeps its checkpoint in.
+    pub fn reactor_tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(format!("reactor.{name}"))?)
+    }
+
     /// Flushes the read models to disk (on shutdown).
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;

@@ -3,11 +3,14 @@
 //! write named by the caller's `X-Consistency-Token`.
 
 pub mod apps;
+pub mod audit;
 pub mod catalog;
 pub mod consistency;
 pub mod entitlements;
+pub mod grants;
 mod page;
 pub mod policies;
+pub mod requests;
 pub mod users;
 
 use std::sync::Arc;
@@ -26,6 +29,8 @@ pub struct QueryState {
     pub consistency_wait: Duration,
     /// The catalog search index (follows the `catalog` read model).
     pub search: Arc<projection_service::catalog::SearchIndex>,
+    /// The event log, for the audit API.
+    pub store: Arc<dyn iga_eventlog::EventStore>,
 }
 
 /// The read routes (under `/api/v1`), with their OpenAPI descriptions.
@@ -49,6 +54,16 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(policies::get_policy))
         .routes(utoipa_axum::routes!(policies::list_policies))
         .routes(utoipa_axum::routes!(catalog::search_catalog))
+        .routes(utoipa_axum::routes!(requests::get_request))
+        .routes(utoipa_axum::routes!(requests::list_requests))
+        .routes(utoipa_axum::routes!(requests::search_requests))
+        .routes(utoipa_axum::routes!(requests::user_tasks))
+        .routes(utoipa_axum::routes!(requests::my_tasks))
+        .routes(utoipa_axum::routes!(grants::list_grants))
+        .routes(utoipa_axum::routes!(grants::grant_history))
+        .routes(utoipa_axum::routes!(grants::entitlement_grants))
+        .routes(utoipa_axum::routes!(audit::list_events))
+        .routes(utoipa_axum::routes!(audit::stream_events))
         .with_state(state)
 }
 

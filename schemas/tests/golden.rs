@@ -183,6 +183,12 @@ fn samples() -> Vec<DomainEvent> {
                 approver_ids: ids(&["u3", "u4"]),
                 role: "admin".into(),
             }],
+            requester_username: "ada".into(),
+            requester_display_name: "Ada".into(),
+            user_username: "bob".into(),
+            user_display_name: "Bob".into(),
+            catalog_display_name: "Admin".into(),
+            app_display_name: "GitHub".into(),
         }
         .into(),
         RequestApprovalRecorded {

@@ -1,0 +1,899 @@
+//! Writes of access requests: create (for several users × items, with an
+//! error per refused pair), validate (the same checks, nothing written), and
+//! the actions approve, reject, comment, reassign, modify and cancel.
+//!
+//! Creating one request, for one pair that passed its checks:
+//! 1. resolve the policy (the entitlement's, else the app's, else the
+//!    built-in default: one "Approval" step by `APP_OWNERS`) into phases;
+//! 2. open the request on the access pair (`access-<user>_<entitlement>`),
+//!    which refuses a second open request of the same kind: `DUPLICATE`,
+//!    even for identical requests sent at the same moment;
+//! 3. write the request; an auto-approving policy approves it at once, and
+//!    it is fulfilled before the answer.
+
+use std::collections::HashSet;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use iga_domain::access::{pair_key, AccessCommand, AccessPair, PairRefusal};
+use iga_domain::app::App;
+use iga_domain::entitlement::{builtin_access, Entitlement};
+use iga_domain::policy::Policy;
+use iga_domain::request::{AccessRequest, RequestCommand};
+use iga_domain::user::User;
+use iga_domain::{Aggregate, DomainError};
+use iga_http::{ApiJson, Principal, Problem, CONSISTENCY_TOKEN};
+use iga_schemas::v1;
+use projection_service::requests::RequestView;
+use serde::{Deserialize, Serialize};
+
+use crate::http::{meta, use_idempotency_key, CommandState};
+use crate::{CommandError, CommandMeta};
+
+/// Most users, items, and pairs in one create.
+pub const MAX_USERS: usize = 100;
+pub const MAX_ITEMS: usize = 100;
+pub const MAX_PAIRS: usize = 1000;
+/// How long an open request whose stream was never written (its writer
+/// died between the two appends) blocks its pair before it may be replaced.
+const ORPHAN_MICROS: i64 = 60_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemType {
+    Entitlement,
+    Application,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogItemRef {
+    #[serde(rename = "type")]
+    pub kind: ItemType,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessModifier {
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRequests {
+    /// Beneficiaries; the caller when empty.
+    #[serde(default)]
+    pub users: Vec<String>,
+    pub catalogs: Vec<CatalogItemRef>,
+    #[serde(default)]
+    pub justification: String,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// RFC 3339; the grant starts then (default: when approved).
+    #[serde(default)]
+    pub start_date: Option<String>,
+    /// RFC 3339; capped by the entitlement's maximum duration.
+    #[serde(default)]
+    pub end_date: Option<String>,
+    /// RFC 3339; the request is cancelled if not complete by then.
+    #[serde(default)]
+    pub expiry_date: Option<String>,
+    #[serde(default)]
+    pub external_request_id: Option<String>,
+    /// Letters, digits, `_` and `-`, at most 32: prepended to the ids.
+    #[serde(default)]
+    pub request_id_prefix: Option<String>,
+    /// `add` (default) or `remove`.
+    #[serde(default)]
+    pub access_modifier: Option<AccessModifier>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PairError {
+    /// `DUPLICATE`, `ALREADY_GRANTED`, `NOT_GRANTED`, `NOT_FOUND`, `NOT_REQUESTABLE`, `INVALID`.
+    pub error: String,
+    pub message: String,
+    pub user: String,
+    pub catalog_id: String,
+    /// The open request, for `DUPLICATE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateAnswer {
+    /// The ids of the requests created (none for validate).
+    pub result: Vec<String>,
+    pub errors: Vec<PairError>,
+}
+
+/// Request-wide settings that are not per pair.
+#[derive(Debug, Clone)]
+pub struct RequestSettings {
+    /// Risk levels whose entitlements need a justification on create.
+    pub justification_risk_levels: Vec<String>,
+}
+
+fn date(field: &str, text: Option<&str>) -> Result<i64, Problem> {
+    let Some(t) = text.filter(|t| !t.is_empty()) else {
+        return Ok(0);
+    };
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map(|d| (d.unix_timestamp_nanos() / 1000) as i64)
+        .map_err(|_| {
+            Problem::bad_request(format!("{field} {t:?} is not an RFC 3339 time"))
+                .with_field(field, "RFC 3339, e.g. 2026-01-31T12:00:00Z")
+        })
+}
+
+/// Everything known about one pair once it passed its checks.
+struct Checked {
+    user: User,
+    app: App,
+    entitlement: Entitlement,
+    item: CatalogItemRef,
+    end_date_micros: i64,
+}
+
+/// The per-pair checks; `Err` is the pair's error.
+async fn check_pair(
+    state: &CommandState,
+    settings: &RequestSettings,
+    body: &CreateRequests,
+    user_id: &str,
+    item: &CatalogItemRef,
+    times: (i64, i64),
+) -> Result<Result<Checked, PairError>, Problem> {
+    let err = |code: &str, message: String, request_id: Option<String>| PairError {
+        error: code.into(),
+        message,
+        user: user_id.into(),
+        catalog_id: item.id.clone(),
+        request_id,
+    };
+    let remove = body.access_modifier == Some(AccessModifier::Remove);
+    let (user, _) = state.handler.load::<User>(user_id).await?;
+    if !user.exists() || !user.enabled {
+        return Ok(Err(err(
+            "NOT_FOUND",
+            format!("user {user_id} not found"),
+            None,
+        )));
+    }
+    // The item: an entitlement, or an app standing for its access entitlement.
+    let (app, entitlement) = match item.kind {
+        ItemType::Application => {
+            let (app, _) = state.handler.load::<App>(&item.id).await?;
+            if !app.exists() {
+                return Ok(Err(err(
+                    "NOT_FOUND",
+                    format!("app {} not found", item.id),
+                    None,
+                )));
+            }
+            let (mut ent, _) = state
+                .handler
+                .load::<Entitlement>(&app.fields.access_entitlement_id)
+                .await?;
+            if !ent.exists() {
+                ent = Entitlement {
+                    fields: builtin_access(&app.fields),
+                    deleted: false,
+                };
+            }
+            (app, ent)
+        }
+        ItemType::Entitlement => {
+            let (ent, _) = state.handler.load::<Entitlement>(&item.id).await?;
+            if !ent.exists() {
+                return Ok(Err(err(
+                    "NOT_FOUND",
+                    format!("entitlement {} not found", item.id),
+                    None,
+                )));
+            }
+            let (app, _) = state.handler.load::<App>(&ent.fields.app_id).await?;
+            (app, ent)
+        }
+    };
+    if app.deleted || entitlement.deleted {
+        return Ok(Err(err(
+            "NOT_FOUND",
+            format!("{} is deleted", item.id),
+            None,
+        )));
+    }
+    let requestable = entitlement.fields.requestable && app.active;
+    if !remove && !requestable {
+        return Ok(Err(err(
+            "NOT_REQUESTABLE",
+            format!("{} cannot be requested", item.id),
+            None,
+        )));
+    }
+    let f = &entitlement.fields;
+    if !remove
+        && body.justification.trim().is_empty()
+        && settings
+            .justification_risk_levels
+            .contains(&f.risk_level_value_id)
+    {
+        return Ok(Err(err(
+            "INVALID",
+            format!(
+                "a justification is required for risk level {:?}",
+                f.risk_level_value_id
+            ),
+            None,
+        )));
+    }
+    // The grant window, capped by the maximum duration.
+    let (start, end) = times;
+    let max = f.duration_grant_seconds * 1_000_000;
+    let end_date_micros = if end > 0 && max > 0 {
+        end.min(start.max(crate::now_unix_micros()) + max)
+    } else {
+        end
+    };
+    let (pair, _) = state
+        .handler
+        .load::<AccessPair>(&pair_key(user_id, &f.entitlement_id))
+        .await?;
+    if let Some(refusal) = pair.refusal(remove) {
+        let open = match &refusal {
+            PairRefusal::Duplicate(id) => Some(id.clone()),
+            _ => None,
+        };
+        let message = match &refusal {
+            PairRefusal::Duplicate(id) => {
+                format!("request {id} is already open for this user and item")
+            }
+            PairRefusal::AlreadyGranted => "the user already holds this access".into(),
+            PairRefusal::NotGranted => "the user does not hold this access".into(),
+        };
+        return Ok(Err(err(refusal.code(), message, open)));
+    }
+    Ok(Ok(Checked {
+        user,
+        app,
+        entitlement,
+        item: item.clone(),
+        end_date_micros,
+    }))
+}
+
+/// The policy for a pair, resolved into phases: answers
+/// (policy id, version, allow self-approval, auto-approve, phases).
+async fn resolve_phases(
+    state: &CommandState,
+    checked: &Checked,
+    requester: &str,
+    remove: bool,
+) -> Result<(String, u64, bool, bool, Vec<v1::RequestPhase>), Problem> {
+    let f = &checked.entitlement.fields;
+    let a = &checked.app.fields;
+    let candidates = if remove {
+        [&f.revoke_policy_id, &a.revoke_policy_id]
+    } else {
+        [&f.grant_policy_id, &a.grant_policy_id]
+    };
+    let mut found = None;
+    for id in candidates.into_iter().filter(|id| !id.is_empty()) {
+        let (policy, _) = state.handler.load::<Policy>(id).await?;
+        if policy.exists() && !policy.deleted {
+            found = Some(policy);
+            break;
+        }
+    }
+    let (policy_id, version, definition) = match found {
+        Some(p) => (p.id.clone(), p.version, p.definition.clone()),
+        None => (
+            String::new(),
+            0,
+            v1::PolicyDefinition {
+                display_name: "Default".into(),
+                steps: vec![v1::PolicyStep {
+                    name: "Approval".into(),
+                    approvers: Some(v1::PolicyApprovers {
+                        r#type: "APP_OWNERS".into(),
+                        ..Default::default()
+                    }),
+                    quorum: 1,
+                    require_justification: false,
+                }],
+                ..Default::default()
+            },
+        ),
+    };
+    let parties: HashSet<&str> = [requester, checked.user.id.as_str()].into_iter().collect();
+    let mut phases = Vec::new();
+    for step in &definition.steps {
+        let approvers = step.approvers.clone().unwrap_or_default();
+        let mut ids: Vec<String> = match approvers.r#type.as_str() {
+            "MANAGER" => checked.user.manager_ids.clone(),
+            "APP_OWNERS" => a.owner_ids.clone(),
+            "ENTITLEMENT_OWNERS" => f.owner_ids.clone(),
+            "USERS" => approvers.user_ids.clone(),
+            _ => vec![],
+        };
+        // Delegates act for their principals.
+        let mut with_delegates = Vec::new();
+        for id in ids.drain(..) {
+            let (u, _) = state.handler.load::<User>(&id).await?;
+            if !u.exists() || !u.enabled {
+                continue;
+            }
+            if !u.delegated_user_id.is_empty() {
+                with_delegates.push(u.delegated_user_id.clone());
+            }
+            with_delegates.push(id);
+        }
+        let mut seen = HashSet::new();
+        with_delegates.retain(|id| seen.insert(id.clone()));
+        if !definition.allow_self_approval {
+            with_delegates.retain(|id| !parties.contains(id.as_str()));
+        }
+        let mut role = if approvers.r#type == "ROLE" {
+            approvers.role.clone()
+        } else {
+            String::new()
+        };
+        if with_delegates.is_empty() && role.is_empty() {
+            role = "admin".into(); // resolved to nobody eligible: the admins decide
+        }
+        let quorum = if role.is_empty() {
+            step.quorum.clamp(1, with_delegates.len() as u32)
+        } else {
+            step.quorum.max(1)
+        };
+        phases.push(v1::RequestPhase {
+            name: step.name.clone(),
+            quorum,
+            require_justification: step.require_justification,
+            approver_ids: with_delegates,
+            role,
+        });
+    }
+    Ok((
+        policy_id,
+        version,
+        definition.allow_self_approval,
+        definition.auto_approve,
+        phases,
+    ))
+}
+
+async fn create_or_validate(
+    state: CommandState,
+    principal: Principal,
+    headers: HeaderMap,
+    body: CreateRequests,
+    digest: iga_http::json::BodyDigest,
+    write: bool,
+) -> Result<Response, Problem> {
+    let meta = meta(&principal, &headers)?;
+    if write {
+        use_idempotency_key(&state, &meta, "POST", "/requests", &digest).await?;
+    }
+    let users = if body.users.is_empty() {
+        vec![principal.user_id.clone()]
+    } else {
+        iga_domain::app::dedup(body.users.clone())
+    };
+    if users.len() > MAX_USERS
+        || body.catalogs.len() > MAX_ITEMS
+        || users.len() * body.catalogs.len() > MAX_PAIRS
+    {
+        return Err(Problem::bad_request(format!(
+            "at most {MAX_USERS} users, {MAX_ITEMS} items and {MAX_PAIRS} pairs per request"
+        ))
+        .with_field("catalogs", "too many"));
+    }
+    if body.catalogs.is_empty() {
+        return Err(
+            Problem::bad_request("name at least one catalog item").with_field("catalogs", "empty")
+        );
+    }
+    if body.justification.len() > 4096 {
+        return Err(Problem::bad_request("justification is too long")
+            .with_field("justification", "at most 4096 bytes"));
+    }
+    let prefix = body.request_id_prefix.clone().unwrap_or_default();
+    if prefix.len() > 32
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(
+            Problem::bad_request("requestIdPrefix is not usable in an id")
+                .with_field("requestIdPrefix", "at most 32 letters, digits, '_' or '-'"),
+        );
+    }
+    let now = meta.ctx.now_unix_micros;
+    let start = date("startDate", body.start_date.as_deref())?;
+    let end = date("endDate", body.end_date.as_deref())?;
+    let expiry = date("expiryDate", body.expiry_date.as_deref())?;
+    if end > 0 && end <= start.max(now) {
+        return Err(
+            Problem::bad_request("endDate must be in the future and after startDate")
+                .with_field("endDate", "too early"),
+        );
+    }
+    if expiry > 0 && expiry <= now {
+        return Err(Problem::bad_request("expiryDate must be in the future")
+            .with_field("expiryDate", "in the past"));
+    }
+    // Requesting for someone else takes an admin or one of their managers.
+    for u in &users {
+        if *u != principal.user_id && !principal.is_admin() {
+            let (user, _) = state.handler.load::<User>(u).await?;
+            if !user.manager_ids.contains(&principal.user_id) {
+                return Err(Problem::forbidden(format!(
+                    "only an admin or a manager of user {u} requests access for them"
+                )));
+            }
+        }
+    }
+    let settings = state.requests.clone();
+    let remove = body.access_modifier == Some(AccessModifier::Remove);
+    let (requester, _) = state.handler.load::<User>(&principal.user_id).await?;
+    let mut answer = CreateAnswer {
+        result: vec![],
+        errors: vec![],
+    };
+    let mut position = 0;
+    for (ui, user_id) in users.iter().enumerate() {
+        for (ci, item) in body.catalogs.iter().enumerate() {
+            let checked =
+                match check_pair(&state, &settings, &body, user_id, item, (start, end)).await? {
+                    Ok(c) => c,
+                    Err(e) => {
+                        answer.errors.push(e);
+                        continue;
+                    }
+                };
+            if !write {
+                continue;
+            }
+            let request_id = format!(
+                "{prefix}{}",
+                match &meta.idempotency_key {
+                    Some(k) => crate::users::derived_id("request", &format!("{k}\0{ui}\0{ci}")),
+                    None => uuid::Uuid::now_v7().to_string(),
+                }
+            );
+            let (policy_id, policy_version, allow_self, auto, phases) =
+                resolve_phases(&state, &checked, &principal.user_id, remove).await?;
+            let f = &checked.entitlement.fields;
+            let kind = match checked.item.kind {
+                ItemType::Entitlement => "entitlement",
+                ItemType::Application => "application",
+            };
+            let created = v1::AccessRequestCreated {
+                request_id: request_id.clone(),
+                requester_id: principal.user_id.clone(),
+                user_id: user_id.clone(),
+                app_id: checked.app.fields.app_id.clone(),
+                entitlement_id: f.entitlement_id.clone(),
+                catalog_type: kind.into(),
+                request_type: format!("{kind}{}", if remove { "Remove" } else { "Grant" }),
+                priority: match body.priority.unwrap_or(Priority::Low) {
+                    Priority::Low => "low",
+                    Priority::Medium => "medium",
+                    Priority::High => "high",
+                }
+                .into(),
+                justification: body.justification.clone(),
+                start_date_micros: start,
+                end_date_micros: checked.end_date_micros,
+                expiry_date_micros: expiry,
+                external_request_id: body.external_request_id.clone().unwrap_or_default(),
+                policy_id,
+                policy_version,
+                allow_self_approval: allow_self,
+                phases,
+                requester_username: requester.username.clone(),
+                requester_display_name: requester.display_name.clone(),
+                user_username: checked.user.username.clone(),
+                user_display_name: checked.user.display_name.clone(),
+                catalog_display_name: match checked.item.kind {
+                    ItemType::Entitlement => f.display_name.clone(),
+                    ItemType::Application => checked.app.fields.display_name.clone(),
+                },
+                app_display_name: checked.app.fields.display_name.clone(),
+            };
+            let command = RequestCommand::Create {
+                created: Box::new(created),
+                auto_approve: auto,
+            };
+            AccessRequest::default()
+                .decide(&command, &meta.ctx)
+                .map_err(CommandError::from)?;
+            // Open it on the pair: of identical requests, one wins.
+            let pair = pair_key(user_id, &f.entitlement_id);
+            if let Err(e) = open_on_pair(
+                &state,
+                &meta,
+                &pair,
+                user_id,
+                &f.entitlement_id,
+                &request_id,
+                remove,
+            )
+            .await?
+            {
+                answer.errors.push(PairError {
+                    user: user_id.clone(),
+                    catalog_id: item.id.clone(),
+                    ..e
+                });
+                continue;
+            }
+            let (req, out) = state
+                .handler
+                .execute::<AccessRequest>(&request_id, &command, &meta)
+                .await?;
+            position = position.max(out.position);
+            if req.approved.is_some() {
+                position =
+                    position.max(crate::fulfilment::fulfil(&state.handler, &request_id).await?);
+            }
+            answer.result.push(request_id);
+        }
+    }
+    if !write {
+        return Ok(Json(answer).into_response());
+    }
+    if position == 0 {
+        position = state
+            .handler
+            .store()
+            .head()
+            .await
+            .map_err(CommandError::from)?;
+    }
+    let mut response = (StatusCode::CREATED, Json(answer)).into_response();
+    response
+        .headers_mut()
+        .insert(CONSISTENCY_TOKEN, axum::http::HeaderValue::from(position));
+    Ok(response)
+}
+
+/// Opens the request on its pair; `Ok(Err(_))` is the pair's refusal.
+async fn open_on_pair(
+    state: &CommandState,
+    meta: &CommandMeta,
+    pair: &str,
+    user_id: &str,
+    entitlement_id: &str,
+    request_id: &str,
+    remove: bool,
+) -> Result<Result<(), PairError>, Problem> {
+    let (current, at) = state.handler.snapshot::<AccessPair>(pair).await?;
+    let open = if remove {
+        &current.open_remove_request
+    } else {
+        &current.open_grant_request
+    };
+    let holder_gone = match open {
+        Some(other) if other != request_id => {
+            let (r, _) = state.handler.load::<AccessRequest>(other).await?;
+            !r.exists() && meta.ctx.now_unix_micros - at.updated_at_unix_micros > ORPHAN_MICROS
+        }
+        _ => false,
+    };
+    let command = AccessCommand::Open {
+        user_id: user_id.into(),
+        entitlement_id: entitlement_id.into(),
+        request_id: request_id.into(),
+        remove,
+        holder_gone,
+    };
+    let side = CommandMeta {
+        expected_version: None,
+        ..meta.clone()
+    };
+    match state
+        .handler
+        .execute::<AccessPair>(pair, &command, &side)
+        .await
+    {
+        Ok(_) => Ok(Ok(())),
+        Err(CommandError::Domain(DomainError::AlreadyExists(what))) => {
+            let (now, _) = state.handler.load::<AccessPair>(pair).await?;
+            let refusal = now.refusal(remove);
+            let request = match &refusal {
+                Some(PairRefusal::Duplicate(id)) => Some(id.clone()),
+                _ => None,
+            };
+            Ok(Err(PairError {
+                error: refusal.as_ref().map_or("DUPLICATE", |r| r.code()).into(),
+                message: format!("{what} for this user and item"),
+                user: user_id.into(),
+                catalog_id: entitlement_id.into(),
+                request_id: request,
+            }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates access requests: one per user × item that passes its checks, an error for each other pair.
+#[utoipa::path(post, path = "/requests", tag = "requests", request_body = CreateRequests,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first outcome")),
+    responses((status = 201, description = "Created (some pairs may have errors)", body = CreateAnswer), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_requests(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    ApiJson(body, digest): ApiJson<CreateRequests>,
+) -> Result<Response, Problem> {
+    create_or_validate(state, principal, headers, body, digest, true).await
+}
+
+/// Runs every check of a create and answers the same shape; creates nothing.
+#[utoipa::path(post, path = "/requests/validate", tag = "requests", request_body = CreateRequests,
+    responses((status = 200, description = "What a create would answer", body = CreateAnswer), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn validate_requests(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    ApiJson(body, digest): ApiJson<CreateRequests>,
+) -> Result<Response, Problem> {
+    create_or_validate(state, principal, headers, body, digest, false).await
+}
+
+/// The request as the API shows it, folded from its recorded events.
+pub async fn request_view(state: &CommandState, id: &str) -> Result<RequestView, Problem> {
+    let (_, _, recorded) = state.handler.load_recorded::<AccessRequest>(id).await?;
+    let mut view = RequestView::default();
+    for r in &recorded {
+        let event = r
+            .envelope
+            .decode_event()
+            .map_err(|e| CommandError::Decode(e.to_string()))?;
+        view.apply(
+            &event,
+            r.envelope.occurred_at_unix_micros,
+            r.envelope.stream_version,
+        );
+    }
+    Ok(view)
+}
+
+/// Runs an action, then whatever the decision calls for, and answers the
+/// request with a consistency token that covers it all.
+async fn act(
+    state: &CommandState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: &str,
+    command: RequestCommand,
+) -> Result<Response, Problem> {
+    let meta = meta(principal, headers)?;
+    let (req, out) = state
+        .handler
+        .execute::<AccessRequest>(id, &command, &meta)
+        .await
+        .map_err(|e| e.for_aggregate("request", id))?;
+    let mut position = out.position;
+    if out.events_written > 0
+        && (req.approved.is_some() || req.status != iga_domain::request::Status::InProgress)
+    {
+        position = position.max(crate::fulfilment::fulfil(&state.handler, id).await?);
+    }
+    let view = request_view(state, id).await?;
+    Ok(iga_http::object_response(
+        StatusCode::OK,
+        view.version,
+        Some(position),
+        &view,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Decide {
+    /// The current phase's name (checked when given).
+    #[serde(default)]
+    pub phase_name: Option<String>,
+    #[serde(default)]
+    pub justification: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommentBody {
+    pub comment: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reassign {
+    #[serde(default)]
+    pub phase_name: Option<String>,
+    pub to_user_ids: Vec<String>,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Modify {
+    /// RFC 3339; earlier than the current end.
+    pub end_date: String,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cancel {
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// Approves the current phase (its active actors, admins).
+#[utoipa::path(post, path = "/requests/{id}/approve", tag = "requests", request_body = Decide,
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, description = "The request", body = RequestView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn approve(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body, _): ApiJson<Decide>,
+) -> Result<Response, Problem> {
+    let command = RequestCommand::Approve {
+        phase: body.phase_name,
+        justification: body.justification,
+        comment: body.comment,
+    };
+    act(&state, &principal, &headers, &id, command).await
+}
+
+/// Rejects the request (active actors of the current phase, admins).
+#[utoipa::path(post, path = "/requests/{id}/reject", tag = "requests", request_body = Decide,
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, description = "The request", body = RequestView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn reject(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body, _): ApiJson<Decide>,
+) -> Result<Response, Problem> {
+    let command = RequestCommand::Reject {
+        phase: body.phase_name,
+        justification: body.justification,
+        comment: body.comment,
+    };
+    act(&state, &principal, &headers, &id, command).await
+}
+
+/// Comments (requester, beneficiary, actors, admins).
+#[utoipa::path(post, path = "/requests/{id}/comment", tag = "requests", request_body = CommentBody,
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, description = "The request", body = RequestView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn comment(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body, _): ApiJson<CommentBody>,
+) -> Result<Response, Problem> {
+    act(
+        &state,
+        &principal,
+        &headers,
+        &id,
+        RequestCommand::Comment {
+            comment: body.comment,
+        },
+    )
+    .await
+}
+
+/// Hands the caller's task in the current phase to other users (active actors, admins).
+#[utoipa::path(post, path = "/requests/{id}/reassign", tag = "requests", request_body = Reassign,
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, description = "The request", body = RequestView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn reassign(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body, _): ApiJson<Reassign>,
+) -> Result<Response, Problem> {
+    crate::refs::users_exist(&state, &body.to_user_ids, "toUserIds").await?;
+    let command = RequestCommand::Reassign {
+        phase: body.phase_name,
+        to_user_ids: body.to_user_ids,
+        comment: body.comment,
+    };
+    act(&state, &principal, &headers, &id, command).await
+}
+
+/// Shortens the grant window (active actors, admins); never lengthens it.
+#[utoipa::path(post, path = "/requests/{id}/modify", tag = "requests", request_body = Modify,
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, description = "The request", body = RequestView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn modify(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body, _): ApiJson<Modify>,
+) -> Result<Response, Problem> {
+    let end = date("endDate", Some(&body.end_date))?;
+    let (req, _) = state.handler.load::<AccessRequest>(&id).await?;
+    let (ent, _) = state
+        .handler
+        .load::<Entitlement>(&req.created.entitlement_id)
+        .await?;
+    let max = ent.fields.duration_grant_seconds * 1_000_000;
+    let max_end = if max > 0 {
+        req.created.start_date_micros.max(crate::now_unix_micros()) + max
+    } else {
+        0
+    };
+    let command = RequestCommand::Modify {
+        end_date_micros: end,
+        max_end_micros: max_end,
+    };
+    act(&state, &principal, &headers, &id, command).await
+}
+
+/// Cancels the request (requester, admins) while it is in progress.
+#[utoipa::path(post, path = "/requests/{id}/cancel", tag = "requests", request_body = Cancel,
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, description = "The request", body = RequestView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    // The body is optional here: an empty one cancels without a comment.
+    let comment = if body.iter().all(u8::is_ascii_whitespace) {
+        String::new()
+    } else {
+        serde_json::from_slice::<Cancel>(&body)
+            .map_err(|e| {
+                Problem::bad_request(format!("invalid request body: {e}"))
+                    .with_field("comment", e.to_string())
+            })?
+            .comment
+    };
+    act(
+        &state,
+        &principal,
+        &headers,
+        &id,
+        RequestCommand::Cancel { comment },
+    )
+    .await
+}

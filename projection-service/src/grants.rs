@@ -1,0 +1,292 @@
+//! `GrantLedger`: who holds what now, and every interval anyone held
+//! anything, with why (the request, its approvals, its policy version).
+//!
+//! Keys: `g/<grantId>` -> [`GrantView`] (held or ended);
+//! `cur/<userId>/<entitlementId>` -> grant id (held now);
+//! `hu/<userId>/<grantId>`, `he/<entitlementId>/<grantId>`, `ha/<appId>/<grantId>`
+//! -> `""` (every grant ever, per user, entitlement and app; grant ids are
+//! UUID v7, so key order is issue order);
+//! `rq/<requestId>` -> [`RequestTrail`] (approvals and policy of a request,
+//! copied onto the grant it issues).
+
+use iga_eventlog::RecordedEvent;
+use iga_schemas::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::requests::rfc3339;
+use crate::{Projection, Result, Staged};
+
+pub const NAME: &str = "grants";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantApproval {
+    pub user_id: String,
+    pub phase: String,
+    pub time_stamp: String,
+}
+
+/// A grant, as the API shows it (history adds nothing: every grant carries
+/// its approvals and policy).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantView {
+    pub id: String,
+    pub user_id: String,
+    pub app_id: String,
+    pub app_entitlement_id: String,
+    /// `request` or `admin`.
+    pub grant_type: String,
+    pub request_id: Option<String>,
+    pub created_at: String,
+    pub deprovision_at: Option<String>,
+    pub deleted_at: Option<String>,
+    /// `revoked`, `expired` or `removal request`.
+    pub revoke_reason: Option<String>,
+    pub revoke_comment: Option<String>,
+    pub approvals: Vec<GrantApproval>,
+    pub policy_id: Option<String>,
+    pub policy_version: Option<u64>,
+    /// Who issued it (the requester's approvers issue through the system).
+    pub granted_by: String,
+}
+
+impl GrantView {
+    /// Whether the grant was held at instant `at`: from `createdAt`
+    /// (inclusive) to `deletedAt` (exclusive).
+    pub fn active_at(&self, at: time::OffsetDateTime) -> bool {
+        let parse = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        };
+        parse(&self.created_at).is_some_and(|start| start <= at)
+            && self
+                .deleted_at
+                .as_deref()
+                .and_then(parse)
+                .is_none_or(|end| at < end)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RequestTrail {
+    pub approvals: Vec<GrantApproval>,
+    pub policy_id: String,
+    pub policy_version: u64,
+}
+
+pub fn grant_key(id: &str) -> Vec<u8> {
+    format!("g/{id}").into_bytes()
+}
+
+pub fn current_key(user_id: &str, entitlement_id: &str) -> Vec<u8> {
+    format!("cur/{user_id}/{entitlement_id}").into_bytes()
+}
+
+pub fn current_prefix(user_id: &str) -> Vec<u8> {
+    format!("cur/{user_id}/").into_bytes()
+}
+
+pub fn by_user_prefix(user_id: &str) -> Vec<u8> {
+    format!("hu/{user_id}/").into_bytes()
+}
+
+pub fn by_entitlement_prefix(entitlement_id: &str) -> Vec<u8> {
+    format!("he/{entitlement_id}/").into_bytes()
+}
+
+pub fn by_app_prefix(app_id: &str) -> Vec<u8> {
+    format!("ha/{app_id}/").into_bytes()
+}
+
+fn trail_key(request_id: &str) -> Vec<u8> {
+    format!("rq/{request_id}").into_bytes()
+}
+
+pub struct GrantLedger;
+
+impl Projection for GrantLedger {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(
+        &self,
+        event: &RecordedEvent,
+        decoded: &DomainEvent,
+        tx: &mut Staged<'_>,
+    ) -> Result<()> {
+        let env = &event.envelope;
+        match decoded {
+            DomainEvent::AccessRequestCreated(e) => {
+                let trail = RequestTrail {
+                    approvals: vec![],
+                    policy_id: e.policy_id.clone(),
+                    policy_version: e.policy_version,
+                };
+                tx.put_json(trail_key(&e.request_id), &trail);
+            }
+            DomainEvent::RequestApprovalRecorded(e) => {
+                if let Some(mut trail) = tx.get_json::<RequestTrail>(&trail_key(&e.request_id))? {
+                    trail.approvals.push(GrantApproval {
+                        user_id: e.user_id.clone(),
+                        phase: e.phase.clone(),
+                        time_stamp: rfc3339(env.occurred_at_unix_micros),
+                    });
+                    tx.put_json(trail_key(&e.request_id), &trail);
+                }
+            }
+            DomainEvent::GrantIssued(e) => {
+                let trail = if e.request_id.is_empty() {
+                    None
+                } else {
+                    tx.get_json::<RequestTrail>(&trail_key(&e.request_id))?
+                };
+                let view = GrantView {
+                    id: e.grant_id.clone(),
+                    user_id: e.user_id.clone(),
+                    app_id: e.app_id.clone(),
+                    app_entitlement_id: e.entitlement_id.clone(),
+                    grant_type: e.grant_type.clone(),
+                    request_id: Some(e.request_id.clone()).filter(|r| !r.is_empty()),
+                    created_at: rfc3339(e.starts_at_micros),
+                    deprovision_at: (e.deprovision_at_micros > 0)
+                        .then(|| rfc3339(e.deprovision_at_micros)),
+                    approvals: trail
+                        .as_ref()
+                        .map(|t| t.approvals.clone())
+                        .unwrap_or_default(),
+                    policy_id: trail
+                        .as_ref()
+                        .map(|t| t.policy_id.clone())
+                        .filter(|p| !p.is_empty()),
+                    policy_version: trail.as_ref().map(|t| t.policy_version),
+                    granted_by: env.actor_id.clone(),
+                    ..Default::default()
+                };
+                tx.put_json(grant_key(&e.grant_id), &view);
+                tx.put(
+                    current_key(&e.user_id, &e.entitlement_id),
+                    e.grant_id.as_bytes(),
+                );
+                for prefix in [
+                    by_user_prefix(&e.user_id),
+                    by_entitlement_prefix(&e.entitlement_id),
+                    by_app_prefix(&e.app_id),
+                ] {
+                    let mut k = prefix;
+                    k.extend_from_slice(e.grant_id.as_bytes());
+                    tx.put(k, Vec::new());
+                }
+            }
+            DomainEvent::GrantDurationChanged(e) => {
+                if let Some(mut view) = tx.get_json::<GrantView>(&grant_key(&e.grant_id))? {
+                    view.deprovision_at =
+                        (e.deprovision_at_micros > 0).then(|| rfc3339(e.deprovision_at_micros));
+                    tx.put_json(grant_key(&e.grant_id), &view);
+                }
+            }
+            DomainEvent::GrantEnded(e) => {
+                if let Some(mut view) = tx.get_json::<GrantView>(&grant_key(&e.grant_id))? {
+                    view.deleted_at = Some(rfc3339(e.ended_at_micros));
+                    view.revoke_reason = Some(e.reason.clone());
+                    view.revoke_comment = Some(e.comment.clone()).filter(|c| !c.is_empty());
+                    tx.put_json(grant_key(&e.grant_id), &view);
+                }
+                tx.delete(current_key(&e.user_id, &e.entitlement_id));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl GrantLedger {
+    pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<GrantView>> {
+        Staged::new(tree).get_json(&grant_key(id))
+    }
+
+    /// The grant `user_id` holds on `entitlement_id` now.
+    pub fn current(
+        tree: &sled::Tree,
+        user_id: &str,
+        entitlement_id: &str,
+    ) -> Result<Option<GrantView>> {
+        match tree.get(current_key(user_id, entitlement_id))? {
+            Some(id) => Self::get(tree, &String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every grant under an index prefix (`by_*_prefix`), oldest first.
+    pub fn under(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<GrantView>> {
+        let mut out = Vec::new();
+        for kv in tree.scan_prefix(prefix) {
+            let (k, _) = kv?;
+            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            if let Some(g) = Self::get(tree, &id)? {
+                out.push(g);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A grant as lists and writes answer it (history adds approvals and policy).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    pub id: String,
+    pub user_id: String,
+    pub app_id: String,
+    pub app_entitlement_id: String,
+    /// `request` or `admin`.
+    pub grant_type: String,
+    pub request_id: Option<String>,
+    pub created_at: String,
+    pub deprovision_at: Option<String>,
+    pub deleted_at: Option<String>,
+    /// `revoked`, `expired` or `removal request`.
+    pub revoke_reason: Option<String>,
+    pub revoke_comment: Option<String>,
+}
+
+impl From<GrantView> for Grant {
+    fn from(v: GrantView) -> Self {
+        Grant {
+            id: v.id,
+            user_id: v.user_id,
+            app_id: v.app_id,
+            app_entitlement_id: v.app_entitlement_id,
+            grant_type: v.grant_type,
+            request_id: v.request_id,
+            created_at: v.created_at,
+            deprovision_at: v.deprovision_at,
+            deleted_at: v.deleted_at,
+            revoke_reason: v.revoke_reason,
+            revoke_comment: v.revoke_comment,
+        }
+    }
+}
+
+impl Grant {
+    /// The grant as its events make it: issued, maybe re-timed, maybe ended.
+    pub fn from_events(
+        issued: &iga_schemas::v1::GrantIssued,
+        ended: Option<&iga_schemas::v1::GrantEnded>,
+    ) -> Self {
+        Grant {
+            id: issued.grant_id.clone(),
+            user_id: issued.user_id.clone(),
+            app_id: issued.app_id.clone(),
+            app_entitlement_id: issued.entitlement_id.clone(),
+            grant_type: issued.grant_type.clone(),
+            request_id: Some(issued.request_id.clone()).filter(|r| !r.is_empty()),
+            created_at: rfc3339(issued.starts_at_micros),
+            deprovision_at: (issued.deprovision_at_micros > 0)
+                .then(|| rfc3339(issued.deprovision_at_micros)),
+            deleted_at: ended.map(|e| rfc3339(e.ended_at_micros)),
+            revoke_reason: ended.map(|e| e.reason.clone()),
+            revoke_comment: ended.map(|e| e.comment.clone()).filter(|c| !c.is_empty()),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `TimerIndex`: what is due when. Grants end at their `deprovisionAt`;
+//! requests are cancelled at their `expiryDate`. The index is a read model
+//! like any other (rebuilt from the log, so timers survive restarts); the
+//! timer driver reads the earliest entries and issues the commands, whose
+//! events then remove them.
+//!
+//! Keys: `d/<due BE>/<kind>/<id>` -> [`Timer`]; `k/<kind>/<id>` -> the `d/` key.
+
+use iga_eventlog::RecordedEvent;
+use iga_schemas::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::{Projection, Result, Staged};
+
+pub const NAME: &str = "timers";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Timer {
+    /// End grant `grant_id` of the pair.
+    GrantExpiry {
+        grant_id: String,
+        user_id: String,
+        entitlement_id: String,
+    },
+    /// Cancel request `request_id` (it expired before completion).
+    RequestExpiry { request_id: String },
+}
+
+pub struct TimerIndex;
+
+fn due_key(due: i64, kind: &str, id: &str) -> Vec<u8> {
+    let mut k = b"d/".to_vec();
+    k.extend_from_slice(&due.max(0).to_be_bytes());
+    k.extend_from_slice(format!("/{kind}/{id}").as_bytes());
+    k
+}
+
+fn back_key(kind: &str, id: &str) -> Vec<u8> {
+    format!("k/{kind}/{id}").into_bytes()
+}
+
+fn set(tx: &mut Staged<'_>, kind: &str, id: &str, due: i64, timer: &Timer) {
+    clear(tx, kind, id);
+    if due > 0 {
+        let k = due_key(due, kind, id);
+        tx.put_json(k.clone(), timer);
+        tx.put(back_key(kind, id), k);
+    }
+}
+
+fn clear(tx: &mut Staged<'_>, kind: &str, id: &str) {
+    if let Ok(Some(k)) = tx.get(&back_key(kind, id)) {
+        tx.delete(k);
+        tx.delete(back_key(kind, id));
+    }
+}
+
+impl Projection for TimerIndex {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(
+        &self,
+        _event: &RecordedEvent,
+        decoded: &DomainEvent,
+        tx: &mut Staged<'_>,
+    ) -> Result<()> {
+        match decoded {
+            DomainEvent::GrantIssued(e) => {
+                let timer = Timer::GrantExpiry {
+                    grant_id: e.grant_id.clone(),
+                    user_id: e.user_id.clone(),
+                    entitlement_id: e.entitlement_id.clone(),
+                };
+                set(tx, "g", &e.grant_id, e.deprovision_at_micros, &timer);
+            }
+            DomainEvent::GrantDurationChanged(e) => {
+                let timer = Timer::GrantExpiry {
+                    grant_id: e.grant_id.clone(),
+                    user_id: e.user_id.clone(),
+                    entitlement_id: e.entitlement_id.clone(),
+                };
+                set(tx, "g", &e.grant_id, e.deprovision_at_micros, &timer);
+            }
+            DomainEvent::GrantEnded(e) => clear(tx, "g", &e.grant_id),
+            DomainEvent::AccessRequestCreated(e) => {
+                let timer = Timer::RequestExpiry {
+                    request_id: e.request_id.clone(),
+                };
+                set(tx, "r", &e.request_id, e.expiry_date_micros, &timer);
+            }
+            DomainEvent::RequestApproved(e) => clear(tx, "r", &e.request_id),
+            DomainEvent::RequestRejected(e) => clear(tx, "r", &e.request_id),
+            DomainEvent::RequestCancelled(e) => clear(tx, "r", &e.request_id),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl TimerIndex {
+    /// The earliest timers, with their due times, up to `max`.
+    pub fn earliest(tree: &sled::Tree, max: usize) -> Result<Vec<(i64, Timer)>> {
+        let mut out = Vec::new();
+        for kv in tree.scan_prefix(b"d/").take(max) {
+            let (k, v) = kv?;
+            let due = i64::from_be_bytes(k[2..10].try_into().expect("8 bytes"));
+            let timer = serde_json::from_slice(&v)
+                .map_err(|e| crate::ProjectionError::Corrupt(format!("timer: {e}")))?;
+            out.push((due, timer));
+        }
+        Ok(out)
+    }
+}

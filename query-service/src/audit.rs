@@ -1,0 +1,200 @@
+//! The audit log: every event in log order, filtered, as JSON pages or as
+//! Server-Sent Events (resumable with `Last-Event-ID`, live after the backlog).
+
+use std::convert::Infallible;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures::StreamExt;
+use iga_eventlog::RecordedEvent;
+use iga_http::{Principal, Problem};
+use serde::{Deserialize, Serialize};
+
+use crate::QueryState;
+
+/// Most events a page may hold, and most events one page request scans.
+pub const MAX_LIMIT: usize = 1000;
+const MAX_SCAN: usize = 100_000;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct EventFilter {
+    /// Events after this position (default 0: from the start).
+    #[serde(default)]
+    pub after_position: u64,
+    /// 1 to 1000; default 100.
+    pub limit: Option<usize>,
+    pub stream_id: Option<String>,
+    /// The stream id's prefix: `user`, `app`, `request`, `access`, ...
+    pub aggregate_type: Option<String>,
+    /// e.g. `iga.v1.GrantIssued`.
+    pub event_type: Option<String>,
+    pub actor_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub position: u64,
+    pub event_id: String,
+    pub stream_id: String,
+    pub version: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub occurred_at: String,
+    pub actor_id: String,
+    pub correlation_id: String,
+    /// The event's payload as JSON.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    pub list: Vec<AuditEvent>,
+    /// Pass as `afterPosition` for the next page.
+    pub next_position: u64,
+}
+
+fn audit_event(r: &RecordedEvent) -> AuditEvent {
+    let e = &r.envelope;
+    AuditEvent {
+        position: r.position,
+        event_id: e.event_id.clone(),
+        stream_id: e.stream_id.clone(),
+        version: e.stream_version,
+        kind: e.event_type.clone(),
+        occurred_at: iga_http::rfc3339(e.occurred_at_unix_micros),
+        actor_id: e.actor_id.clone(),
+        correlation_id: e.correlation_id.clone(),
+        data: e
+            .decode_event()
+            .map(|d| d.to_json())
+            .unwrap_or(serde_json::Value::Null),
+    }
+}
+
+fn keep(f: &EventFilter, r: &RecordedEvent) -> bool {
+    let e = &r.envelope;
+    f.stream_id.as_ref().is_none_or(|s| *s == e.stream_id)
+        && f.aggregate_type
+            .as_ref()
+            .is_none_or(|t| t == e.aggregate_type())
+        && f.event_type.as_ref().is_none_or(|t| *t == e.event_type)
+        && f.actor_id.as_ref().is_none_or(|a| *a == e.actor_id)
+}
+
+fn auditor(p: &Principal) -> Result<(), Problem> {
+    if p.is_admin() || p.has_role("auditor") {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(
+            "only admins and auditors read the audit log",
+        ))
+    }
+}
+
+/// Events in log order (admin, auditor).
+#[utoipa::path(get, path = "/events", tag = "audit", params(EventFilter),
+    responses((status = 200, description = "A page of events", body = AuditPage), (status = 400, body = Problem), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn list_events(
+    State(state): State<QueryState>,
+    Extension(principal): Extension<Principal>,
+    Query(f): Query<EventFilter>,
+) -> Result<Response, Problem> {
+    auditor(&principal)?;
+    let limit = f.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(
+            Problem::bad_request(format!("limit must be between 1 and {MAX_LIMIT}"))
+                .with_field("limit", "out of range"),
+        );
+    }
+    let mut list = Vec::new();
+    let mut after = f.after_position;
+    let mut scanned = 0;
+    'scan: while scanned < MAX_SCAN {
+        let batch = state
+            .store
+            .read_all(after, 1000)
+            .await
+            .map_err(|e| Problem::unavailable(e.to_string(), 1))?;
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            scanned += 1;
+            after = r.position;
+            if keep(&f, r) {
+                list.push(audit_event(r));
+                if list.len() == limit {
+                    break 'scan;
+                }
+            }
+        }
+    }
+    Ok(Json(AuditPage {
+        list,
+        next_position: after,
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct StreamFilter {
+    /// Events after this position; `Last-Event-ID` takes precedence.
+    #[serde(default)]
+    pub after_position: u64,
+}
+
+/// The events as Server-Sent Events: the backlog, then live (admin, auditor).
+/// Each event's `id:` is its position, so a reconnect with `Last-Event-ID` resumes.
+#[utoipa::path(get, path = "/events/stream", tag = "audit", params(StreamFilter),
+    responses((status = 200, description = "text/event-stream of events"), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn stream_events(
+    State(state): State<QueryState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Query(f): Query<StreamFilter>,
+) -> Result<Response, Problem> {
+    auditor(&principal)?;
+    let after = match headers.get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| {
+                Problem::bad_request("Last-Event-ID must be a position")
+                    .with_field("Last-Event-ID", "not a position")
+            })?,
+        None => f.after_position,
+    };
+    let sub = state
+        .store
+        .subscribe(after)
+        .await
+        .map_err(|e| Problem::unavailable(e.to_string(), 1))?;
+    let events = sub.map(|r| {
+        Ok::<_, Infallible>(match r {
+            Ok(r) => {
+                let a = audit_event(&r);
+                Event::default()
+                    .id(r.position.to_string())
+                    .event(a.kind.clone())
+                    .json_data(&a)
+                    .unwrap_or_else(|_| Event::default().comment("unencodable event"))
+            }
+            Err(e) => Event::default().event("error").data(e.to_string()),
+        })
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

@@ -1,0 +1,462 @@
+//! Reads of access requests: one request, lists with visibility rules, the
+//! `targetFilter` search, and task inboxes.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use iga_http::page::{page_token, PageParams};
+use iga_http::{object_response, Principal, Problem};
+use projection_service::requests::{task_prefix, RequestDirectory, RequestView, NAME};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::QueryState;
+
+fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
+    state
+        .models
+        .tree(NAME)
+        .ok_or_else(|| Problem::internal("requests read model missing"))
+}
+
+fn internal(e: impl std::fmt::Display) -> Problem {
+    Problem::internal(e.to_string())
+}
+
+/// Whether `p` may see the request: admins and auditors see all; others the
+/// requests they made, are the beneficiary of, or act (or acted) on.
+fn visible(p: &Principal, v: &RequestView) -> bool {
+    p.is_admin()
+        || p.has_role("auditor")
+        || v.requester.id == p.user_id
+        || v.user.id == p.user_id
+        || v.decision.phases.iter().any(|ph| {
+            ph.approver_ids.contains(&p.user_id)
+                || ph.approvals.iter().any(|a| a.user_id == p.user_id)
+                || ph.approver_role.as_ref().is_some_and(|r| p.has_role(r))
+        })
+        || v.decision.actors.inactive.iter().any(|a| a.id == p.user_id)
+}
+
+/// One request.
+#[utoipa::path(get, path = "/requests/{id}", tag = "requests", params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, description = "The request", body = RequestView), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get_request(
+    State(state): State<QueryState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let v = RequestDirectory::get(tree(&state)?, &id)
+        .map_err(internal)?
+        .filter(|v| visible(&principal, v))
+        .ok_or_else(|| Problem::not_found(format!("request {id} not found")))?;
+    Ok(object_response(StatusCode::OK, v.version, None, &v))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestPage {
+    pub list: Vec<RequestView>,
+    pub next_page_token: Option<String>,
+    pub total_count: u64,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct RequestFilter {
+    pub requester_id: Option<String>,
+    pub user_id: Option<String>,
+    /// `in-progress`, `complete` or `cancelled`.
+    pub status: Option<String>,
+}
+
+/// Requests the caller may see, oldest first, filtered.
+#[utoipa::path(get, path = "/requests", tag = "requests", params(RequestFilter, PageParams),
+    responses((status = 200, description = "A page of requests", body = RequestPage), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn list_requests(
+    State(state): State<QueryState>,
+    Extension(principal): Extension<Principal>,
+    Query(filter): Query<RequestFilter>,
+    Query(page): Query<PageParams>,
+) -> Result<Response, Problem> {
+    let size = page.size()?;
+    let after = page.after()?;
+    let mut list = Vec::new();
+    let mut total = 0u64;
+    let mut last_key = None;
+    let mut more = false;
+    for kv in tree(&state)?.scan_prefix(b"r/") {
+        let (k, v) = kv.map_err(internal)?;
+        let view: RequestView = serde_json::from_slice(&v).map_err(internal)?;
+        let keep = visible(&principal, &view)
+            && filter
+                .requester_id
+                .as_ref()
+                .is_none_or(|r| *r == view.requester.id)
+            && filter.user_id.as_ref().is_none_or(|u| *u == view.user.id)
+            && filter
+                .status
+                .as_ref()
+                .is_none_or(|s| *s == view.decision.status);
+        if !keep {
+            continue;
+        }
+        total += 1;
+        if after.as_ref().is_some_and(|a| k.as_ref() <= a.as_slice()) {
+            continue;
+        }
+        if list.len() == size {
+            more = true;
+            continue;
+        }
+        last_key = Some(k.to_vec());
+        list.push(view);
+    }
+    Ok(Json(RequestPage {
+        list,
+        next_page_token: if more {
+            last_key.as_deref().map(page_token)
+        } else {
+            None
+        },
+        total_count: total,
+    })
+    .into_response())
+}
+
+/// A node of a `targetFilter`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilterNode {
+    /// `AND`, `OR`, `NOT`, `EQUALS`, `CONTAINS`, `STARTS_WITH`, `GTE`, `LTE`.
+    pub operator: String,
+    /// Nodes for AND/OR, a node for NOT, `{targetName, targetValue}` otherwise.
+    #[schema(value_type = Object)]
+    pub operand: Value,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SearchBody {
+    #[serde(default)]
+    pub target_filter: Option<FilterNode>,
+    /// Comma-separated dotted paths, `-` for descending; default `-metadata.createdDate`.
+    #[serde(default)]
+    pub sort_keys: Option<String>,
+    #[serde(default)]
+    pub page_size: Option<usize>,
+    #[serde(default)]
+    pub page_token: Option<String>,
+}
+
+/// Every value at a dotted path (arrays are walked).
+fn values_at<'a>(v: &'a Value, path: &[&str], out: &mut Vec<&'a Value>) {
+    match (v, path.split_first()) {
+        (Value::Array(items), _) => items.iter().for_each(|i| values_at(i, path, out)),
+        (_, None) => out.push(v),
+        (Value::Object(m), Some((head, rest))) => {
+            if let Some(next) = m.get(*head) {
+                values_at(next, rest, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Checks a filter's shape; answers a problem naming the bad part.
+fn check(node: &FilterNode, depth: usize) -> Result<(), Problem> {
+    let bad = |m: &str| {
+        Err(Problem::bad_request(m.to_string()).with_field("targetFilter", m.to_string()))
+    };
+    if depth > 16 {
+        return bad("nested more than 16 deep");
+    }
+    match node.operator.as_str() {
+        "AND" | "OR" => {
+            let Some(items) = node.operand.as_array() else {
+                return bad("AND and OR take a list of nodes");
+            };
+            for item in items {
+                let child: FilterNode = serde_json::from_value(item.clone()).map_err(|e| {
+                    Problem::bad_request(format!("targetFilter: {e}"))
+                        .with_field("targetFilter", e.to_string())
+                })?;
+                check(&child, depth + 1)?;
+            }
+            Ok(())
+        }
+        "NOT" => {
+            let child: FilterNode = serde_json::from_value(node.operand.clone()).map_err(|e| {
+                Problem::bad_request(format!("targetFilter: {e}"))
+                    .with_field("targetFilter", e.to_string())
+            })?;
+            check(&child, depth + 1)
+        }
+        "EQUALS" | "CONTAINS" | "STARTS_WITH" | "GTE" | "LTE" => {
+            if node
+                .operand
+                .get("targetName")
+                .and_then(Value::as_str)
+                .is_none()
+            {
+                return bad("a comparison needs operand.targetName");
+            }
+            Ok(())
+        }
+        other => bad(&format!("unknown operator {other:?}")),
+    }
+}
+
+fn matches(node: &FilterNode, doc: &Value) -> bool {
+    let child = |v: &Value| serde_json::from_value::<FilterNode>(v.clone()).ok();
+    match node.operator.as_str() {
+        "AND" => node
+            .operand
+            .as_array()
+            .is_some_and(|a| a.iter().filter_map(child).all(|c| matches(&c, doc))),
+        "OR" => node
+            .operand
+            .as_array()
+            .is_some_and(|a| a.iter().filter_map(child).any(|c| matches(&c, doc))),
+        "NOT" => child(&node.operand).is_some_and(|c| !matches(&c, doc)),
+        op => {
+            let name = node
+                .operand
+                .get("targetName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let want = node
+                .operand
+                .get("targetValue")
+                .map(text)
+                .unwrap_or_default();
+            let path: Vec<&str> = name.split('.').collect();
+            let mut found = Vec::new();
+            values_at(doc, &path, &mut found);
+            found.iter().any(|v| {
+                let have = text(v);
+                match op {
+                    "EQUALS" => have == want,
+                    "CONTAINS" => have.to_lowercase().contains(&want.to_lowercase()),
+                    "STARTS_WITH" => have.to_lowercase().starts_with(&want.to_lowercase()),
+                    "GTE" | "LTE" => {
+                        let ord = match (v.as_f64(), want.parse::<f64>()) {
+                            (Some(a), Ok(b)) => a.partial_cmp(&b),
+                            _ => Some(have.as_str().cmp(want.as_str())),
+                        };
+                        match ord {
+                            Some(o) if op == "GTE" => o != std::cmp::Ordering::Less,
+                            Some(o) => o != std::cmp::Ordering::Greater,
+                            None => false,
+                        }
+                    }
+                    _ => false,
+                }
+            })
+        }
+    }
+}
+
+/// Searches the requests the caller may see with a `targetFilter`.
+#[utoipa::path(post, path = "/requests/search", tag = "requests", request_body = SearchBody,
+    responses((status = 200, description = "A page of requests", body = RequestPage), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn search_requests(
+    State(state): State<QueryState>,
+    Extension(principal): Extension<Principal>,
+    iga_http::ApiJson(body, _): iga_http::ApiJson<SearchBody>,
+) -> Result<Response, Problem> {
+    if let Some(f) = &body.target_filter {
+        check(f, 0)?;
+    }
+    let page = PageParams {
+        page_size: body.page_size,
+        page_token: body.page_token.clone(),
+    };
+    let size = page.size()?;
+    let offset: usize = match page.after()? {
+        Some(bytes) => String::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                Problem::bad_request("pageToken is not one this service issued")
+                    .with_field("pageToken", "invalid")
+            })?,
+        None => 0,
+    };
+    let sort_keys = body
+        .sort_keys
+        .clone()
+        .unwrap_or_else(|| "-metadata.createdDate".into());
+    let keys: Vec<(bool, Vec<String>)> = sort_keys
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| match k.strip_prefix('-') {
+            Some(rest) => (true, rest.split('.').map(String::from).collect()),
+            None => (
+                false,
+                k.trim_start_matches('+')
+                    .split('.')
+                    .map(String::from)
+                    .collect(),
+            ),
+        })
+        .collect();
+    let mut hits: Vec<(Vec<String>, String, Value)> = Vec::new();
+    for kv in tree(&state)?.scan_prefix(b"r/") {
+        let (_, v) = kv.map_err(internal)?;
+        let view: RequestView = serde_json::from_slice(&v).map_err(internal)?;
+        if !visible(&principal, &view) {
+            continue;
+        }
+        let doc = serde_json::to_value(&view).map_err(internal)?;
+        if body
+            .target_filter
+            .as_ref()
+            .is_some_and(|f| !matches(f, &doc))
+        {
+            continue;
+        }
+        let sort: Vec<String> = keys
+            .iter()
+            .map(|(_, path)| {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                let mut found = Vec::new();
+                values_at(&doc, &path, &mut found);
+                found.first().map(|v| text(v)).unwrap_or_default()
+            })
+            .collect();
+        hits.push((sort, view.id.clone(), doc));
+    }
+    hits.sort_by(|a, b| {
+        for (i, (desc, _)) in keys.iter().enumerate() {
+            let o = a.0[i].cmp(&b.0[i]);
+            if o != std::cmp::Ordering::Equal {
+                return if *desc { o.reverse() } else { o };
+            }
+        }
+        a.1.cmp(&b.1)
+    });
+    let total = hits.len();
+    let list: Vec<Value> = hits
+        .into_iter()
+        .skip(offset)
+        .take(size)
+        .map(|h| h.2)
+        .collect();
+    let next = offset + list.len();
+    Ok(Json(serde_json::json!({
+        "list": list,
+        "nextPageToken": (next < total).then(|| page_token(next.to_string().as_bytes())),
+        "totalCount": total,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct TaskFilter {
+    /// `active` (default) or `inactive`.
+    pub actor_status: Option<String>,
+}
+
+async fn inbox(
+    state: &QueryState,
+    user_id: &str,
+    filter: &TaskFilter,
+    page: &PageParams,
+) -> Result<Response, Problem> {
+    let active = match filter.actor_status.as_deref().unwrap_or("active") {
+        "active" => true,
+        "inactive" => false,
+        other => {
+            return Err(Problem::bad_request(format!(
+                "actorStatus {other:?} is not active or inactive"
+            ))
+            .with_field("actorStatus", "active or inactive"))
+        }
+    };
+    let tree = tree(state)?;
+    let prefix = task_prefix(user_id, active);
+    let size = page.size()?;
+    let after = page.after()?;
+    let mut list = Vec::new();
+    let mut total = 0u64;
+    let mut last = None;
+    let mut more = false;
+    for kv in tree.scan_prefix(&prefix) {
+        let (k, _) = kv.map_err(internal)?;
+        total += 1;
+        if after.as_ref().is_some_and(|a| k.as_ref() <= a.as_slice()) || more {
+            continue;
+        }
+        if list.len() == size {
+            more = true;
+            continue;
+        }
+        let id = String::from_utf8_lossy(&k[prefix.len() + 8..]).into_owned();
+        if let Some(v) = RequestDirectory::get(tree, &id).map_err(internal)? {
+            list.push(v);
+            last = Some(k.to_vec());
+        }
+    }
+    Ok(Json(RequestPage {
+        list,
+        next_page_token: if more {
+            last.as_deref().map(page_token)
+        } else {
+            None
+        },
+        total_count: total,
+    })
+    .into_response())
+}
+
+/// A user's task inbox, newest first (that user, their delegate, admins).
+#[utoipa::path(get, path = "/users/{userId}/tasks", tag = "requests",
+    params(("userId" = String, Path, description = "User id"), TaskFilter, PageParams),
+    responses((status = 200, description = "A page of requests", body = RequestPage), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn user_tasks(
+    State(state): State<QueryState>,
+    Extension(principal): Extension<Principal>,
+    Path(user_id): Path<String>,
+    Query(filter): Query<TaskFilter>,
+    Query(page): Query<PageParams>,
+) -> Result<Response, Problem> {
+    if principal.user_id != user_id && !principal.is_admin() {
+        let users = state
+            .models
+            .tree(projection_service::users::NAME)
+            .ok_or_else(|| Problem::internal("users read model missing"))?;
+        let user =
+            projection_service::users::UserDirectory::get(users, &user_id).map_err(internal)?;
+        if user.and_then(|u| u.delegated_user_id) != Some(principal.user_id.clone()) {
+            return Err(Problem::forbidden(
+                "only the user, their delegate or an admin reads their tasks",
+            ));
+        }
+    }
+    inbox(&state, &user_id, &filter, &page).await
+}
+
+/// The caller's task inbox.
+#[utoipa::path(get, path = "/me/tasks", tag = "requests", params(TaskFilter, PageParams),
+    responses((status = 200, description = "A page of requests", body = RequestPage)), security(("bearer" = [])))]
+pub async fn my_tasks(
+    State(state): State<QueryState>,
+    Extension(principal): Extension<Principal>,
+    Query(filter): Query<TaskFilter>,
+    Query(page): Query<PageParams>,
+) -> Result<Response, Problem> {
+    inbox(&state, &principal.user_id, &filter, &page).await
+}
