@@ -219,3 +219,18 @@ impl Api {
         (id, t["token"].as_str().unwrap().to_string())
     }
 }
+
+/// The log's head position, from `/readyz`: a read with it as consistency
+/// token sees every write so far.
+#[allow(dead_code)]
+pub async fn log_head(s: &Server) -> String {
+    let ready: serde_json::Value = client()
+        .get(s.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    ready["logHead"].to_string()
+}
