@@ -52,7 +52,7 @@ fn grant_id_for(request_id: &str) -> String {
 /// Finishes what a decided request calls for; answers the position of the
 /// last event written (0 when there was nothing to do).
 pub async fn fulfil(handler: &CommandHandler, request_id: &str) -> Result<Position, CommandError> {
-    let (req, _) = handler.load::<AccessRequest>(request_id).await?;
+    let (req, at) = handler.snapshot::<AccessRequest>(request_id).await?;
     if !req.exists() {
         return Ok(0);
     }
@@ -77,7 +77,9 @@ pub async fn fulfil(handler: &CommandHandler, request_id: &str) -> Result<Positi
         return Ok(position);
     }
     if req.fulfilled {
-        return Ok(0);
+        // Done already (by the reactor, or an earlier try): the request's
+        // last event, written after the grant, is the position that covers it.
+        return Ok(at.position);
     }
     let grant_id = if req.is_removal() {
         let (before, _) = handler.load::<AccessPair>(&pair).await?;

@@ -16,9 +16,9 @@
 //! number of queries per kind and client count. `IGA_BENCH_DATA_DIR` keeps
 //! the data dir there (it must not exist yet) for a closer look.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use iga_eventlog::sled_store::SledEventStore;
@@ -28,7 +28,8 @@ use iga_schemas::{v1, DomainEvent};
 /// Makes the query string of the i-th query of a kind.
 type QueryMaker = Box<dyn Fn(usize) -> String>;
 
-const TOKEN: &str = "bench-admin-token-0123456789";
+mod support;
+use support::{rss_mib, start, wait_ready, TOKEN};
 
 const WORDS: &[&str] = &[
     "admin",
@@ -133,13 +134,7 @@ fn main() {
     let apps = env_usize("IGA_BENCH_APPS", 10_000);
     let per_app = env_usize("IGA_BENCH_ENTITLEMENTS_PER_APP", 10);
     let queries = env_usize("IGA_BENCH_QUERIES", 400);
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("iga");
-    assert!(
-        bin.exists(),
-        "build the server first: cargo build --release -p iga ({} missing)",
-        bin.display()
-    );
+    let bin = support::iga_binary();
     let dir = tempfile::tempdir().unwrap();
     let dir_path = std::env::var_os("IGA_BENCH_DATA_DIR")
         .map(std::path::PathBuf::from)
@@ -390,48 +385,4 @@ async fn run_queries(
     }
     matches.sort();
     (hist, matches.get(matches.len() / 2).copied().unwrap_or(0))
-}
-
-fn start(bin: &std::path::Path, dir: &std::path::Path) -> (Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("IGA_ADMIN_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    (child, base)
-}
-
-async fn wait_ready(base: &str) {
-    let client = reqwest::Client::new();
-    loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn rss_mib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
 }

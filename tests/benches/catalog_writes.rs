@@ -9,30 +9,21 @@
 //! ```
 //! Each cell runs `IGA_BENCH_SECS` seconds (default 3).
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use iga_eventlog::contract::event;
-use iga_eventlog::sled_store::SledEventStore;
-use iga_eventlog::{EventStore, ExpectedVersion, Limits};
 
-const TOKEN: &str = "bench-admin-token-0123456789";
+mod support;
+use support::{raw_cell, start, TOKEN};
 
 fn main() {
     let secs: u64 = std::env::var("IGA_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("iga");
-    assert!(
-        bin.exists(),
-        "build the server first: cargo build --release -p iga ({} missing)",
-        bin.display()
-    );
+    let bin = support::iga_binary();
     let dir = tempfile::tempdir().unwrap();
     let (mut child, base) = start(&bin, dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -61,27 +52,6 @@ fn main() {
     });
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn start(bin: &std::path::Path, dir: &std::path::Path) -> (Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("IGA_ADMIN_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    (child, base)
 }
 
 #[derive(Clone, Copy)]
@@ -167,40 +137,4 @@ async fn http_cell(
         hist.value_at_quantile(0.5),
         hist.value_at_quantile(0.99),
     )
-}
-
-/// The log alone: each writer appends one event to a new stream per append,
-/// as a create does.
-async fn raw_cell(writers: usize, d: Duration) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let (store, stop) = (store.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    store
-                        .append(
-                            &format!("raw-{w}-{n}"),
-                            ExpectedVersion::NoStream,
-                            vec![event("bench.AppCreated", 200)],
-                        )
-                        .await
-                        .unwrap();
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    tokio::time::sleep(d).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    total as f64 / started.elapsed().as_secs_f64()
 }

@@ -1,0 +1,237 @@
+//! The access-request workflow over HTTP against a real `iga serve` (release
+//! build), with 1, 16 and 64 concurrent clients. One workflow is two
+//! commands, `POST /requests` then `POST /requests/{id}/approve` by the app's
+//! owner (the default policy: one phase), then a read of the grant with the
+//! approval's consistency token. Reported: commands/s, p50/p99 command
+//! latency, p99 projection lag (approval acknowledged to grant visible in a
+//! read), the rebuild rate of every read model (`iga rebuild`) over the log
+//! the run produced, and the raw log append rate at the same concurrency.
+//!
+//! ```sh
+//! cargo build --release -p iga && cargo bench -p iga-tests --bench request_workflow
+//! ```
+//! Each cell runs `IGA_BENCH_SECS` seconds (default 3).
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use support::{raw_cell, start, TOKEN};
+
+/// Entitlements to request: each client walks them for its own user.
+const ENTITLEMENTS: usize = 2000;
+
+fn main() {
+    let secs: u64 = std::env::var("IGA_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let bin = support::iga_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = start(&bin, dir.path());
+    let child = support::KillOnDrop(child);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
+        let (owner_token, ents) = setup(&client, &base).await;
+        println!("| clients | commands/s | workflows/s | command p50 | command p99 | projection lag p99 | raw log appends/s (same concurrency) |");
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for clients in [1usize, 16, 64] {
+            let cell = workflow_cell(&client, &base, &owner_token, &ents, clients, Duration::from_secs(secs)).await;
+            let raw = raw_cell(clients, Duration::from_secs(secs)).await;
+            println!(
+                "| {clients} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {raw:.0} |",
+                cell.commands_per_sec,
+                cell.commands_per_sec / 2.0,
+                cell.command.value_at_quantile(0.5) as f64 / 1000.0,
+                cell.command.value_at_quantile(0.99) as f64 / 1000.0,
+                cell.lag.value_at_quantile(0.99) as f64 / 1000.0,
+            );
+        }
+    });
+    drop(child);
+    let out = std::process::Command::new(&bin)
+        .args(["rebuild", "--data-dir"])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    println!(
+        "\n`iga rebuild` of the run's log: {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Value,
+) -> (u16, String, Value) {
+    let r = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let pos = r
+        .headers()
+        .get("x-consistency-token")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, pos, r.json().await.unwrap_or(Value::Null))
+}
+
+/// An owner with a token and one app of `ENTITLEMENTS` entitlements.
+async fn setup(client: &reqwest::Client, base: &str) -> (String, Vec<String>) {
+    let (_, _, owner) = post(
+        client,
+        format!("{base}/api/v1/users"),
+        TOKEN,
+        json!({"username": "owner"}),
+    )
+    .await;
+    let owner_id = owner["id"].as_str().unwrap().to_string();
+    let (_, _, t) = post(
+        client,
+        format!("{base}/api/v1/users/{owner_id}/tokens"),
+        TOKEN,
+        json!(null),
+    )
+    .await;
+    let owner_token = t["token"].as_str().unwrap().to_string();
+    let (_, _, app) = post(
+        client,
+        format!("{base}/api/v1/apps"),
+        TOKEN,
+        json!({"displayName": "Bench", "ownerIds": [owner_id]}),
+    )
+    .await;
+    let app_id = app["id"].as_str().unwrap().to_string();
+    let mut ents = Vec::with_capacity(ENTITLEMENTS);
+    for i in 0..ENTITLEMENTS {
+        let (_, _, e) = post(
+            client,
+            format!("{base}/api/v1/apps/{app_id}/entitlements"),
+            TOKEN,
+            json!({"displayName": format!("Role {i}"), "durationGrant": "86400s"}),
+        )
+        .await;
+        ents.push(e["id"].as_str().unwrap().to_string());
+    }
+    (owner_token, ents)
+}
+
+struct Cell {
+    commands_per_sec: f64,
+    command: Histogram<u64>,
+    lag: Histogram<u64>,
+}
+
+async fn workflow_cell(
+    client: &reqwest::Client,
+    base: &str,
+    owner_token: &str,
+    ents: &[String],
+    clients: usize,
+    d: Duration,
+) -> Cell {
+    // A fresh user per client, so every (user, entitlement) pair is new.
+    let mut users = Vec::new();
+    for _ in 0..clients {
+        let name = format!("u{}", uuid::Uuid::now_v7().simple());
+        let (_, _, u) = post(
+            client,
+            format!("{base}/api/v1/users"),
+            TOKEN,
+            json!({"username": name}),
+        )
+        .await;
+        let id = u["id"].as_str().unwrap().to_string();
+        let (_, pos, t) = post(
+            client,
+            format!("{base}/api/v1/users/{id}/tokens"),
+            TOKEN,
+            json!(null),
+        )
+        .await;
+        // The token authenticates once the read models have it.
+        client
+            .get(format!("{base}/api/v1/me"))
+            .bearer_auth(t["token"].as_str().unwrap())
+            .header("X-Consistency-Token", pos)
+            .send()
+            .await
+            .unwrap();
+        users.push((id, t["token"].as_str().unwrap().to_string()));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = users
+        .into_iter()
+        .map(|(user_id, token)| {
+            let (client, stop, base, owner_token, ents) =
+                (client.clone(), stop.clone(), base.to_string(), owner_token.to_string(), ents.to_vec());
+            tokio::spawn(async move {
+                let mut command = Histogram::<u64>::new(3).unwrap();
+                let mut lag = Histogram::<u64>::new(3).unwrap();
+                for ent in &ents {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let t = Instant::now();
+                    let (s, _, v) = post(
+                        &client,
+                        format!("{base}/api/v1/requests"),
+                        &token,
+                        json!({"catalogs": [{"type": "entitlement", "id": ent}], "justification": "bench"}),
+                    )
+                    .await;
+                    assert_eq!(s, 201, "{v}");
+                    command.record(t.elapsed().as_micros() as u64).unwrap();
+                    let rid = v["result"][0].as_str().unwrap().to_string();
+                    let t = Instant::now();
+                    let (s, pos, v) =
+                        post(&client, format!("{base}/api/v1/requests/{rid}/approve"), &owner_token, json!({})).await;
+                    assert_eq!(s, 200, "{v}");
+                    command.record(t.elapsed().as_micros() as u64).unwrap();
+                    let t = Instant::now();
+                    let r = client
+                        .get(format!("{base}/api/v1/grants?userId={user_id}&entitlementId={ent}"))
+                        .bearer_auth(&token)
+                        .header("X-Consistency-Token", pos)
+                        .send()
+                        .await
+                        .unwrap();
+                    let g: Value = r.json().await.unwrap();
+                    assert_eq!(g["list"].as_array().map(Vec::len), Some(1), "{g}");
+                    lag.record(t.elapsed().as_micros() as u64).unwrap();
+                }
+                (command, lag)
+            })
+        })
+        .collect();
+    tokio::time::sleep(d).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut command = Histogram::<u64>::new(3).unwrap();
+    let mut lag = Histogram::<u64>::new(3).unwrap();
+    for t in tasks {
+        let (c, l) = t.await.unwrap();
+        command.add(c).unwrap();
+        lag.add(l).unwrap();
+    }
+    Cell {
+        commands_per_sec: command.len() as f64 / started.elapsed().as_secs_f64(),
+        command,
+        lag,
+    }
+}

@@ -1,0 +1,119 @@
+//! What the HTTP benchmarks share: the release binary, a server on a free
+//! port, the raw log append rate at a given concurrency.
+#![allow(dead_code)] // each benchmark uses its own part
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use iga_eventlog::contract::event;
+use iga_eventlog::sled_store::SledEventStore;
+use iga_eventlog::{EventStore, ExpectedVersion, Limits};
+
+pub const TOKEN: &str = "bench-admin-token-0123456789";
+
+/// The `iga` binary beside the benchmark (built by `cargo build --release -p iga`).
+pub fn iga_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("iga");
+    assert!(
+        bin.exists(),
+        "build the server first: cargo build --release -p iga ({} missing)",
+        bin.display()
+    );
+    bin
+}
+
+/// Starts `iga serve` on a free port; answers the child and its base URL.
+pub fn start(bin: &std::path::Path, dir: &std::path::Path) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("IGA_ADMIN_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    (child, base)
+}
+
+/// Kills the server when dropped, so a failing benchmark leaves nothing behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `/readyz` answers 200.
+pub async fn wait_ready(base: &str) {
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The log alone: each writer appends one event to a new stream per append,
+/// as a create does. Answers appends per second.
+pub async fn raw_cell(writers: usize, d: Duration) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    store
+                        .append(
+                            &format!("raw-{w}-{n}"),
+                            ExpectedVersion::NoStream,
+                            vec![event("bench.AppCreated", 200)],
+                        )
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    tokio::time::sleep(d).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Resident memory of a process, in MiB.
+pub fn rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
