@@ -9,6 +9,11 @@ mod serve;
 
 use clap::Parser;
 
+// The service allocates in many small pieces on every request and event
+// (JSON, protobuf, sled keys); mimalloc does that faster than glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
