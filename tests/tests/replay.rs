@@ -331,3 +331,62 @@ async fn an_approval_left_unfulfilled_by_a_dead_process_is_fulfilled_once() {
     let (_, e) = get(&s, "/api/v1/events?eventType=iga.v1.GrantIssued", &head).await;
     assert_eq!(e["list"].as_array().unwrap().len(), 1);
 }
+
+/// Timers are read models: a grant due while the service was down ends as
+/// soon as the service is back, at its own time.
+#[tokio::test]
+async fn timers_due_while_stopped_fire_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api {
+        s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
+        _dir: tempfile::tempdir().unwrap(),
+        admin: ADMIN.into(),
+    };
+    let (ben, _) = api.user("ben").await;
+    let (_, app) = api
+        .ok("POST", "/api/v1/apps", json!({"displayName": "Vault"}))
+        .await;
+    let (_, ent) = api
+        .ok(
+            "POST",
+            &format!("/api/v1/apps/{}/entitlements", id(&app)),
+            json!({"displayName": "Reader"}),
+        )
+        .await;
+    let due = time::OffsetDateTime::now_utc() + std::time::Duration::from_millis(800);
+    let due_text = due
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    api.ok(
+        "POST",
+        &format!(
+            "/api/v1/apps/{}/entitlements/{}/add-manual-user",
+            id(&app),
+            id(&ent)
+        ),
+        json!({"userId": ben, "deprovisionAt": due_text}),
+    )
+    .await;
+    let Api { s, _dir, .. } = api;
+    assert!(s.terminate().0.success());
+    // Down past the grant's end.
+    while time::OffsetDateTime::now_utc() < due + std::time::Duration::from_millis(200) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let s = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let head = common::log_head(&s).await;
+        let (_, h) = get(&s, &format!("/api/v1/grants/history?userId={ben}"), &head).await;
+        if h["list"][0]["deletedAt"].is_string() {
+            assert_eq!(h["list"][0]["revokeReason"], "expired");
+            assert_eq!(h["list"][0]["deletedAt"], h["list"][0]["deprovisionAt"]);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the grant did not end: {h}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

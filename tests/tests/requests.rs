@@ -946,3 +946,62 @@ async fn audit_events_stream_resumes_with_last_event_id() {
             || text.contains("event: iga.v1.AccessRequestCreated")
     );
 }
+
+#[tokio::test]
+async fn delegates_see_and_act_on_the_tasks_of_those_they_stand_in_for() {
+    let w = world().await;
+    let api = &w.api;
+    let (deputy, deputy_token) = person(api, "deputy", json!({})).await;
+    // The owner names a delegate: new requests reach the delegate too.
+    api.ok(
+        "POST",
+        &format!("/api/v1/users/{}", w.owner.0),
+        json!({"delegatedUserId": deputy}),
+    )
+    .await;
+    let (_, pos, c) = post(
+        api,
+        &w.ben.1,
+        "/api/v1/requests",
+        json!({"catalogs": item(&w.ent)}),
+    )
+    .await;
+    let rid = c["result"][0].as_str().unwrap().to_string();
+    let (s, inbox) = get(
+        api,
+        &deputy_token,
+        &format!("/api/v1/users/{}/tasks", w.owner.0),
+        &pos,
+    )
+    .await;
+    assert_eq!(
+        (s, inbox["list"][0]["id"].as_str()),
+        (200, Some(rid.as_str())),
+        "the delegate reads the owner's inbox"
+    );
+    let (_, mine) = get(api, &deputy_token, "/api/v1/me/tasks", &pos).await;
+    assert_eq!(
+        mine["list"][0]["id"],
+        rid.as_str(),
+        "and has the task in their own"
+    );
+    let (s, _) = get(
+        api,
+        &w.other.1,
+        &format!("/api/v1/users/{}/tasks", w.owner.0),
+        &pos,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _, r) = post(
+        api,
+        &deputy_token,
+        &format!("/api/v1/requests/{rid}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (s, r["decision"]["outcome"].as_str()),
+        (200, Some("provisioned"))
+    );
+}
