@@ -10,7 +10,7 @@ use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::v1;
 use serde::Deserialize;
 
-use crate::http::{meta, use_idempotency_key, CommandState};
+use crate::http::{meta, CommandState};
 use crate::Outcome;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -109,10 +109,9 @@ pub async fn create_app(
     State(state): State<CommandState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<CreateApp>,
+    ApiJson(body, _): ApiJson<CreateApp>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    use_idempotency_key(&state, &meta, "POST", "/apps", &digest).await?;
     if principal.is_admin() {
         // (A non-admin is refused by the aggregate; no lookups on their behalf.)
         crate::refs::users_exist(&state, &body.owner_ids, "ownerIds").await?;
@@ -178,10 +177,9 @@ pub async fn update_app(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<UpdateApp>,
+    ApiJson(body, _): ApiJson<UpdateApp>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    use_idempotency_key(&state, &meta, "POST", &format!("/apps/{id}"), &digest).await?;
     crate::refs::policy_exists(
         &state,
         body.grant_policy_id.as_deref().unwrap_or(""),

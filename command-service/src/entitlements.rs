@@ -18,7 +18,7 @@ use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::v1;
 use serde::Deserialize;
 
-use crate::http::{meta, new_id, use_idempotency_key, CommandState};
+use crate::http::{meta, new_id, CommandState};
 use crate::{CommandError, CommandMeta, Outcome};
 
 /// How long an alias claim whose entitlement never got written (the writer
@@ -310,11 +310,9 @@ pub async fn create_entitlement(
     Extension(principal): Extension<Principal>,
     Path(app_id): Path<String>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<CreateEntitlement>,
+    ApiJson(body, _): ApiJson<CreateEntitlement>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    let path = format!("/apps/{app_id}/entitlements");
-    use_idempotency_key(&state, &meta, "POST", &path, &digest).await?;
     let (facts, _, app_outcome) = crate::refs::app_facts(&state, &app_id).await?;
     let id = new_id(&meta, "entitlement");
     let fields = v1::AppEntitlementCreated {
@@ -385,11 +383,9 @@ pub async fn update_entitlement(
     Extension(principal): Extension<Principal>,
     Path((app_id, id)): Path<(String, String)>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<UpdateEntitlement>,
+    ApiJson(body, _): ApiJson<UpdateEntitlement>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    let path = format!("/apps/{app_id}/entitlements/{id}");
-    use_idempotency_key(&state, &meta, "POST", &path, &digest).await?;
     let (facts, app, app_outcome) = crate::refs::app_facts(&state, &app_id).await?;
     let update = v1::AppEntitlementUpdated {
         app_id: app_id.clone(),

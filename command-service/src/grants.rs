@@ -12,7 +12,7 @@ use iga_schemas::{v1, DomainEvent};
 use projection_service::grants::Grant;
 use serde::Deserialize;
 
-use crate::http::{meta, use_idempotency_key, CommandState};
+use crate::http::{meta, CommandState};
 use crate::{CommandError, CommandMeta};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -121,11 +121,9 @@ pub async fn add_manual_user(
     Extension(principal): Extension<Principal>,
     Path((app_id, id)): Path<(String, String)>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<AddManualUser>,
+    ApiJson(body, _): ApiJson<AddManualUser>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    let path = format!("/apps/{app_id}/entitlements/{id}/add-manual-user");
-    use_idempotency_key(&state, &meta, "POST", &path, &digest).await?;
     let ent = entitlement(&state, &app_id, &id).await?;
     crate::refs::users_exist(&state, std::slice::from_ref(&body.user_id), "userId").await?;
     let deprovision = match body.deprovision_at.as_deref() {

@@ -69,7 +69,69 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(crate::grants::revoke))
         .routes(utoipa_axum::routes!(crate::grants::update_grant_duration))
         .routes(utoipa_axum::routes!(crate::grants::remove_grant_duration))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_idempotency_key,
+        ))
         .with_state(state)
+}
+
+/// Most bytes of a keyed request's body that are read to digest it.
+const MAX_KEYED_BODY: usize = 16 * 1024 * 1024;
+
+/// The `Idempotency-Key` convention, for every write route: a keyed POST is
+/// recorded (method, path and body digest) before its handler runs, so the
+/// same key with another request answers 422 whatever the route, and the
+/// same request again is answered as the first time (the handler's event
+/// ids are derived from the key).
+async fn record_idempotency_key(
+    axum::extract::State(state): axum::extract::State<CommandState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    // Token issuance refuses keys itself (the token cannot be replayed).
+    if req.method() != axum::http::Method::POST
+        || !req.headers().contains_key(IDEMPOTENCY_KEY)
+        || req.uri().path().ends_with("/tokens")
+    {
+        return next.run(req).await;
+    }
+    let Some(principal) = req.extensions().get::<Principal>().cloned() else {
+        return next.run(req).await; // authentication answers first
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_KEYED_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Problem::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            )
+            .into_response()
+        }
+    };
+    let meta = match meta(&principal, &parts.headers) {
+        Ok(m) => m,
+        Err(p) => return p.into_response(),
+    };
+    let digest = BodyDigest(hex::encode(Sha256::digest(&bytes)));
+    if let Err(p) = use_idempotency_key(
+        &state,
+        &meta,
+        parts.method.as_str(),
+        parts.uri.path(),
+        &digest,
+    )
+    .await
+    {
+        return p.into_response();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// The id of the aggregate a create makes: derived from the Idempotency-Key

@@ -10,7 +10,7 @@ use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::v1;
 use serde::Deserialize;
 
-use crate::http::{meta, new_id, use_idempotency_key, CommandState};
+use crate::http::{meta, new_id, CommandState};
 use crate::{CommandMeta, Outcome};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -88,13 +88,12 @@ pub async fn create_policy(
     State(state): State<CommandState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<CreatePolicy>,
+    ApiJson(body, _): ApiJson<CreatePolicy>,
 ) -> Result<Response, Problem> {
     if !principal.is_admin() {
         return Err(Problem::forbidden("only an admin creates policies"));
     }
     let meta = meta(&principal, &headers)?;
-    use_idempotency_key(&state, &meta, "POST", "/policies", &digest).await?;
     approvers_exist(&state, &body.steps).await?;
     let id = new_id(&meta, "policy");
     let definition = v1::PolicyDefinition {
@@ -121,13 +120,12 @@ pub async fn update_policy(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<UpdatePolicy>,
+    ApiJson(body, _): ApiJson<UpdatePolicy>,
 ) -> Result<Response, Problem> {
     if !principal.is_admin() {
         return Err(Problem::forbidden("only an admin changes policies"));
     }
     let meta = meta(&principal, &headers)?;
-    use_idempotency_key(&state, &meta, "POST", &format!("/policies/{id}"), &digest).await?;
     if let Some(steps) = &body.steps {
         approvers_exist(&state, steps).await?;
     }

@@ -29,7 +29,7 @@ use iga_schemas::v1;
 use projection_service::requests::RequestView;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{meta, use_idempotency_key, CommandState};
+use crate::http::{meta, CommandState};
 use crate::{CommandError, CommandMeta};
 
 /// Most users, items, and pairs in one create.
@@ -382,13 +382,9 @@ async fn create_or_validate(
     principal: Principal,
     headers: HeaderMap,
     body: CreateRequests,
-    digest: iga_http::json::BodyDigest,
     write: bool,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    if write {
-        use_idempotency_key(&state, &meta, "POST", "/requests", &digest).await?;
-    }
     let users = if body.users.is_empty() {
         vec![principal.user_id.clone()]
     } else {
@@ -641,9 +637,9 @@ pub async fn create_requests(
     State(state): State<CommandState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<CreateRequests>,
+    ApiJson(body, _): ApiJson<CreateRequests>,
 ) -> Result<Response, Problem> {
-    create_or_validate(state, principal, headers, body, digest, true).await
+    create_or_validate(state, principal, headers, body, true).await
 }
 
 /// Runs every check of a create and answers the same shape; creates nothing.
@@ -654,9 +650,9 @@ pub async fn validate_requests(
     State(state): State<CommandState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<CreateRequests>,
+    ApiJson(body, _): ApiJson<CreateRequests>,
 ) -> Result<Response, Problem> {
-    create_or_validate(state, principal, headers, body, digest, false).await
+    create_or_validate(state, principal, headers, body, false).await
 }
 
 /// The request as the API shows it, folded from its recorded events.

@@ -10,7 +10,7 @@ use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::v1;
 use serde::Deserialize;
 
-use crate::http::{meta, new_id, use_idempotency_key, CommandState};
+use crate::http::{meta, new_id, CommandState};
 use crate::{CommandError, Outcome};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -54,11 +54,9 @@ pub async fn create_resource_type(
     Extension(principal): Extension<Principal>,
     Path(app_id): Path<String>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<CreateResourceTypeBody>,
+    ApiJson(body, _): ApiJson<CreateResourceTypeBody>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    let path = format!("/apps/{app_id}/resource_types");
-    use_idempotency_key(&state, &meta, "POST", &path, &digest).await?;
     let (app, _, _) = crate::refs::app_facts(&state, &app_id).await?;
     let id = new_id(&meta, "resource_type");
     let command = CreateResourceType {
@@ -92,11 +90,9 @@ pub async fn create_resource(
     Extension(principal): Extension<Principal>,
     Path((app_id, type_id)): Path<(String, String)>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<CreateResourceBody>,
+    ApiJson(body, _): ApiJson<CreateResourceBody>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    let path = format!("/apps/{app_id}/resource_types/{type_id}/resources");
-    use_idempotency_key(&state, &meta, "POST", &path, &digest).await?;
     let (app, _, _) = crate::refs::app_facts(&state, &app_id).await?;
     let (resource_type, _) = state.handler.load::<ResourceType>(&type_id).await?;
     let parent_id = body.parent_app_resource_id.unwrap_or_default();

@@ -13,7 +13,7 @@ use iga_schemas::v1;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::http::{meta, use_idempotency_key, CommandState};
+use crate::http::{meta, CommandState};
 use crate::{CommandError, Outcome};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -53,13 +53,12 @@ pub async fn create_user(
     State(state): State<CommandState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<CreateUser>,
+    ApiJson(body, _): ApiJson<CreateUser>,
 ) -> Result<Response, Problem> {
     if !principal.is_admin() {
         return Err(Problem::forbidden("only an admin creates users"));
     }
     let meta = meta(&principal, &headers)?;
-    use_idempotency_key(&state, &meta, "POST", "/users", &digest).await?;
     crate::refs::users_exist(&state, &body.manager_ids, "managerIds").await?;
     if let Some(delegate) = body.delegated_user_id.as_deref().filter(|d| !d.is_empty()) {
         crate::refs::users_exist(&state, &[delegate.to_string()], "delegatedUserId").await?;
@@ -247,13 +246,12 @@ pub async fn update_user(
     Extension(principal): Extension<Principal>,
     axum::extract::Path(user_id): axum::extract::Path<String>,
     headers: HeaderMap,
-    ApiJson(body, digest): ApiJson<UpdateUser>,
+    ApiJson(body, _): ApiJson<UpdateUser>,
 ) -> Result<Response, Problem> {
     if !principal.is_admin() {
         return Err(Problem::forbidden("only an admin updates users"));
     }
     let meta = meta(&principal, &headers)?;
-    use_idempotency_key(&state, &meta, "POST", &format!("/users/{user_id}"), &digest).await?;
     if let Some(managers) = &body.manager_ids {
         crate::refs::users_exist(&state, managers, "managerIds").await?;
     }

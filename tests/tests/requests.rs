@@ -1005,3 +1005,39 @@ async fn delegates_see_and_act_on_the_tasks_of_those_they_stand_in_for() {
         (200, Some("provisioned"))
     );
 }
+
+#[tokio::test]
+async fn idempotency_keys_hold_on_action_routes_too() {
+    let w = world().await;
+    let api = &w.api;
+    let (_, _, c) = post(
+        api,
+        &w.ben.1,
+        "/api/v1/requests",
+        json!({"catalogs": item(&w.ent)}),
+    )
+    .await;
+    let rid = c["result"][0].as_str().unwrap().to_string();
+    let send = |body: Value| {
+        client()
+            .post(api.s.url(&format!("/api/v1/requests/{rid}/comment")))
+            .bearer_auth(&w.ben.1)
+            .header("Idempotency-Key", "comment-1")
+            .json(&body)
+            .send()
+    };
+    let first = send(json!({"comment": "please"})).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let again = send(json!({"comment": "please"})).await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first, "a retry answers the first outcome");
+    assert_eq!(
+        again["decision"]["comments"].as_array().unwrap().len(),
+        1,
+        "and writes nothing"
+    );
+    let other = send(json!({"comment": "something else"})).await.unwrap();
+    assert_eq!(other.status(), 422);
+}

@@ -265,7 +265,7 @@ async fn sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("rebuilt 5 read models from 2 events"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rebuilt 8 read models from 2 events"));
 
     // Same token, same answer; the bootstrap appended nothing new.
     let server = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", token)]);
