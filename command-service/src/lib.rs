@@ -73,6 +73,33 @@ pub struct CommandHandler {
     /// Serialises commands on the same stream inside this process, so a hot
     /// aggregate (fifty approvers at once) queues instead of thrashing on conflicts.
     stripes: Arc<Vec<tokio::sync::Mutex<()>>>,
+    /// Folded streams, by stream id: a command reads only what is new.
+    cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Folded>>>,
+}
+
+/// Most streams the cache holds before it starts over.
+const CACHED_STREAMS: usize = 100_000;
+
+/// A stream folded up to `version`.
+#[derive(Clone)]
+struct Folded {
+    state: Arc<dyn std::any::Any + Send + Sync>,
+    version: u64,
+    first_at: i64,
+    last_at: i64,
+    last_position: Position,
+}
+
+impl Folded {
+    fn empty() -> Self {
+        Folded {
+            state: Arc::new(()),
+            version: 0,
+            first_at: 0,
+            last_at: 0,
+            last_position: 0,
+        }
+    }
 }
 
 impl CommandHandler {
@@ -81,6 +108,7 @@ impl CommandHandler {
         CommandHandler {
             store,
             stripes: Arc::new(stripes),
+            cache: Default::default(),
         }
     }
 
@@ -89,23 +117,83 @@ impl CommandHandler {
     }
 
     /// The current state of aggregate `id` and its stream version.
-    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<(A, u64), CommandError> {
-        let (state, version, _) = self.load_recorded::<A>(id).await?;
-        Ok((state, version))
+    pub async fn load<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<(A, u64), CommandError> {
+        let (state, folded) = self.folded::<A>(id).await?;
+        Ok((state, folded.version))
     }
 
     /// The current state of aggregate `id` with its version, position and times.
-    pub async fn snapshot<A: Aggregate>(&self, id: &str) -> Result<(A, Outcome), CommandError> {
-        let (state, version, recorded) = self.load_recorded::<A>(id).await?;
-        let at = |r: Option<&RecordedEvent>| r.map_or(0, |r| r.envelope.occurred_at_unix_micros);
+    pub async fn snapshot<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<(A, Outcome), CommandError> {
+        let (state, f) = self.folded::<A>(id).await?;
         let outcome = Outcome {
-            version,
-            position: recorded.last().map_or(0, |r| r.position),
+            version: f.version,
+            position: f.last_position,
             events_written: 0,
-            created_at_unix_micros: at(recorded.first()),
-            updated_at_unix_micros: at(recorded.last()),
+            created_at_unix_micros: f.first_at,
+            updated_at_unix_micros: f.last_at,
         };
         Ok((state, outcome))
+    }
+
+    /// The state of `id` at the end of its stream, reading only the events
+    /// past what the cache holds (the cache may be behind, never ahead: it is
+    /// filled only from the log and from appends the log acknowledged).
+    async fn folded<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<(A, Folded), CommandError> {
+        let stream = A::stream_id(id);
+        let cached = self.cache.lock().expect("cache lock").get(&stream).cloned();
+        let (mut state, mut f) =
+            match cached.and_then(|c| c.state.downcast_ref::<A>().cloned().map(|s| (s, c))) {
+                Some(hit) => hit,
+                None => (A::default(), Folded::empty()),
+            };
+        let mut read = false;
+        loop {
+            let page = self.store.read_stream(&stream, f.version + 1, 1000).await?;
+            let (Some(first), Some(last)) = (page.first(), page.last()) else {
+                break;
+            };
+            if f.version == 0 {
+                f.first_at = first.envelope.occurred_at_unix_micros;
+            }
+            f.version = last.envelope.stream_version;
+            f.last_at = last.envelope.occurred_at_unix_micros;
+            f.last_position = last.position;
+            for rec in &page {
+                let event = rec
+                    .envelope
+                    .decode_event()
+                    .map_err(|e| CommandError::Decode(e.to_string()))?;
+                state = state.evolve(&event);
+            }
+            read = true;
+        }
+        if read {
+            self.remember(stream, &state, f.clone());
+        }
+        Ok((state, f))
+    }
+
+    fn remember<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        stream: String,
+        state: &A,
+        mut f: Folded,
+    ) {
+        f.state = Arc::new(state.clone());
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() >= CACHED_STREAMS && !cache.contains_key(&stream) {
+            cache.clear(); // crude but bounded; the cache refills from the log
+        }
+        cache.insert(stream, f);
     }
 
     /// The state, its version, and the recorded events it was folded from.
@@ -134,7 +222,7 @@ impl CommandHandler {
     }
 
     /// Runs `command` against aggregate `id`; answers the aggregate's new state.
-    pub async fn execute<A: Aggregate>(
+    pub async fn execute<A: Aggregate + Send + Sync + 'static>(
         &self,
         id: &str,
         command: &A::Command,
@@ -157,11 +245,28 @@ impl CommandHandler {
                 )))
                 .await;
             }
-            let (state, version, recorded) = self.load_recorded::<A>(id).await?;
-            if let Some(done) = already_applied(meta.idempotency_key.as_deref(), &stream, &recorded)
-            {
-                return Ok((state, done)); // a retry of a command that was applied: answer as the first time
-            }
+            // A keyed command needs the stream's event ids (to spot a retry);
+            // others can start from the cache.
+            let (state, version, times) = match meta.idempotency_key.as_deref() {
+                Some(key) => {
+                    let (state, version, recorded) = self.load_recorded::<A>(id).await?;
+                    if let Some(done) = already_applied(Some(key), &stream, &recorded) {
+                        return Ok((state, done)); // a retry of a command that was applied: answer as the first time
+                    }
+                    let at =
+                        |r: Option<&RecordedEvent>| r.map(|r| r.envelope.occurred_at_unix_micros);
+                    (state, version, (at(recorded.first()), at(recorded.last())))
+                }
+                None => {
+                    let (state, f) = self.folded::<A>(id).await?;
+                    let times = if f.version == 0 {
+                        (None, None)
+                    } else {
+                        (Some(f.first_at), Some(f.last_at))
+                    };
+                    (state, f.version, times)
+                }
+            };
             if let Some(expected) = meta.expected_version {
                 if expected != version {
                     return Err(CommandError::PreconditionFailed {
@@ -176,12 +281,8 @@ impl CommandHandler {
                     version,
                     position: self.store.head().await?,
                     events_written: 0,
-                    created_at_unix_micros: recorded
-                        .first()
-                        .map_or(0, |r| r.envelope.occurred_at_unix_micros),
-                    updated_at_unix_micros: recorded
-                        .last()
-                        .map_or(0, |r| r.envelope.occurred_at_unix_micros),
+                    created_at_unix_micros: times.0.unwrap_or(0),
+                    updated_at_unix_micros: times.1.unwrap_or(0),
                 };
                 return Ok((state, outcome));
             }
@@ -211,14 +312,23 @@ impl CommandHandler {
                         version: r.last_version,
                         position: r.position,
                         events_written: events.len(),
-                        created_at_unix_micros: recorded
-                            .first()
-                            .map_or(meta.ctx.now_unix_micros, |r| {
-                                r.envelope.occurred_at_unix_micros
-                            }),
+                        created_at_unix_micros: times.0.unwrap_or(meta.ctx.now_unix_micros),
                         updated_at_unix_micros: meta.ctx.now_unix_micros,
                     };
-                    return Ok((events.iter().fold(state, |s, e| s.evolve(e)), outcome));
+                    let state = events.iter().fold(state, |s, e| s.evolve(e));
+                    // A retried append (same event ids) may answer versions of
+                    // an earlier success; only a fresh one extends the cache.
+                    if r.last_version == version + events.len() as u64 {
+                        let f = Folded {
+                            state: Arc::new(()),
+                            version: r.last_version,
+                            first_at: outcome.created_at_unix_micros,
+                            last_at: outcome.updated_at_unix_micros,
+                            last_position: r.position,
+                        };
+                        self.remember(stream.clone(), &state, f);
+                    }
+                    return Ok((state, outcome));
                 }
                 Err(EventLogError::Conflict { .. }) => continue, // lost a race: re-decide
                 Err(e) => return Err(e.into()),
