@@ -145,7 +145,7 @@ async fn readyz(State(health): State<Arc<Health>>) -> Response {
     if !health.caught_up.load(Ordering::SeqCst) {
         return Problem::unavailable("read models are catching up", 1).into_response();
     }
-    let position = health.models.checkpoint().unwrap_or(0);
+    let position = health.models.position();
     Json(serde_json::json!({"status": "ready", "logHead": head, "readModelPosition": position}))
         .into_response()
 }

@@ -20,6 +20,9 @@ use crate::{Projection, ProjectionError, Result, Staged};
 /// The reserved key holding a projection's checkpoint inside its tree.
 /// Projection keys never start with 0xff.
 pub const CHECKPOINT_KEY: &[u8] = b"\xff__checkpoint";
+/// How far a projection's stored checkpoint may fall behind while events
+/// change nothing in it.
+const CHECKPOINT_EVERY: Position = 4096;
 /// Most events applied per committed batch.
 const MAX_BATCH: usize = 1000;
 
@@ -74,7 +77,7 @@ impl ReadModels {
             .map(|(_, t)| t)
     }
 
-    /// The position every projection has reached: reads reflect all events up to it.
+    /// The lowest stored checkpoint: where a restart resumes from.
     pub fn checkpoint(&self) -> Result<Position> {
         let mut min = Position::MAX;
         for (_, tree) in &self.projections {
@@ -83,9 +86,15 @@ impl ReadModels {
         Ok(if min == Position::MAX { 0 } else { min })
     }
 
-    /// Watches [`checkpoint`](Self::checkpoint) as the runner advances it.
+    /// Watches the position every projection has applied, as the runner
+    /// advances it (stored checkpoints may trail it; see `CHECKPOINT_EVERY`).
     pub fn watch_position(&self) -> watch::Receiver<Position> {
         self.position.subscribe()
+    }
+
+    /// The position every projection has applied.
+    pub fn position(&self) -> Position {
+        *self.position.borrow()
     }
 
     /// Waits until the read models include `position`; false on timeout.
@@ -140,6 +149,9 @@ impl ReadModels {
                 apply_to(p.as_ref(), tree, &events, &decoded)?;
             }
             progress(after, head.max(after));
+        }
+        for (_, tree, _) in &fresh {
+            store_checkpoint(tree, after)?;
         }
         Ok(Rebuilt {
             models: self,
@@ -258,13 +270,25 @@ fn apply_to(
         projection.apply(event, domain, &mut staged)?;
         last = event.position;
     }
-    if last == checkpoint {
+    // A batch that changes nothing here only moves the checkpoint; that is
+    // written now and then (and at shutdown), not for every batch: replaying
+    // events that change nothing is harmless, and it spares a sled batch per
+    // projection per runner batch.
+    if last == checkpoint || (staged.is_empty() && last - checkpoint < CHECKPOINT_EVERY) {
         return Ok(None);
     }
     staged.put(CHECKPOINT_KEY, last.to_be_bytes().to_vec());
     let writes = staged.into_writes();
     tree.apply_batch(crate::staged::batch_of(&writes))?;
     Ok(Some(writes))
+}
+
+/// Moves a tree's checkpoint forward to `position` (never back).
+fn store_checkpoint(tree: &sled::Tree, position: Position) -> Result<()> {
+    if read_checkpoint(tree)? < position {
+        tree.insert(CHECKPOINT_KEY, &position.to_be_bytes())?;
+    }
+    Ok(())
 }
 
 fn read_checkpoint(tree: &sled::Tree) -> Result<Position> {
@@ -313,8 +337,13 @@ impl ReadModels {
         Ok(self.db.open_tree(format!("reactor.{name}"))?)
     }
 
-    /// Flushes the read models to disk (on shutdown).
+    /// Stores every projection's checkpoint at the position applied, and
+    /// flushes the read models to disk (on shutdown).
     pub fn flush(&self) -> Result<()> {
+        let position = *self.position.borrow();
+        for (_, tree) in &self.projections {
+            store_checkpoint(tree, position)?;
+        }
         self.db.flush()?;
         Ok(())
     }

@@ -68,6 +68,11 @@ impl<'a> Staged<'a> {
         );
     }
 
+    /// Whether nothing is staged.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
     /// The staged writes, in key order (`None`: removed).
     pub(crate) fn into_writes(self) -> crate::Writes {
         self.writes.into_iter().collect()
