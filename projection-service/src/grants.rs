@@ -26,24 +26,13 @@ pub struct GrantApproval {
     pub time_stamp: String,
 }
 
-/// A grant, as the API shows it (history adds nothing: every grant carries
-/// its approvals and policy).
+/// A grant with why it was held: the interval `GET /grants/history` answers
+/// (the grant's fields, then the request's approvals and policy version).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantView {
-    pub id: String,
-    pub user_id: String,
-    pub app_id: String,
-    pub app_entitlement_id: String,
-    /// `request` or `admin`.
-    pub grant_type: String,
-    pub request_id: Option<String>,
-    pub created_at: String,
-    pub deprovision_at: Option<String>,
-    pub deleted_at: Option<String>,
-    /// `revoked`, `expired` or `removal request`.
-    pub revoke_reason: Option<String>,
-    pub revoke_comment: Option<String>,
+    #[serde(flatten)]
+    pub grant: Grant,
     pub approvals: Vec<GrantApproval>,
     pub policy_id: Option<String>,
     pub policy_version: Option<u64>,
@@ -51,7 +40,15 @@ pub struct GrantView {
     pub granted_by: String,
 }
 
-impl GrantView {
+impl std::ops::Deref for GrantView {
+    type Target = Grant;
+
+    fn deref(&self) -> &Grant {
+        &self.grant
+    }
+}
+
+impl Grant {
     /// Whether the grant was held at instant `at`: from `createdAt`
     /// (inclusive) to `deletedAt` (exclusive).
     pub fn active_at(&self, at: time::OffsetDateTime) -> bool {
@@ -142,15 +139,7 @@ impl Projection for GrantLedger {
                     tx.get_json::<RequestTrail>(&trail_key(&e.request_id))?
                 };
                 let view = GrantView {
-                    id: e.grant_id.clone(),
-                    user_id: e.user_id.clone(),
-                    app_id: e.app_id.clone(),
-                    app_entitlement_id: e.entitlement_id.clone(),
-                    grant_type: e.grant_type.clone(),
-                    request_id: Some(e.request_id.clone()).filter(|r| !r.is_empty()),
-                    created_at: rfc3339(e.starts_at_micros),
-                    deprovision_at: (e.deprovision_at_micros > 0)
-                        .then(|| rfc3339(e.deprovision_at_micros)),
+                    grant: Grant::from_events(e, None),
                     approvals: trail
                         .as_ref()
                         .map(|t| t.approvals.clone())
@@ -161,7 +150,6 @@ impl Projection for GrantLedger {
                         .filter(|p| !p.is_empty()),
                     policy_version: trail.as_ref().map(|t| t.policy_version),
                     granted_by: env.actor_id.clone(),
-                    ..Default::default()
                 };
                 tx.put_json(grant_key(&e.grant_id), &view);
                 tx.put(
@@ -180,16 +168,16 @@ impl Projection for GrantLedger {
             }
             DomainEvent::GrantDurationChanged(e) => {
                 if let Some(mut view) = tx.get_json::<GrantView>(&grant_key(&e.grant_id))? {
-                    view.deprovision_at =
+                    view.grant.deprovision_at =
                         (e.deprovision_at_micros > 0).then(|| rfc3339(e.deprovision_at_micros));
                     tx.put_json(grant_key(&e.grant_id), &view);
                 }
             }
             DomainEvent::GrantEnded(e) => {
                 if let Some(mut view) = tx.get_json::<GrantView>(&grant_key(&e.grant_id))? {
-                    view.deleted_at = Some(rfc3339(e.ended_at_micros));
-                    view.revoke_reason = Some(e.reason.clone());
-                    view.revoke_comment = Some(e.comment.clone()).filter(|c| !c.is_empty());
+                    view.grant.deleted_at = Some(rfc3339(e.ended_at_micros));
+                    view.grant.revoke_reason = Some(e.reason.clone());
+                    view.grant.revoke_comment = Some(e.comment.clone()).filter(|c| !c.is_empty());
                     tx.put_json(grant_key(&e.grant_id), &view);
                 }
                 tx.delete(current_key(&e.user_id, &e.entitlement_id));
@@ -252,19 +240,7 @@ pub struct Grant {
 
 impl From<GrantView> for Grant {
     fn from(v: GrantView) -> Self {
-        Grant {
-            id: v.id,
-            user_id: v.user_id,
-            app_id: v.app_id,
-            app_entitlement_id: v.app_entitlement_id,
-            grant_type: v.grant_type,
-            request_id: v.request_id,
-            created_at: v.created_at,
-            deprovision_at: v.deprovision_at,
-            deleted_at: v.deleted_at,
-            revoke_reason: v.revoke_reason,
-            revoke_comment: v.revoke_comment,
-        }
+        v.grant
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, Api, Server};
+use common::{client, Api};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "apps-admin-token-0123456789";
@@ -247,11 +247,7 @@ async fn errors() {
 #[tokio::test]
 async fn restart_and_rebuild_answer_every_query_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api {
-        s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
-        _dir: tempfile::tempdir().unwrap(),
-        admin: ADMIN.into(),
-    };
+    let api = Api::start_in(dir.path(), ADMIN);
     let mut ids = Vec::new();
     for i in 0..6 {
         let (_, _, app) = api
@@ -314,21 +310,8 @@ async fn restart_and_rebuild_answer_every_query_the_same() {
 
     let Api { s, _dir, .. } = api;
     assert!(s.terminate().0.success());
-    let out = std::process::Command::new(common::iga_binary())
-        .args(["rebuild", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let api = Api {
-        s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
-        _dir,
-        admin: ADMIN.into(),
-    };
+    common::rebuild(dir.path());
+    let api = Api::start_in(dir.path(), ADMIN);
     for (q, expected) in queries.iter().zip(&before) {
         assert_eq!(
             &api.read(q, &last).await,

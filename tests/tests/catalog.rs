@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Api, Server};
+use common::Api;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "catalog-admin-token-0123456789";
@@ -633,11 +633,7 @@ async fn catalog_search_ranks_filters_and_pages() {
 #[tokio::test]
 async fn restart_and_rebuild_answer_every_catalog_query_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api {
-        s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
-        _dir: tempfile::tempdir().unwrap(),
-        admin: ADMIN.into(),
-    };
+    let api = Api::start_in(dir.path(), ADMIN);
     let pos = small_catalog(&api).await;
     let (_, apps) = api.read("/api/v1/apps?includeDeleted=true", &pos).await;
     let (_, policy) = api
@@ -680,21 +676,8 @@ async fn restart_and_rebuild_answer_every_catalog_query_the_same() {
     }
     let Api { s, _dir, .. } = api;
     assert!(s.terminate().0.success());
-    let out = std::process::Command::new(common::iga_binary())
-        .args(["rebuild", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let api = Api {
-        s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
-        _dir,
-        admin: ADMIN.into(),
-    };
+    common::rebuild(dir.path());
+    let api = Api::start_in(dir.path(), ADMIN);
     for (q, expected) in queries.iter().zip(&before) {
         assert_eq!(
             &api.read(q, &pos).await,

@@ -49,11 +49,7 @@ async fn all_pages(s: &Server, path: &str, pos: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_events_rebuild_to_the_same_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api {
-        s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
-        _dir: tempfile::tempdir().unwrap(),
-        admin: ADMIN.into(),
-    };
+    let api = Api::start_in(dir.path(), ADMIN);
     // 25 users, 10 apps of 5 entitlements, owned by 5 owners.
     let mut owners = Vec::new();
     for i in 0..5 {
@@ -196,16 +192,7 @@ async fn ten_thousand_events_rebuild_to_the_same_answers() {
     // Rebuild from position 0, restart, and ask again.
     let Api { s, _dir, .. } = api;
     assert!(s.terminate().0.success());
-    let out = std::process::Command::new(common::iga_binary())
-        .args(["rebuild", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::rebuild(dir.path());
     let s = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]);
     for (q, expected) in queries.iter().zip(&before) {
         let now = if paged(q) {
@@ -237,11 +224,7 @@ async fn an_approval_left_unfulfilled_by_a_dead_process_is_fulfilled_once() {
     use iga_schemas::v1;
 
     let dir = tempfile::tempdir().unwrap();
-    let api = Api {
-        s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
-        _dir: tempfile::tempdir().unwrap(),
-        admin: ADMIN.into(),
-    };
+    let api = Api::start_in(dir.path(), ADMIN);
     let (ben, ben_token) = api.user("ben").await;
     let (_, app) = api
         .ok("POST", "/api/v1/apps", json!({"displayName": "Vault"}))
@@ -337,11 +320,7 @@ async fn an_approval_left_unfulfilled_by_a_dead_process_is_fulfilled_once() {
 #[tokio::test]
 async fn timers_due_while_stopped_fire_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api {
-        s: Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", ADMIN)]),
-        _dir: tempfile::tempdir().unwrap(),
-        admin: ADMIN.into(),
-    };
+    let api = Api::start_in(dir.path(), ADMIN);
     let (ben, _) = api.user("ben").await;
     let (_, app) = api
         .ok("POST", "/api/v1/apps", json!({"displayName": "Vault"}))

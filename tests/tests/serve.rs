@@ -255,17 +255,8 @@ async fn sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("event log ok: 2 events"));
-    let out = Command::new(iga_binary())
-        .args(["rebuild", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("rebuilt 8 read models from 2 events"));
+    let rebuilt = common::rebuild(dir.path());
+    assert!(rebuilt.contains("rebuilt 8 read models from 2 events"));
 
     // Same token, same answer; the bootstrap appended nothing new.
     let server = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", token)]);

@@ -147,6 +147,15 @@ pub struct Api {
 
 #[allow(dead_code)] // each test binary uses its own part of the helpers
 impl Api {
+    /// A server on `dir`, which the caller keeps (to restart or rebuild it).
+    pub fn start_in(dir: &Path, admin: &str) -> Api {
+        Api {
+            s: Server::start(dir, &[("IGA_ADMIN_TOKEN", admin)]),
+            _dir: tempfile::tempdir().unwrap(),
+            admin: admin.into(),
+        }
+    }
+
     pub fn start(admin: &str) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let s = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", admin)]);
@@ -233,4 +242,20 @@ pub async fn log_head(s: &Server) -> String {
         .await
         .unwrap();
     ready["logHead"].to_string()
+}
+
+/// Runs `iga rebuild` on a stopped server's data dir; answers its output.
+#[allow(dead_code)]
+pub fn rebuild(dir: &Path) -> String {
+    let out = std::process::Command::new(iga_binary())
+        .args(["rebuild", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
