@@ -167,7 +167,14 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 pub async fn rebuild(args: DataArgs) -> Result<()> {
     let sled_store =
         eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default())?;
-    let models = open_models(&args.data_dir, &SearchIndex::new())?;
+    let path = args.data_dir.join("readmodels");
+    let models =
+        ReadModels::open_for_rebuild(&path, projections(&SearchIndex::new())).map_err(|e| {
+            format!(
+                "read models {}: {e} (is another iga process using this data dir?)",
+                path.display()
+            )
+        })?;
     let head = sled_store.head().await?;
     let bar = indicatif::ProgressBar::new(head);
     bar.set_style(

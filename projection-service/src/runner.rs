@@ -39,25 +39,47 @@ impl ReadModels {
         path: impl AsRef<std::path::Path>,
         projections: Vec<Arc<dyn Projection>>,
     ) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(path.as_ref())
+        Self::with_db(Self::db(path.as_ref())?, projections, true)
+    }
+
+    /// Opens them to rebuild them only: what projections keep in memory
+    /// (the search index) is not loaded, since nothing will read it.
+    pub fn open_for_rebuild(
+        path: impl AsRef<std::path::Path>,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Result<Self> {
+        Self::with_db(Self::db(path.as_ref())?, projections, false)
+    }
+
+    fn db(path: &std::path::Path) -> Result<sled::Db> {
+        Ok(sled::Config::new()
+            .path(path)
             .cache_capacity(256 * 1024 * 1024)
-            .open()?;
-        Self::with_db(db, projections)
+            .open()?)
     }
 
     /// Read models in a temporary directory, removed on drop.
     pub fn open_temporary(projections: Vec<Arc<dyn Projection>>) -> Result<Self> {
-        Self::with_db(sled::Config::new().temporary(true).open()?, projections)
+        Self::with_db(
+            sled::Config::new().temporary(true).open()?,
+            projections,
+            true,
+        )
     }
 
-    fn with_db(db: sled::Db, projections: Vec<Arc<dyn Projection>>) -> Result<Self> {
+    fn with_db(
+        db: sled::Db,
+        projections: Vec<Arc<dyn Projection>>,
+        load_memory: bool,
+    ) -> Result<Self> {
         let meta = db.open_tree("meta")?;
         let mut opened = Vec::new();
         for p in projections {
             let gen = generation(&meta, p.name())?;
             let tree = db.open_tree(tree_name(p.name(), gen))?;
-            p.opened(&tree)?;
+            if load_memory {
+                p.opened(&tree)?;
+            }
             opened.push((p, tree));
         }
         let models = ReadModels {
