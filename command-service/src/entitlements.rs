@@ -138,15 +138,6 @@ fn render(ent: &Entitlement, outcome: &Outcome, app_outcome: &Outcome) -> model:
     )
 }
 
-/// A meta for the side streams of a command (alias claims, the built-in
-/// entitlement): `If-Match` applies to the entitlement only.
-fn side(meta: &CommandMeta) -> CommandMeta {
-    CommandMeta {
-        expected_version: None,
-        ..meta.clone()
-    }
-}
-
 /// Checks `command` against the entitlement as it stands (the app's built-in
 /// one is implied until written), then, if it is allowed and the built-in one
 /// is not in its stream yet, writes it there so the command finds it.
@@ -172,7 +163,7 @@ async fn prepare(
     if builtin {
         let quiet = CommandMeta {
             idempotency_key: None,
-            ..side(meta)
+            ..meta.for_side_stream()
         };
         let write = EntitlementCommand::MaterializeBuiltin(current.fields.clone());
         state
@@ -189,10 +180,7 @@ pub async fn write_builtin(
     meta: &CommandMeta,
     app: &App,
 ) -> Result<(), Problem> {
-    let quiet = CommandMeta {
-        expected_version: None,
-        ..meta.clone()
-    };
+    let quiet = meta.for_side_stream();
     let write = EntitlementCommand::MaterializeBuiltin(builtin_access(&app.fields));
     state
         .handler
@@ -229,7 +217,7 @@ async fn claim_alias(
     };
     state
         .handler
-        .execute::<AliasClaim>(&key, &command, &side(meta))
+        .execute::<AliasClaim>(&key, &command, &meta.for_side_stream())
         .await
         .map_err(|e| match e {
             CommandError::Domain(DomainError::AlreadyExists(what)) => {
@@ -257,7 +245,7 @@ async fn release_alias(
     };
     state
         .handler
-        .execute::<AliasClaim>(&alias_key(app_id, alias), &command, &side(meta))
+        .execute::<AliasClaim>(&alias_key(app_id, alias), &command, &meta.for_side_stream())
         .await?;
     Ok(())
 }

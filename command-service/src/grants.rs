@@ -37,15 +37,6 @@ pub struct GrantDuration {
     pub deprovision_at: String,
 }
 
-fn when(field: &str, text: &str) -> Result<i64, Problem> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map(|d| (d.unix_timestamp_nanos() / 1000) as i64)
-        .map_err(|_| {
-            Problem::bad_request(format!("{field} is not an RFC 3339 time"))
-                .with_field(field, "RFC 3339")
-        })
-}
-
 /// The entitlement named in the path, checked to be of the app.
 async fn entitlement(state: &CommandState, app_id: &str, id: &str) -> Result<Entitlement, Problem> {
     let (_, app, _) = crate::refs::app_facts(state, app_id).await?;
@@ -127,7 +118,7 @@ pub async fn add_manual_user(
     let ent = entitlement(&state, &app_id, &id).await?;
     crate::refs::users_exist(&state, std::slice::from_ref(&body.user_id), "userId").await?;
     let deprovision = match body.deprovision_at.as_deref() {
-        Some(t) => when("deprovisionAt", t)?,
+        Some(t) => iga_http::parse_rfc3339_micros("deprovisionAt", t)?,
         None => 0,
     };
     let (facts, _, _) = crate::refs::app_facts(&state, &app_id).await?;
@@ -165,16 +156,7 @@ pub async fn revoke(
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    let reason = if body.iter().all(u8::is_ascii_whitespace) {
-        String::new()
-    } else {
-        serde_json::from_slice::<Revoke>(&body)
-            .map_err(|e| {
-                Problem::bad_request(format!("invalid request body: {e}"))
-                    .with_field("reason", e.to_string())
-            })?
-            .reason
-    };
+    let reason = iga_http::json::optional_json::<Revoke>(&body)?.reason;
     entitlement(&state, &app_id, &id).await?;
     let (facts, _, _) = crate::refs::app_facts(&state, &app_id).await?;
     run(
@@ -201,7 +183,7 @@ pub async fn update_grant_duration(
     ApiJson(body, _): ApiJson<GrantDuration>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
-    let at = when("deprovisionAt", &body.deprovision_at)?;
+    let at = iga_http::parse_rfc3339_micros("deprovisionAt", &body.deprovision_at)?;
     entitlement(&state, &app_id, &id).await?;
     let (facts, _, _) = crate::refs::app_facts(&state, &app_id).await?;
     let command = AccessCommand::ChangeDuration {

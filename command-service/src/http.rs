@@ -186,8 +186,7 @@ pub async fn use_idempotency_key(
     // The claim itself must not be deduplicated by the key it guards.
     let claim_meta = CommandMeta {
         idempotency_key: None,
-        expected_version: None,
-        ..meta.clone()
+        ..meta.for_side_stream()
     };
     state
         .handler

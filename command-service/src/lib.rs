@@ -51,6 +51,18 @@ pub struct CommandMeta {
     pub expected_version: Option<u64>,
 }
 
+impl CommandMeta {
+    /// The same caller and request, for a command on another stream than the
+    /// one the request names (a claim, a pair, the built-in entitlement):
+    /// `If-Match` is about the named one only.
+    pub fn for_side_stream(&self) -> CommandMeta {
+        CommandMeta {
+            expected_version: None,
+            ..self.clone()
+        }
+    }
+}
+
 /// What a command did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {

@@ -128,16 +128,12 @@ pub struct RequestSettings {
     pub justification_risk_levels: Vec<String>,
 }
 
+/// An optional date field: absent or empty is 0 (none).
 fn date(field: &str, text: Option<&str>) -> Result<i64, Problem> {
-    let Some(t) = text.filter(|t| !t.is_empty()) else {
-        return Ok(0);
-    };
-    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-        .map(|d| (d.unix_timestamp_nanos() / 1000) as i64)
-        .map_err(|_| {
-            Problem::bad_request(format!("{field} {t:?} is not an RFC 3339 time"))
-                .with_field(field, "RFC 3339, e.g. 2026-01-31T12:00:00Z")
-        })
+    match text.filter(|t| !t.is_empty()) {
+        Some(t) => iga_http::parse_rfc3339_micros(field, t),
+        None => Ok(0),
+    }
 }
 
 /// Everything known about one pair once it passed its checks.
@@ -599,10 +595,7 @@ async fn open_on_pair(
         remove,
         holder_gone,
     };
-    let side = CommandMeta {
-        expected_version: None,
-        ..meta.clone()
-    };
+    let side = meta.for_side_stream();
     match state
         .handler
         .execute::<AccessPair>(pair, &command, &side)
@@ -874,16 +867,7 @@ pub async fn cancel(
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
     // The body is optional here: an empty one cancels without a comment.
-    let comment = if body.iter().all(u8::is_ascii_whitespace) {
-        String::new()
-    } else {
-        serde_json::from_slice::<Cancel>(&body)
-            .map_err(|e| {
-                Problem::bad_request(format!("invalid request body: {e}"))
-                    .with_field("comment", e.to_string())
-            })?
-            .comment
-    };
+    let comment = iga_http::json::optional_json::<Cancel>(&body)?.comment;
     act(
         &state,
         &principal,

@@ -60,6 +60,16 @@ where
     }
 }
 
+/// A body that may be left out: empty (or blank) means `T::default()`;
+/// otherwise it is read as JSON with the same problems as [`ApiJson`].
+pub fn optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize::<_, T>(de).map_err(problem_for)
+}
+
 fn problem_for(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
     let inner = e.inner();
     match inner.classify() {

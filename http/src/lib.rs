@@ -59,6 +59,21 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
 /// Sent back on a read, it makes the read wait until the read models include it.
 pub const CONSISTENCY_TOKEN: &str = "x-consistency-token";
 
+/// Parses an RFC 3339 time sent in `field`; a 400 naming the field if it is not one.
+pub fn parse_rfc3339(field: &str, text: &str) -> Result<time::OffsetDateTime, Problem> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+        |_| {
+            Problem::bad_request(format!("{field} {text:?} is not an RFC 3339 time"))
+                .with_field(field, "RFC 3339, e.g. 2026-01-31T12:00:00Z")
+        },
+    )
+}
+
+/// [`parse_rfc3339`], as microseconds since the Unix epoch.
+pub fn parse_rfc3339_micros(field: &str, text: &str) -> Result<i64, Problem> {
+    parse_rfc3339(field, text).map(|t| (t.unix_timestamp_nanos() / 1000) as i64)
+}
+
 /// RFC 3339 UTC text of a microsecond Unix timestamp.
 pub fn rfc3339(unix_micros: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(unix_micros as i128 * 1000)

@@ -113,15 +113,11 @@ pub async fn list_grants(
     Extension(principal): Extension<Principal>,
     Query(filter): Query<GrantFilter>,
 ) -> Result<Response, Problem> {
-    let at = match filter.at.as_deref() {
-        Some(t) => Some(
-            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| {
-                    Problem::bad_request("at is not an RFC 3339 time").with_field("at", "RFC 3339")
-                })?,
-        ),
-        None => None,
-    };
+    let at = filter
+        .at
+        .as_deref()
+        .map(|t| iga_http::parse_rfc3339("at", t))
+        .transpose()?;
     let mut list = Vec::new();
     for g in select(&state, &filter)? {
         let keep = match at {
