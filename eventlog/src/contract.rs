@@ -423,9 +423,25 @@ pub async fn oversize_and_invalid_appends_store_nothing(store: Arc<dyn EventStor
     assert!(store.read_stream(&stream, 1, 10).await.unwrap().is_empty());
 }
 
+/// A store under test, and whatever must live as long as it (a server process).
+pub struct ContractStore {
+    pub store: Arc<dyn EventStore>,
+    pub guard: Box<dyn std::any::Any + Send>,
+}
+
+impl From<Arc<dyn EventStore>> for ContractStore {
+    fn from(store: Arc<dyn EventStore>) -> Self {
+        ContractStore {
+            store,
+            guard: Box::new(()),
+        }
+    }
+}
+
 /// Instantiates every contract case as a `#[tokio::test]`. `$make` is an
-/// expression producing a future that yields a fresh `Arc<dyn EventStore>`,
-/// or `None` to skip (the case then prints why it skipped).
+/// expression producing a future that yields a fresh `Arc<dyn EventStore>`
+/// (or a [`ContractStore`] holding what it needs alive), or `None` to skip
+/// (the case then prints why it skipped).
 #[macro_export]
 macro_rules! event_store_contract {
     ($make:expr) => {
@@ -446,9 +462,12 @@ macro_rules! event_store_contract {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let store: Option<std::sync::Arc<dyn $crate::EventStore>> = $make.await;
-                match store {
-                    Some(store) => $crate::contract::$case(store).await,
+                let made: Option<$crate::contract::ContractStore> = $make.await.map(Into::into);
+                match made {
+                    Some(made) => {
+                        $crate::contract::$case(made.store).await;
+                        drop(made.guard);
+                    }
                     None => eprintln!("SKIPPED contract case {}: backend not available", stringify!($case)),
                 }
             }

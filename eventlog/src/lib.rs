@@ -16,6 +16,8 @@
 //!   gap and no duplicate at the switch.
 
 pub mod contract;
+pub mod jetstream;
+pub mod nats_server;
 pub mod sled_store;
 
 use futures::stream::BoxStream;

@@ -1,0 +1,723 @@
+//! The event log on NATS JetStream: for deployments that outgrow one machine.
+//!
+//! **Layout.** One JetStream stream (default `IGA_EVENTS`) holds every event,
+//! one message per event, on subject `<prefix>.<stream id>` (default prefix
+//! `iga.log`), so each aggregate stream is one subject. The message body is
+//! the protobuf [`EventEnvelope`] with `stream_id` and `stream_version` filled
+//! in; headers repeat what a consumer filters on without decoding:
+//!
+//! | header | value |
+//! | --- | --- |
+//! | `Nats-Msg-Id` | the event id (JetStream dedup, and downstream dedup) |
+//! | `Iga-Stream` | the aggregate stream id |
+//! | `Iga-Stream-Version` | the event's version in that stream |
+//! | `Iga-Event-Type` | the event type |
+//!
+//! **Positions** are stream sequences. **Concurrency**: an append names the
+//! sequence of the aggregate's last event in `Nats-Expected-Last-Subject-Sequence`
+//! (0 for a new stream), so the server refuses it if anything was appended to
+//! that subject since. **Atomicity**: appends of several events are JetStream
+//! atomic batches (server 2.12+, `allow_atomic`), stored contiguously or not at
+//! all. **Idempotency** has two layers: JetStream drops a message whose
+//! `Nats-Msg-Id` it saw within the duplicate window, and when an append is
+//! refused (stale expected version, or duplicate ids) the aggregate's own
+//! events are searched for the append's ids, so a retry answers its original
+//! result however long after it comes. A retry with `ExpectedVersion::Any` of
+//! events appended to *another* stream is recognised within the duplicate
+//! window only.
+//!
+//! **Reads** use JetStream direct gets (`allow_direct`), batched; the tail of
+//! an aggregate is read from the stream leader, so a stale replica can make a
+//! command re-decide (a conflict), never append on a wrong version.
+//! **Subscriptions** are ordered consumers from a start sequence: the backlog,
+//! then live, with no gap or duplicate at the switch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::header::HeaderMap;
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use futures::StreamExt;
+use prost::Message;
+use serde::Deserialize;
+
+use crate::{
+    validate_append, AppendResult, EventEnvelope, EventLogError, EventStore, ExpectedVersion,
+    Limits, Position, RecordedEvent, Result, Subscription,
+};
+
+/// Where and how the JetStream log lives. Parsed from an event-log URL such as
+/// `nats://host1:4222,host2:4222?stream=IGA_EVENTS&replicas=3`.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    /// Server URLs, comma separated; credentials may be in the URL.
+    pub servers: String,
+    /// The JetStream stream holding the log.
+    pub stream: String,
+    /// Subject prefix; aggregate `x` is subject `<prefix>.x`.
+    pub subject_prefix: String,
+    /// Replicas of the stream when this process creates it (1, 3 or 5).
+    pub replicas: usize,
+    /// JetStream's duplicate window for `Nats-Msg-Id`.
+    pub duplicate_window: Duration,
+    /// How long connecting (and each request) may take before failing.
+    pub timeout: Duration,
+}
+
+impl JetStreamConfig {
+    /// Defaults for `servers`: stream `IGA_EVENTS`, prefix `iga.log`, R1,
+    /// a two-minute duplicate window, 10 s timeout.
+    pub fn new(servers: impl Into<String>) -> Self {
+        JetStreamConfig {
+            servers: servers.into(),
+            stream: "IGA_EVENTS".into(),
+            subject_prefix: "iga.log".into(),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Parses `nats://servers[?stream=..&prefix=..&replicas=..&duplicate_window_secs=..]`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let bad = |why: String| EventLogError::Unavailable(format!("event log URL {url:?}: {why}"));
+        let rest = url
+            .strip_prefix("nats://")
+            .ok_or_else(|| bad("must start with nats://".into()))?;
+        let (servers, query) = match rest.split_once('?') {
+            Some((s, q)) => (s, q),
+            None => (rest, ""),
+        };
+        if servers.is_empty() {
+            return Err(bad("names no server".into()));
+        }
+        let servers = servers
+            .split(',')
+            .map(|s| format!("nats://{s}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut config = JetStreamConfig::new(servers);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| bad(format!("option {pair:?} has no value")))?;
+            let number = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| bad(format!("option {key} must be a number, not {value:?}")))
+            };
+            match key {
+                "stream" => config.stream = value.to_string(),
+                "prefix" => config.subject_prefix = value.to_string(),
+                "replicas" => config.replicas = number()? as usize,
+                "duplicate_window_secs" => config.duplicate_window = Duration::from_secs(number()?),
+                "timeout_secs" => config.timeout = Duration::from_secs(number()?),
+                other => {
+                    return Err(bad(format!(
+                        "unknown option {other:?} (known: stream, prefix, replicas, duplicate_window_secs, timeout_secs)"
+                    )))
+                }
+            }
+        }
+        if !matches!(config.replicas, 1 | 3 | 5) {
+            return Err(bad(format!("replicas must be 1, 3 or 5, not {}", config.replicas)));
+        }
+        Ok(config)
+    }
+
+    /// The URL without credentials, for logs and errors.
+    fn describe(&self) -> String {
+        let servers: Vec<String> = self
+            .servers
+            .split(',')
+            .map(|s| match s.rsplit_once('@') {
+                Some((_, host)) => format!("nats://{host}"),
+                None => s.to_string(),
+            })
+            .collect();
+        format!("nats:{} (stream {})", servers.join(","), self.stream)
+    }
+}
+
+/// The JetStream-backed [`EventStore`].
+#[derive(Clone)]
+pub struct JetStreamEventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: async_nats::Client,
+    stream: jetstream::stream::Stream,
+    config: JetStreamConfig,
+    limits: Limits,
+    /// The last (version, sequence) seen per aggregate, so an append at the
+    /// version a command just read needs no lookup first. Only ever a hint:
+    /// the server checks the sequence.
+    tails: Mutex<HashMap<String, Tail>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tail {
+    version: u64,
+    sequence: u64,
+}
+
+/// Most aggregates whose tail is remembered; the map is cleared beyond it.
+const MAX_TAILS: usize = 100_000;
+/// Events asked for per direct-get batch.
+const READ_BATCH: usize = 1000;
+
+/// What the server answered to a publish.
+enum Published {
+    Stored { last_sequence: u64 },
+    /// A single message whose id JetStream had already stored, at this sequence.
+    Duplicate { sequence: u64 },
+    /// The aggregate moved on; the server's last sequence for it, if it said.
+    WrongLastSequence,
+    /// An atomic batch held ids JetStream had already stored.
+    DuplicateInBatch,
+}
+
+#[derive(Deserialize)]
+struct PubAckReply {
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    duplicate: bool,
+    #[serde(default)]
+    error: Option<ApiError>,
+}
+
+#[derive(Deserialize, Debug)]
+struct ApiError {
+    #[serde(default)]
+    err_code: u64,
+    #[serde(default)]
+    description: String,
+}
+
+/// JetStream's error codes for a failed expected-last-sequence check.
+const ERR_WRONG_LAST_SEQUENCE: [u64; 2] = [10071, 10164];
+/// "atomic publish batch contains duplicate message id".
+const ERR_BATCH_DUPLICATE_ID: u64 = 10201;
+
+impl JetStreamEventStore {
+    /// Connects and makes sure the stream exists with what the log needs
+    /// (atomic batches, direct gets, file storage). Fails within the
+    /// configured timeout if the servers cannot be reached.
+    pub async fn connect(config: JetStreamConfig, limits: Limits) -> Result<Self> {
+        let where_ = config.describe();
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            EventLogError::Unavailable(format!("{where_}: {what}: {e}"))
+        };
+        let client = tokio::time::timeout(
+            config.timeout,
+            async_nats::ConnectOptions::new()
+                .connection_timeout(config.timeout)
+                .request_timeout(Some(config.timeout))
+                .connect(config.servers.as_str()),
+        )
+        .await
+        .map_err(|e| unavailable("cannot connect", &e))?
+        .map_err(|e| unavailable("cannot connect", &e))?;
+        let js = jetstream::new(client.clone());
+        let wanted = jetstream::stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![format!("{}.>", config.subject_prefix)],
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: config.replicas,
+            duplicate_window: config.duplicate_window,
+            allow_direct: true,
+            allow_atomic_publish: true,
+            max_message_size: (limits.max_event_bytes + 4096) as i32,
+            ..Default::default()
+        };
+        let mut stream = tokio::time::timeout(config.timeout, js.get_or_create_stream(wanted))
+            .await
+            .map_err(|e| unavailable("JetStream did not answer", &e))?
+            .map_err(|e| unavailable("cannot open the stream", &e))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| unavailable("cannot read the stream", &e))?;
+        if !info.config.allow_atomic_publish || !info.config.allow_direct {
+            return Err(EventLogError::Unavailable(format!(
+                "{where_}: the stream exists without allow_atomic and allow_direct; \
+                 the log needs both (nats stream edit {} --allow-batch --allow-direct)",
+                config.stream
+            )));
+        }
+        Ok(JetStreamEventStore {
+            inner: Arc::new(Inner {
+                client,
+                stream,
+                config,
+                limits,
+                tails: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The subject of aggregate stream `stream`.
+    pub fn subject(&self, stream: &str) -> String {
+        format!("{}.{stream}", self.inner.config.subject_prefix)
+    }
+
+    /// The underlying NATS connection (for publishers sharing it).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    fn unavailable(&self, what: &str, e: impl std::fmt::Display) -> EventLogError {
+        EventLogError::Unavailable(format!("{}: {what}: {e}", self.describe()))
+    }
+
+    fn remember(&self, stream: &str, tail: Tail) {
+        let mut tails = self.inner.tails.lock().unwrap();
+        if tails.len() >= MAX_TAILS {
+            tails.clear();
+        }
+        let entry = tails.entry(stream.to_string()).or_insert(tail);
+        if tail.sequence >= entry.sequence {
+            *entry = tail;
+        }
+    }
+
+    fn remembered(&self, stream: &str) -> Option<Tail> {
+        self.inner.tails.lock().unwrap().get(stream).copied()
+    }
+
+    /// The aggregate's last event, read from the stream leader.
+    async fn tail(&self, stream: &str) -> Result<Tail> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        match self
+            .inner
+            .stream
+            .get_last_raw_message_by_subject(&self.subject(stream))
+            .await
+        {
+            Ok(m) => {
+                let env = decode(m.sequence, &m.payload)?;
+                let tail = Tail {
+                    version: env.stream_version,
+                    sequence: m.sequence,
+                };
+                self.remember(stream, tail);
+                Ok(tail)
+            }
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(Tail {
+                version: 0,
+                sequence: 0,
+            }),
+            Err(e) => Err(self.unavailable("cannot read a stream's last event", e)),
+        }
+    }
+
+    /// Up to `max` messages from sequence `from`, of `subject` (or all).
+    async fn direct_batch(
+        &self,
+        from: u64,
+        subject: &str,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let client = &self.inner.client;
+        let inbox = client.new_inbox();
+        let mut replies = client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| self.unavailable("cannot subscribe for a read", e))?;
+        let request = serde_json::json!({
+            "seq": from.max(1),
+            "batch": max,
+            "next_by_subj": subject,
+        });
+        client
+            .publish_with_reply(
+                format!("$JS.API.DIRECT.GET.{}", self.inner.config.stream),
+                inbox,
+                request.to_string().into(),
+            )
+            .await
+            .map_err(|e| self.unavailable("cannot request a read", e))?;
+        let mut out = Vec::new();
+        loop {
+            let reply = tokio::time::timeout(self.inner.config.timeout, replies.next())
+                .await
+                .map_err(|_| self.unavailable("read", "no answer in time"))?
+                .ok_or_else(|| self.unavailable("read", "connection closed"))?;
+            if let Some(status) = reply.status {
+                // 204 ends a batch; 404 means nothing from `from` on.
+                match status.as_u16() {
+                    204 | 404 => break,
+                    _ => {
+                        return Err(self.unavailable(
+                            "read",
+                            format!("status {status} {:?}", reply.description),
+                        ))
+                    }
+                }
+            }
+            let sequence = reply
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Sequence"))
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+                .ok_or_else(|| EventLogError::Corrupt("direct get without Nats-Sequence".into()))?;
+            out.push(RecordedEvent {
+                position: sequence,
+                envelope: decode(sequence, &reply.payload)?,
+            });
+            if out.len() >= max {
+                break;
+            }
+        }
+        // Anything still in flight goes with the subscription.
+        drop(replies);
+        Ok(out)
+    }
+
+    /// Every event of aggregate `stream` from `from_version`, up to `max`.
+    async fn read_aggregate(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let subject = self.subject(stream);
+        // Start right after the remembered tail when the caller asks for what
+        // follows it (a command refreshing its folded state), else at the start.
+        let mut from = match self.remembered(stream) {
+            Some(t) if from_version == t.version + 1 => t.sequence + 1,
+            _ => 1,
+        };
+        let mut out = Vec::new();
+        while out.len() < max {
+            let batch = self.direct_batch(from, &subject, READ_BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            from = last.position + 1;
+            let more = batch.len() == READ_BATCH;
+            out.extend(
+                batch
+                    .into_iter()
+                    .filter(|e| e.envelope.stream_version >= from_version),
+            );
+            if !more {
+                break;
+            }
+        }
+        out.truncate(max);
+        if let Some(last) = out.last() {
+            self.remember(
+                stream,
+                Tail {
+                    version: last.envelope.stream_version,
+                    sequence: last.position,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Publishes `events` after `tail`: one message, or one atomic batch.
+    async fn publish(&self, stream: &str, tail: Tail, events: &[EventEnvelope]) -> Result<Published> {
+        let subject = self.subject(stream);
+        let client = &self.inner.client;
+        let batch_id = uuid::Uuid::now_v7().simple().to_string();
+        let n = events.len();
+        let mut reply = None;
+        for (i, e) in events.iter().enumerate() {
+            let mut env = e.clone();
+            env.stream_id = stream.to_string();
+            env.stream_version = tail.version + 1 + i as u64;
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", env.event_id.as_str());
+            headers.insert("Iga-Stream", stream);
+            headers.insert("Iga-Stream-Version", env.stream_version.to_string().as_str());
+            headers.insert("Iga-Event-Type", env.event_type.as_str());
+            if i == 0 {
+                headers.insert(
+                    "Nats-Expected-Last-Subject-Sequence",
+                    tail.sequence.to_string().as_str(),
+                );
+            }
+            if n > 1 {
+                headers.insert("Nats-Batch-Id", batch_id.as_str());
+                headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+                if i + 1 == n {
+                    headers.insert("Nats-Batch-Commit", "1");
+                }
+            }
+            let payload = env.encode_to_vec().into();
+            if i + 1 == n || i == 0 {
+                // The first message of a batch is acknowledged (empty) so a
+                // refused batch stops early; the last one answers the ack.
+                let answer = client
+                    .request_with_headers(subject.clone(), headers, payload)
+                    .await
+                    .map_err(|e| self.unavailable("append", e))?;
+                if i + 1 == n || !answer.payload.is_empty() {
+                    reply = Some(answer.payload);
+                    break;
+                }
+            } else {
+                client
+                    .publish_with_headers(subject.clone(), headers, payload)
+                    .await
+                    .map_err(|e| self.unavailable("append", e))?;
+            }
+        }
+        let reply = reply.expect("the last message is a request");
+        let ack: PubAckReply = serde_json::from_slice(&reply)
+            .map_err(|e| self.unavailable("append: unreadable acknowledgement", e))?;
+        match ack.error {
+            None if ack.duplicate => Ok(Published::Duplicate { sequence: ack.seq }),
+            None => Ok(Published::Stored {
+                last_sequence: ack.seq,
+            }),
+            Some(e) if ERR_WRONG_LAST_SEQUENCE.contains(&e.err_code) => {
+                Ok(Published::WrongLastSequence)
+            }
+            Some(e) if e.err_code == ERR_BATCH_DUPLICATE_ID => Ok(Published::DuplicateInBatch),
+            Some(e) => Err(self.unavailable(
+                "append refused",
+                format!("{} (code {})", e.description, e.err_code),
+            )),
+        }
+    }
+
+    /// Where `events` already are in aggregate `stream`, if they all are, in
+    /// order: the original result of a retried append. `Err(mismatch)` if
+    /// some of them are there but not as this append.
+    async fn find_retry(
+        &self,
+        stream: &str,
+        events: &[EventEnvelope],
+    ) -> Result<Option<AppendResult>> {
+        let mismatch = || EventLogError::IdempotencyMismatch {
+            event_id: events[0].event_id.clone(),
+        };
+        // Read up to the leader's tail: a replica answering direct gets may
+        // trail it by a moment.
+        let tail = self.tail(stream).await?;
+        let mut recorded = Vec::new();
+        for _ in 0..100 {
+            recorded = self.read_aggregate(stream, 1, usize::MAX).await?;
+            if recorded.last().map(|e| e.position).unwrap_or(0) >= tail.sequence {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ids: std::collections::HashSet<&str> =
+            events.iter().map(|e| e.event_id.as_str()).collect();
+        let Some(start) = recorded
+            .iter()
+            .position(|r| r.envelope.event_id == events[0].event_id)
+        else {
+            if recorded.iter().any(|r| ids.contains(r.envelope.event_id.as_str())) {
+                return Err(mismatch());
+            }
+            return Ok(None);
+        };
+        let found = &recorded[start..];
+        if found.len() < events.len()
+            || events.iter().zip(found).any(|(e, r)| {
+                e.event_id != r.envelope.event_id || e.event_type != r.envelope.event_type
+            })
+        {
+            return Err(mismatch());
+        }
+        let last = &found[events.len() - 1];
+        Ok(Some(AppendResult {
+            first_version: found[0].envelope.stream_version,
+            last_version: last.envelope.stream_version,
+            position: last.position,
+        }))
+    }
+
+    /// A single message JetStream recognised as a duplicate of the one at
+    /// `sequence`: the original result if it is this append's event.
+    async fn duplicate_at(
+        &self,
+        stream: &str,
+        sequence: u64,
+        events: &[EventEnvelope],
+    ) -> Result<AppendResult> {
+        let original = self
+            .inner
+            .stream
+            .get_raw_message(sequence)
+            .await
+            .map_err(|e| self.unavailable("cannot read a duplicate's original", e))?;
+        let env = decode(sequence, &original.payload)?;
+        if env.stream_id != stream || env.event_type != events[0].event_type {
+            return Err(EventLogError::IdempotencyMismatch {
+                event_id: events[0].event_id.clone(),
+            });
+        }
+        Ok(AppendResult {
+            first_version: env.stream_version,
+            last_version: env.stream_version,
+            position: sequence,
+        })
+    }
+}
+
+fn decode(position: u64, bytes: &[u8]) -> Result<EventEnvelope> {
+    EventEnvelope::decode(bytes)
+        .map_err(|e| EventLogError::Corrupt(format!("event at sequence {position}: {e}")))
+}
+
+#[async_trait::async_trait]
+impl EventStore for JetStreamEventStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<EventEnvelope>,
+    ) -> Result<AppendResult> {
+        validate_append(stream, &events, &self.inner.limits)?;
+        let n = events.len() as u64;
+        let started = std::time::Instant::now();
+        loop {
+            let tail = match expected {
+                ExpectedVersion::NoStream => Tail {
+                    version: 0,
+                    sequence: 0,
+                },
+                ExpectedVersion::Exact(v) => match self.remembered(stream) {
+                    Some(t) if t.version == v => t,
+                    _ => self.tail(stream).await?,
+                },
+                ExpectedVersion::Any => self.tail(stream).await?,
+            };
+            let outcome = match expected {
+                ExpectedVersion::Exact(v) if tail.version != v => Published::WrongLastSequence,
+                _ => self.publish(stream, tail, &events).await?,
+            };
+            match outcome {
+                Published::Stored { last_sequence } => {
+                    let result = AppendResult {
+                        first_version: tail.version + 1,
+                        last_version: tail.version + n,
+                        position: last_sequence,
+                    };
+                    self.remember(
+                        stream,
+                        Tail {
+                            version: result.last_version,
+                            sequence: last_sequence,
+                        },
+                    );
+                    metrics::histogram!("iga_eventlog_append_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    return Ok(result);
+                }
+                Published::Duplicate { sequence } => {
+                    return self.duplicate_at(stream, sequence, &events).await
+                }
+                Published::DuplicateInBatch => {
+                    return match self.find_retry(stream, &events).await? {
+                        Some(original) => Ok(original),
+                        // Stored, but not in this stream.
+                        None => Err(EventLogError::IdempotencyMismatch {
+                            event_id: events[0].event_id.clone(),
+                        }),
+                    };
+                }
+                Published::WrongLastSequence => {
+                    if let Some(original) = self.find_retry(stream, &events).await? {
+                        return Ok(original);
+                    }
+                    if expected == ExpectedVersion::Any {
+                        continue; // someone appended meanwhile: append after them
+                    }
+                    let actual = self.tail(stream).await?.version;
+                    return Err(EventLogError::Conflict {
+                        stream: stream.to_string(),
+                        expected,
+                        actual,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        crate::validate_stream_id(stream)?;
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        self.read_aggregate(stream, from_version.max(1), max).await
+    }
+
+    async fn read_all(&self, after: Position, max: usize) -> Result<Vec<RecordedEvent>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let everything = format!("{}.>", self.inner.config.subject_prefix);
+        self.direct_batch(after + 1, &everything, max.min(READ_BATCH))
+            .await
+    }
+
+    async fn subscribe(&self, after: Position) -> Result<Subscription> {
+        let deliver_policy = if after == 0 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            }
+        };
+        let consumer = self
+            .inner
+            .stream
+            .create_consumer(OrderedConfig {
+                filter_subject: format!("{}.>", self.inner.config.subject_prefix),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.unavailable("cannot subscribe", e))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| self.unavailable("cannot subscribe", e))?;
+        let describe = self.describe();
+        Ok(messages
+            .map(move |m| {
+                let m = m.map_err(|e| {
+                    EventLogError::Unavailable(format!("{describe}: subscription: {e}"))
+                })?;
+                let info = m.info().map_err(|e| {
+                    EventLogError::Corrupt(format!("subscription message without info: {e}"))
+                })?;
+                let position = info.stream_sequence;
+                Ok(RecordedEvent {
+                    position,
+                    envelope: decode(position, &m.payload)?,
+                })
+            })
+            .boxed())
+    }
+
+    async fn head(&self) -> Result<Position> {
+        let info = self
+            .inner
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| self.unavailable("cannot read the stream", e))?;
+        Ok(info.state.last_sequence)
+    }
+
+    fn describe(&self) -> String {
+        self.inner.config.describe()
+    }
+}
