@@ -123,13 +123,16 @@ impl JetStreamConfig {
             }
         }
         if !matches!(config.replicas, 1 | 3 | 5) {
-            return Err(bad(format!("replicas must be 1, 3 or 5, not {}", config.replicas)));
+            return Err(bad(format!(
+                "replicas must be 1, 3 or 5, not {}",
+                config.replicas
+            )));
         }
         Ok(config)
     }
 
-    /// The URL without credentials, for logs and errors.
-    fn describe(&self) -> String {
+    /// The servers without credentials, and the stream: for logs and errors.
+    pub fn describe(&self) -> String {
         let servers: Vec<String> = self
             .servers
             .split(',')
@@ -138,7 +141,7 @@ impl JetStreamConfig {
                 None => s.to_string(),
             })
             .collect();
-        format!("nats:{} (stream {})", servers.join(","), self.stream)
+        format!("{} (stream {})", servers.join(","), self.stream)
     }
 }
 
@@ -172,9 +175,13 @@ const READ_BATCH: usize = 1000;
 
 /// What the server answered to a publish.
 enum Published {
-    Stored { last_sequence: u64 },
+    Stored {
+        last_sequence: u64,
+    },
     /// A single message whose id JetStream had already stored, at this sequence.
-    Duplicate { sequence: u64 },
+    Duplicate {
+        sequence: u64,
+    },
     /// The aggregate moved on; the server's last sequence for it, if it said.
     WrongLastSequence,
     /// An atomic batch held ids JetStream had already stored.
@@ -209,9 +216,9 @@ impl JetStreamEventStore {
     /// (atomic batches, direct gets, file storage). Fails within the
     /// configured timeout if the servers cannot be reached.
     pub async fn connect(config: JetStreamConfig, limits: Limits) -> Result<Self> {
-        let where_ = config.describe();
+        // The caller names the log in front of these.
         let unavailable = |what: &str, e: &dyn std::fmt::Display| {
-            EventLogError::Unavailable(format!("{where_}: {what}: {e}"))
+            EventLogError::Unavailable(format!("{what}: {e}"))
         };
         let client = tokio::time::timeout(
             config.timeout,
@@ -245,7 +252,7 @@ impl JetStreamEventStore {
             .map_err(|e| unavailable("cannot read the stream", &e))?;
         if !info.config.allow_atomic_publish || !info.config.allow_direct {
             return Err(EventLogError::Unavailable(format!(
-                "{where_}: the stream exists without allow_atomic and allow_direct; \
+                "the stream exists without allow_atomic and allow_direct; \
                  the log needs both (nats stream edit {} --allow-batch --allow-direct)",
                 config.stream
             )));
@@ -422,7 +429,12 @@ impl JetStreamEventStore {
     }
 
     /// Publishes `events` after `tail`: one message, or one atomic batch.
-    async fn publish(&self, stream: &str, tail: Tail, events: &[EventEnvelope]) -> Result<Published> {
+    async fn publish(
+        &self,
+        stream: &str,
+        tail: Tail,
+        events: &[EventEnvelope],
+    ) -> Result<Published> {
         let subject = self.subject(stream);
         let client = &self.inner.client;
         let batch_id = uuid::Uuid::now_v7().simple().to_string();
@@ -435,7 +447,10 @@ impl JetStreamEventStore {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", env.event_id.as_str());
             headers.insert("Iga-Stream", stream);
-            headers.insert("Iga-Stream-Version", env.stream_version.to_string().as_str());
+            headers.insert(
+                "Iga-Stream-Version",
+                env.stream_version.to_string().as_str(),
+            );
             headers.insert("Iga-Event-Type", env.event_type.as_str());
             if i == 0 {
                 headers.insert(
@@ -516,7 +531,10 @@ impl JetStreamEventStore {
             .iter()
             .position(|r| r.envelope.event_id == events[0].event_id)
         else {
-            if recorded.iter().any(|r| ids.contains(r.envelope.event_id.as_str())) {
+            if recorded
+                .iter()
+                .any(|r| ids.contains(r.envelope.event_id.as_str()))
+            {
                 return Err(mismatch());
             }
             return Ok(None);
@@ -611,6 +629,7 @@ impl EventStore for JetStreamEventStore {
                             sequence: last_sequence,
                         },
                     );
+                    metrics::counter!("iga_eventlog_appended_events_total").increment(n);
                     metrics::histogram!("iga_eventlog_append_seconds")
                         .record(started.elapsed().as_secs_f64());
                     return Ok(result);

@@ -40,6 +40,13 @@ impl NatsServer {
         Ok(server)
     }
 
+    /// A single JetStream server keeping its storage in `store_dir`, which the
+    /// caller keeps: starting another on the same directory later finds the
+    /// same streams.
+    pub fn start_in(store_dir: &Path) -> std::io::Result<NatsServer> {
+        Self::spawn("n0", store_dir, Vec::new())
+    }
+
     fn spawn(name: &str, store_dir: &Path, extra: Vec<String>) -> std::io::Result<NatsServer> {
         let mut args = vec![
             "-js".to_string(),
@@ -147,7 +154,9 @@ impl NatsCluster {
     pub fn start() -> std::io::Result<NatsCluster> {
         let dir = tempfile::tempdir()?;
         // Route ports must be known up front for the others' `--routes`.
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect::<std::io::Result<_>>()?;
+        let ports: Vec<u16> = (0..3)
+            .map(|_| free_port())
+            .collect::<std::io::Result<_>>()?;
         let routes = ports
             .iter()
             .map(|p| format!("nats://127.0.0.1:{p}"))

@@ -10,9 +10,10 @@ use iga_eventlog::{EventStore, Limits};
 
 async fn store_on_fresh_server() -> Option<ContractStore> {
     let server = NatsServer::start().expect("start nats-server");
-    let store = JetStreamEventStore::connect(JetStreamConfig::new(server.url.clone()), Limits::default())
-        .await
-        .expect("connect to nats-server");
+    let store =
+        JetStreamEventStore::connect(JetStreamConfig::new(server.url.clone()), Limits::default())
+            .await
+            .expect("connect to nats-server");
     Some(ContractStore {
         store: Arc::new(store) as Arc<dyn EventStore>,
         guard: Box::new(server),

@@ -64,8 +64,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         max_event_bytes: args.max_event_bytes,
         ..Limits::default()
     };
-    let sled_store = eventlog_url::open(args.data.event_log.as_deref(), data_dir, limits)?;
-    let store = eventlog_url::as_dyn(&sled_store);
+    let log = eventlog_url::open(args.data.event_log.as_deref(), data_dir, limits).await?;
+    let store = log.store();
     let search = SearchIndex::new();
     let models = Arc::new(open_models(data_dir, &search)?);
     let metrics = crate::http::install_metrics()?;
@@ -160,13 +160,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     models.flush()?;
     drop(health);
     drop(store);
+    drop(log);
     tracing::info!("stopped");
     Ok(())
 }
 
 pub async fn rebuild(args: DataArgs) -> Result<()> {
-    let sled_store =
-        eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default())?;
+    let store = eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default())
+        .await?
+        .store();
     let path = args.data_dir.join("readmodels");
     let models =
         ReadModels::open_for_rebuild(&path, projections(&SearchIndex::new())).map_err(|e| {
@@ -175,7 +177,7 @@ pub async fn rebuild(args: DataArgs) -> Result<()> {
                 path.display()
             )
         })?;
-    let head = sled_store.head().await?;
+    let head = store.head().await?;
     let bar = indicatif::ProgressBar::new(head);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -186,7 +188,7 @@ pub async fn rebuild(args: DataArgs) -> Result<()> {
     );
     let started = std::time::Instant::now();
     let rebuilt = models
-        .rebuild(sled_store.as_ref(), |done, total| {
+        .rebuild(store.as_ref(), |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         })
@@ -203,7 +205,15 @@ pub async fn rebuild(args: DataArgs) -> Result<()> {
 }
 
 pub async fn verify(args: DataArgs) -> Result<()> {
-    let store = eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default())?;
+    let log =
+        eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default()).await?;
+    let eventlog_url::EventLog::Sled(store) = log else {
+        return Err(
+            "iga verify checks the embedded sled log; a JetStream stream is checked by \
+                    its servers (`nats stream info`, `nats server check stream`)"
+                .into(),
+        );
+    };
     let n = store.verify()?;
     println!("event log ok: {n} events, positions contiguous, indexes consistent");
     Ok(())

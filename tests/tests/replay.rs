@@ -220,7 +220,7 @@ async fn ten_thousand_events_rebuild_to_the_same_answers() {
 /// the next process issues it, exactly once.
 #[tokio::test]
 async fn an_approval_left_unfulfilled_by_a_dead_process_is_fulfilled_once() {
-    use iga_eventlog::{EventStore, ExpectedVersion, Limits};
+    use iga_eventlog::ExpectedVersion;
     use iga_schemas::v1;
 
     let dir = tempfile::tempdir().unwrap();
@@ -250,11 +250,8 @@ async fn an_approval_left_unfulfilled_by_a_dead_process_is_fulfilled_once() {
 
     // What the dying process managed to write: the approval, nothing after it.
     {
-        let store = iga_eventlog::sled_store::SledEventStore::open(
-            dir.path().join("eventlog"),
-            Limits::default(),
-        )
-        .unwrap();
+        let log = common::TestEventLog::start(dir.path());
+        let store = log.open(dir.path()).await;
         let stream = format!("request-{rid}");
         let version = store.read_stream(&stream, 1, 100).await.unwrap().len() as u64;
         let events: Vec<iga_schemas::DomainEvent> = vec![

@@ -21,16 +21,73 @@ pub fn iga_binary() -> PathBuf {
     bin
 }
 
-/// A running `iga serve`, killed when dropped.
+/// Whether this run puts the servers' event log on NATS JetStream
+/// (`IGA_TEST_EVENT_LOG=nats`) rather than the embedded sled log (the default).
+/// `./scripts/test` runs the end-to-end suite both ways.
+pub fn on_jetstream() -> bool {
+    match std::env::var("IGA_TEST_EVENT_LOG").as_deref() {
+        Ok("nats") => true,
+        Ok("sled") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("IGA_TEST_EVENT_LOG={other}: use sled or nats"),
+    }
+}
+
+/// The event log of a test's data dir: nothing to start for sled; for
+/// JetStream, a `nats-server` keeping its storage in `<data dir>/nats`, so
+/// restarting `iga` on the same data dir finds the same log.
+pub struct TestEventLog {
+    pub nats: Option<iga_eventlog::nats_server::NatsServer>,
+}
+
+impl TestEventLog {
+    pub fn start(data_dir: &Path) -> TestEventLog {
+        let nats = on_jetstream().then(|| {
+            iga_eventlog::nats_server::NatsServer::start_in(&data_dir.join("nats"))
+                .expect("start nats-server")
+        });
+        TestEventLog { nats }
+    }
+
+    /// Opens the log directly, as another process writing to it would.
+    pub async fn open(&self, data_dir: &Path) -> std::sync::Arc<dyn iga_eventlog::EventStore> {
+        use iga_eventlog::Limits;
+        match &self.nats {
+            Some(nats) => std::sync::Arc::new(
+                iga_eventlog::jetstream::JetStreamEventStore::connect(
+                    iga_eventlog::jetstream::JetStreamConfig::new(nats.url.clone()),
+                    Limits::default(),
+                )
+                .await
+                .expect("connect to the test's nats-server"),
+            ),
+            None => std::sync::Arc::new(
+                iga_eventlog::sled_store::SledEventStore::open(
+                    data_dir.join("eventlog"),
+                    Limits::default(),
+                )
+                .expect("open the test's sled log"),
+            ),
+        }
+    }
+
+    /// The `--event-log` value, if not the default.
+    pub fn url(&self) -> Option<String> {
+        self.nats.as_ref().map(|n| n.url.clone())
+    }
+}
+
+/// A running `iga serve` (and its NATS server, if any), killed when dropped.
 pub struct Server {
     pub child: Child,
     pub base: String,
     /// Everything it printed on stdout before listening.
     pub banner: Vec<String>,
+    pub log: TestEventLog,
 }
 
 impl Server {
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let log = TestEventLog::start(data_dir);
         let mut cmd = Command::new(iga_binary());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -39,6 +96,9 @@ impl Server {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(url) = log.url() {
+            cmd.env("IGA_EVENT_LOG", url);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -64,6 +124,7 @@ impl Server {
             child,
             base,
             banner,
+            log,
         }
     }
 
@@ -247,11 +308,13 @@ pub async fn log_head(s: &Server) -> String {
 /// Runs `iga rebuild` on a stopped server's data dir; answers its output.
 #[allow(dead_code)]
 pub fn rebuild(dir: &Path) -> String {
-    let out = std::process::Command::new(iga_binary())
-        .args(["rebuild", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
+    let log = TestEventLog::start(dir);
+    let mut cmd = std::process::Command::new(iga_binary());
+    cmd.args(["rebuild", "--data-dir"]).arg(dir);
+    if let Some(url) = log.url() {
+        cmd.args(["--event-log", &url]);
+    }
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
