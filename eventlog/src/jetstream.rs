@@ -29,8 +29,12 @@
 //! **Reads** use JetStream direct gets (`allow_direct`), batched; the tail of
 //! an aggregate is read from the stream leader, so a stale replica can make a
 //! command re-decide (a conflict), never append on a wrong version.
-//! **Subscriptions** are ordered consumers from a start sequence: the backlog,
-//! then live, with no gap or duplicate at the switch.
+//! **Subscriptions** read the log in batches from their position (the same
+//! direct gets), and once caught up wait for the stream to announce stored
+//! events: it republishes each one's headers to `<prefix>-stored.<stream id>`
+//! after storing it. No server-side consumer is kept, so nothing is lost or
+//! left behind when a server dies, and the switch from backlog to live has no
+//! gap or duplicate by construction (positions only move forward).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,9 +42,7 @@ use std::time::Duration;
 
 use async_nats::header::HeaderMap;
 use async_nats::jetstream;
-use async_nats::jetstream::consumer::pull::OrderedConfig;
-use async_nats::jetstream::consumer::DeliverPolicy;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use prost::Message;
 use serde::Deserialize;
 
@@ -63,13 +65,18 @@ pub struct JetStreamConfig {
     pub replicas: usize,
     /// JetStream's duplicate window for `Nats-Msg-Id`.
     pub duplicate_window: Duration,
-    /// How long connecting (and each request) may take before failing.
+    /// How long connecting may take before failing.
     pub timeout: Duration,
+    /// How long one request (an append, a read) waits for its answer. Short,
+    /// so that a request sent to a server that just died fails fast and is
+    /// retried (reads here, appends by the caller with the same event ids)
+    /// once the cluster has a new leader.
+    pub request_timeout: Duration,
 }
 
 impl JetStreamConfig {
     /// Defaults for `servers`: stream `IGA_EVENTS`, prefix `iga.log`, R1,
-    /// a two-minute duplicate window, 10 s timeout.
+    /// a two-minute duplicate window, 15 s to connect, 3 s per request.
     pub fn new(servers: impl Into<String>) -> Self {
         JetStreamConfig {
             servers: servers.into(),
@@ -77,11 +84,12 @@ impl JetStreamConfig {
             subject_prefix: "iga.log".into(),
             replicas: 1,
             duplicate_window: Duration::from_secs(120),
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(3),
         }
     }
 
-    /// Parses `nats://servers[?stream=..&prefix=..&replicas=..&duplicate_window_secs=..]`.
+    /// Parses `nats://servers[?stream=..&prefix=..&replicas=..&duplicate_window_secs=..&timeout_secs=..&request_timeout_ms=..]`.
     pub fn from_url(url: &str) -> Result<Self> {
         let bad = |why: String| EventLogError::Unavailable(format!("event log URL {url:?}: {why}"));
         let rest = url
@@ -115,9 +123,10 @@ impl JetStreamConfig {
                 "replicas" => config.replicas = number()? as usize,
                 "duplicate_window_secs" => config.duplicate_window = Duration::from_secs(number()?),
                 "timeout_secs" => config.timeout = Duration::from_secs(number()?),
+                "request_timeout_ms" => config.request_timeout = Duration::from_millis(number()?),
                 other => {
                     return Err(bad(format!(
-                        "unknown option {other:?} (known: stream, prefix, replicas, duplicate_window_secs, timeout_secs)"
+                        "unknown option {other:?} (known: stream, prefix, replicas, duplicate_window_secs, timeout_secs, request_timeout_ms)"
                     )))
                 }
             }
@@ -167,6 +176,15 @@ struct Tail {
     version: u64,
     sequence: u64,
 }
+
+/// The subjects stored events are announced on: `<prefix>-stored.<stream id>`.
+fn stored_prefix(prefix: &str) -> String {
+    format!("{prefix}-stored")
+}
+
+/// How often a caught-up subscription looks for new events even without an
+/// announcement (one lost while reconnecting).
+const SUBSCRIPTION_POLL: Duration = Duration::from_secs(1);
 
 /// Most aggregates whose tail is remembered; the map is cleared beyond it.
 const MAX_TAILS: usize = 100_000;
@@ -220,12 +238,18 @@ impl JetStreamEventStore {
         let unavailable = |what: &str, e: &dyn std::fmt::Display| {
             EventLogError::Unavailable(format!("{what}: {e}"))
         };
+        let addresses = config
+            .servers
+            .split(',')
+            .map(|s| s.trim().parse::<async_nats::ServerAddr>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| unavailable("invalid server address", &e))?;
         let client = tokio::time::timeout(
             config.timeout,
             async_nats::ConnectOptions::new()
                 .connection_timeout(config.timeout)
-                .request_timeout(Some(config.timeout))
-                .connect(config.servers.as_str()),
+                .request_timeout(Some(config.request_timeout))
+                .connect(addresses.as_slice()),
         )
         .await
         .map_err(|e| unavailable("cannot connect", &e))?
@@ -239,22 +263,63 @@ impl JetStreamEventStore {
             duplicate_window: config.duplicate_window,
             allow_direct: true,
             allow_atomic_publish: true,
+            // Stored events are announced (headers only) on a subject outside
+            // the stream, so subscribers know when to read: see `subscribe`.
+            republish: Some(jetstream::stream::Republish {
+                source: format!("{}.>", config.subject_prefix),
+                destination: format!("{}.>", stored_prefix(&config.subject_prefix)),
+                headers_only: true,
+            }),
             max_message_size: (limits.max_event_bytes + 4096) as i32,
             ..Default::default()
         };
-        let mut stream = tokio::time::timeout(config.timeout, js.get_or_create_stream(wanted))
-            .await
-            .map_err(|e| unavailable("JetStream did not answer", &e))?
-            .map_err(|e| unavailable("cannot open the stream", &e))?;
+        // A cluster that has just started may still be electing its leaders:
+        // keep asking until the timeout.
+        let deadline = tokio::time::Instant::now() + config.timeout;
+        let mut stream = loop {
+            // Requests sent before the cluster has a meta leader go unanswered;
+            // ask again rather than wait out the whole timeout on one.
+            let attempt_ends = deadline.min(tokio::time::Instant::now() + Duration::from_secs(5));
+            let attempt =
+                tokio::time::timeout_at(attempt_ends, js.get_or_create_stream(wanted.clone()))
+                    .await;
+            match attempt {
+                Ok(Ok(stream)) => break stream,
+                Ok(Err(e))
+                    if tokio::time::Instant::now() + Duration::from_millis(200) < deadline =>
+                {
+                    tracing::debug!(error = %e, "JetStream not ready; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(Err(e)) => return Err(unavailable("cannot open the stream", &e)),
+                Err(_) if attempt_ends < deadline => {
+                    tracing::debug!("JetStream did not answer yet; retrying");
+                }
+                Err(e) => return Err(unavailable("JetStream did not answer", &e)),
+            }
+        };
         let info = stream
             .info()
             .await
             .map_err(|e| unavailable("cannot read the stream", &e))?;
-        if !info.config.allow_atomic_publish || !info.config.allow_direct {
+        if !info.config.allow_atomic_publish
+            || !info.config.allow_direct
+            || info.config.republish != wanted.republish
+        {
             return Err(EventLogError::Unavailable(format!(
-                "the stream exists without allow_atomic and allow_direct; \
-                 the log needs both (nats stream edit {} --allow-batch --allow-direct)",
-                config.stream
+                "stream {} exists without what the log needs: allow_atomic, allow_direct, \
+                 and republish {} to {} (headers only); remove or edit it",
+                config.stream,
+                wanted
+                    .republish
+                    .as_ref()
+                    .map(|r| r.source.as_str())
+                    .unwrap_or_default(),
+                wanted
+                    .republish
+                    .as_ref()
+                    .map(|r| r.destination.as_str())
+                    .unwrap_or_default(),
             )));
         }
         Ok(JetStreamEventStore {
@@ -324,7 +389,26 @@ impl JetStreamEventStore {
     }
 
     /// Up to `max` messages from sequence `from`, of `subject` (or all).
+    /// Retried while the cluster fails over, for up to the connect timeout.
     async fn direct_batch(
+        &self,
+        from: u64,
+        subject: &str,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let deadline = tokio::time::Instant::now() + self.inner.config.timeout;
+        loop {
+            match self.direct_batch_once(from, subject, max).await {
+                Err(EventLogError::Unavailable(why)) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%why, "read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn direct_batch_once(
         &self,
         from: u64,
         subject: &str,
@@ -351,7 +435,7 @@ impl JetStreamEventStore {
             .map_err(|e| self.unavailable("cannot request a read", e))?;
         let mut out = Vec::new();
         loop {
-            let reply = tokio::time::timeout(self.inner.config.timeout, replies.next())
+            let reply = tokio::time::timeout(self.inner.config.request_timeout, replies.next())
                 .await
                 .map_err(|_| self.unavailable("read", "no answer in time"))?
                 .ok_or_else(|| self.unavailable("read", "connection closed"))?;
@@ -359,6 +443,7 @@ impl JetStreamEventStore {
                 // 204 ends a batch; 404 means nothing from `from` on.
                 match status.as_u16() {
                     204 | 404 => break,
+                    503 => return Err(self.unavailable("read", "no responders")),
                     _ => {
                         return Err(self.unavailable(
                             "read",
@@ -687,43 +772,29 @@ impl EventStore for JetStreamEventStore {
     }
 
     async fn subscribe(&self, after: Position) -> Result<Subscription> {
-        let deliver_policy = if after == 0 {
-            DeliverPolicy::All
-        } else {
-            DeliverPolicy::ByStartSequence {
-                start_sequence: after + 1,
-            }
-        };
-        let consumer = self
+        // Subscribe to the announcements before the first read, so nothing
+        // stored after that read goes unannounced.
+        let announcements = self
             .inner
-            .stream
-            .create_consumer(OrderedConfig {
-                filter_subject: format!("{}.>", self.inner.config.subject_prefix),
-                deliver_policy,
-                ..Default::default()
-            })
+            .client
+            .subscribe(format!(
+                "{}.>",
+                stored_prefix(&self.inner.config.subject_prefix)
+            ))
             .await
             .map_err(|e| self.unavailable("cannot subscribe", e))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| self.unavailable("cannot subscribe", e))?;
-        let describe = self.describe();
-        Ok(messages
-            .map(move |m| {
-                let m = m.map_err(|e| {
-                    EventLogError::Unavailable(format!("{describe}: subscription: {e}"))
-                })?;
-                let info = m.info().map_err(|e| {
-                    EventLogError::Corrupt(format!("subscription message without info: {e}"))
-                })?;
-                let position = info.stream_sequence;
-                Ok(RecordedEvent {
-                    position,
-                    envelope: decode(position, &m.payload)?,
-                })
-            })
-            .boxed())
+        let state = Tailing {
+            store: self.clone(),
+            announcements,
+            position: after,
+            ready: std::collections::VecDeque::new(),
+            failures: 0,
+        };
+        Ok(futures::stream::unfold(state, |mut t| async move {
+            let next = t.next().await;
+            Some((next, t))
+        })
+        .boxed())
     }
 
     async fn head(&self) -> Result<Position> {
@@ -738,5 +809,51 @@ impl EventStore for JetStreamEventStore {
 
     fn describe(&self) -> String {
         self.inner.config.describe()
+    }
+}
+
+/// A subscription: reads the log in batches after `position`; once caught
+/// up, waits for an announcement of stored events (or the poll interval).
+/// A failing read is retried, with a growing pause, rather than ending the
+/// subscription: a cluster failing over comes back.
+struct Tailing {
+    store: JetStreamEventStore,
+    announcements: async_nats::Subscriber,
+    position: Position,
+    ready: std::collections::VecDeque<RecordedEvent>,
+    failures: u32,
+}
+
+impl Tailing {
+    async fn next(&mut self) -> Result<RecordedEvent> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                self.position = event.position;
+                return Ok(event);
+            }
+            match self.store.read_all(self.position, READ_BATCH).await {
+                Ok(batch) if !batch.is_empty() => {
+                    self.failures = 0;
+                    self.ready.extend(batch);
+                }
+                Ok(_) => {
+                    self.failures = 0;
+                    // Caught up: wait for news, then take every announcement
+                    // already waiting, since one read covers them all.
+                    let _ =
+                        tokio::time::timeout(SUBSCRIPTION_POLL, self.announcements.next()).await;
+                    while let Some(Some(_)) = self.announcements.next().now_or_never() {}
+                }
+                Err(e @ EventLogError::Corrupt(_)) => return Err(e),
+                Err(e) => {
+                    self.failures += 1;
+                    tracing::warn!(error = %e, position = self.position, "event log subscription cannot read; retrying");
+                    tokio::time::sleep(Duration::from_millis(
+                        (50u64 << self.failures.min(5)).min(2000),
+                    ))
+                    .await;
+                }
+            }
+        }
     }
 }

@@ -84,7 +84,8 @@ impl NatsServer {
             .args(["-p", "-1", "--ports_file_dir"])
             .arg(&ports_dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Kept beside the storage, for a failing test to look at.
+            .stderr(std::fs::File::create(self.store_dir.with_extension("log"))?)
             .spawn()
             .map_err(|e| {
                 std::io::Error::new(
@@ -107,6 +108,11 @@ impl NatsServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The server's log so far (for a failing test's message).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.store_dir.with_extension("log")).unwrap_or_default()
     }
 
     /// Whether the process is running.

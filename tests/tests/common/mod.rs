@@ -87,7 +87,17 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let log = TestEventLog::start(data_dir);
+        Self::spawn(data_dir, TestEventLog::start(data_dir), env)
+    }
+
+    /// A server on an event log the test runs itself (a NATS cluster).
+    pub fn start_on(data_dir: &Path, event_log: &str, env: &[(&str, &str)]) -> Server {
+        let mut env = env.to_vec();
+        env.push(("IGA_EVENT_LOG", event_log));
+        Self::spawn(data_dir, TestEventLog { nats: None }, &env)
+    }
+
+    fn spawn(data_dir: &Path, log: TestEventLog, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(iga_binary());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
