@@ -789,6 +789,7 @@ impl EventStore for JetStreamEventStore {
             position: after,
             ready: std::collections::VecDeque::new(),
             failures: 0,
+            announced: 0,
         };
         Ok(futures::stream::unfold(state, |mut t| async move {
             let next = t.next().await;
@@ -822,9 +823,21 @@ struct Tailing {
     position: Position,
     ready: std::collections::VecDeque<RecordedEvent>,
     failures: u32,
+    /// The highest sequence announced as stored.
+    announced: Position,
 }
 
 impl Tailing {
+    fn note(&mut self, announcement: &async_nats::Message) {
+        let sequence = announcement
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Sequence"))
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+            .unwrap_or(0);
+        self.announced = self.announced.max(sequence);
+    }
+
     async fn next(&mut self) -> Result<RecordedEvent> {
         loop {
             if let Some(event) = self.ready.pop_front() {
@@ -838,11 +851,22 @@ impl Tailing {
                 }
                 Ok(_) => {
                     self.failures = 0;
+                    if self.announced > self.position {
+                        // Announced by the leader but not yet readable on the
+                        // replica that answered: ask again in a moment.
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    }
                     // Caught up: wait for news, then take every announcement
                     // already waiting, since one read covers them all.
-                    let _ =
-                        tokio::time::timeout(SUBSCRIPTION_POLL, self.announcements.next()).await;
-                    while let Some(Some(_)) = self.announcements.next().now_or_never() {}
+                    if let Ok(Some(m)) =
+                        tokio::time::timeout(SUBSCRIPTION_POLL, self.announcements.next()).await
+                    {
+                        self.note(&m);
+                    }
+                    while let Some(Some(m)) = self.announcements.next().now_or_never() {
+                        self.note(&m);
+                    }
                 }
                 Err(e @ EventLogError::Corrupt(_)) => return Err(e),
                 Err(e) => {

@@ -10,7 +10,9 @@
 //! ```sh
 //! cargo build --release -p iga && cargo bench -p iga-tests --bench request_workflow
 //! ```
-//! Each cell runs `IGA_BENCH_SECS` seconds (default 3).
+//! Each cell runs `IGA_BENCH_SECS` seconds (default 3). `IGA_BENCH_EVENT_LOG`
+//! picks the log: `sled` (default), `nats` (JetStream R1) or `nats-r3`
+//! (three local nodes, R3); the raw cells then append to the same kind.
 
 mod support;
 
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use support::{raw_cell, start, TOKEN};
+use support::{raw_cell_on, start_on, BenchLog, TOKEN};
 
 /// Entitlements to request: each client walks them for its own user.
 const ENTITLEMENTS: usize = 2000;
@@ -32,7 +34,9 @@ fn main() {
         .unwrap_or(3);
     let bin = support::iga_binary();
     let dir = tempfile::tempdir().unwrap();
-    let (child, base) = start(&bin, dir.path());
+    let log = BenchLog::from_env();
+    println!("event log: {}\n", log.name());
+    let (child, base) = start_on(&bin, dir.path(), log.url("IGA_EVENTS").as_deref());
     let child = support::KillOnDrop(child);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -45,7 +49,9 @@ fn main() {
         println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         for clients in [1usize, 16, 64] {
             let cell = workflow_cell(&client, &base, &owner_token, &ents, clients, Duration::from_secs(secs)).await;
-            let raw = raw_cell(clients, Duration::from_secs(secs)).await;
+            let raw_dir = tempfile::tempdir().unwrap();
+            let raw_store = log.raw_store(raw_dir.path(), clients).await;
+            let raw = raw_cell_on(raw_store, clients, Duration::from_secs(secs)).await;
             println!(
                 "| {clients} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {raw:.0} |",
                 cell.commands_per_sec,
@@ -57,7 +63,11 @@ fn main() {
         }
     });
     drop(child);
-    let out = std::process::Command::new(&bin)
+    let mut rebuild = std::process::Command::new(&bin);
+    if let Some(url) = log.url("IGA_EVENTS") {
+        rebuild.env("IGA_EVENT_LOG", url);
+    }
+    let out = rebuild
         .args(["rebuild", "--data-dir"])
         .arg(dir.path())
         .stderr(std::process::Stdio::null())

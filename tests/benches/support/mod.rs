@@ -25,10 +25,79 @@ pub fn iga_binary() -> std::path::PathBuf {
     bin
 }
 
+/// The event log a benchmark runs on, from `IGA_BENCH_EVENT_LOG`: `sled`
+/// (the default), `nats` (one JetStream server, R1) or `nats-r3` (a
+/// three-node cluster on loopback, R3). The NATS servers are started here
+/// and killed when this is dropped.
+pub enum BenchLog {
+    Sled,
+    Nats(iga_eventlog::nats_server::NatsServer),
+    NatsR3(iga_eventlog::nats_server::NatsCluster),
+}
+
+impl BenchLog {
+    pub fn from_env() -> BenchLog {
+        use iga_eventlog::nats_server::{NatsCluster, NatsServer};
+        match std::env::var("IGA_BENCH_EVENT_LOG").as_deref() {
+            Err(_) | Ok("") | Ok("sled") => BenchLog::Sled,
+            Ok("nats") => BenchLog::Nats(NatsServer::start().expect("start nats-server")),
+            Ok("nats-r3") => BenchLog::NatsR3(NatsCluster::start().expect("start nats cluster")),
+            Ok(other) => panic!("IGA_BENCH_EVENT_LOG={other}: use sled, nats or nats-r3"),
+        }
+    }
+
+    /// `--event-log` for the server, with JetStream stream `stream`.
+    pub fn url(&self, stream: &str) -> Option<String> {
+        match self {
+            BenchLog::Sled => None,
+            BenchLog::Nats(n) => Some(format!("{}?stream={stream}", n.url)),
+            BenchLog::NatsR3(c) => Some(format!("nats://{}?replicas=3&stream={stream}", c.urls())),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            BenchLog::Sled => "sled (embedded)",
+            BenchLog::Nats(_) => "NATS JetStream, R1",
+            BenchLog::NatsR3(_) => "NATS JetStream, three nodes, R3",
+        }
+    }
+
+    /// A fresh log of the same kind for the raw append cells.
+    pub async fn raw_store(&self, dir: &std::path::Path, cell: usize) -> Arc<dyn EventStore> {
+        use iga_eventlog::jetstream::{JetStreamConfig, JetStreamEventStore};
+        match self.url(&format!("RAW{cell}")) {
+            None => Arc::new(SledEventStore::open(dir.join("log"), Limits::default()).unwrap()),
+            Some(url) => {
+                let mut config = JetStreamConfig::from_url(&url).unwrap();
+                config.subject_prefix = format!("raw{cell}");
+                Arc::new(
+                    JetStreamEventStore::connect(config, Limits::default())
+                        .await
+                        .unwrap(),
+                )
+            }
+        }
+    }
+}
+
 /// Starts `iga serve` on a free port; answers the child and its base URL.
 pub fn start(bin: &std::path::Path, dir: &std::path::Path) -> (Child, String) {
+    start_on(bin, dir, None)
+}
+
+/// Starts `iga serve` on a free port with `--event-log event_log`.
+pub fn start_on(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    event_log: Option<&str>,
+) -> (Child, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    if let Some(url) = event_log {
+        cmd.env("IGA_EVENT_LOG", url);
+    }
+    let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("IGA_ADMIN_TOKEN", TOKEN)
@@ -74,7 +143,13 @@ pub async fn wait_ready(base: &str) {
 /// as a create does. Answers appends per second.
 pub async fn raw_cell(writers: usize, d: Duration) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap());
+    let store: Arc<dyn EventStore> =
+        Arc::new(SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap());
+    raw_cell_on(store, writers, d).await
+}
+
+/// [`raw_cell`] on a given log.
+pub async fn raw_cell_on(store: Arc<dyn EventStore>, writers: usize, d: Duration) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let tasks: Vec<_> = (0..writers)
