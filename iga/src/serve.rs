@@ -125,13 +125,14 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, event_log = %store.describe(), position = head, "iga serving");
+    let stop_signal = shutdown_signal()?;
     println!("listening on http://{addr}");
     std::io::stdout().flush().ok();
 
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     let (drained_tx, drained) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
+        stop_signal.await;
         tracing::info!("shutting down: no new connections, draining in-flight requests");
         let _ = drained_tx.send(());
     });
@@ -261,13 +262,19 @@ fn admin_token(given: Option<&str>, data_dir: &Path) -> Result<String> {
     Ok(token)
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGTERM or Ctrl-C. The handlers are installed when this is
+/// called, not when the returned future is first polled: a SIGTERM sent right
+/// after "listening on" must shut down cleanly, not kill the process.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }
 
 fn init_tracing(format: &str) {
