@@ -169,6 +169,78 @@ struct Inner {
     /// version a command just read needs no lookup first. Only ever a hint:
     /// the server checks the sequence.
     tails: Mutex<HashMap<String, Tail>>,
+    /// Routes the answers of batched reads, which come as many messages.
+    replies: ReplyRouter,
+}
+
+/// One wildcard inbox subscription for every batched read, its answers routed
+/// by the last token of their subject. A subscription per read would cost
+/// the server a subscribe and an unsubscribe (and a cache invalidation) each.
+struct ReplyRouter {
+    prefix: String,
+    routes: Arc<Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<async_nats::Message>>>>,
+    next: std::sync::atomic::AtomicU64,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl ReplyRouter {
+    async fn start(
+        client: &async_nats::Client,
+    ) -> std::result::Result<Self, async_nats::SubscribeError> {
+        let prefix = client.new_inbox();
+        let mut subscription = client.subscribe(format!("{prefix}.*")).await?;
+        let routes: Arc<Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<_>>>> =
+            Arc::default();
+        let task = {
+            let routes = routes.clone();
+            tokio::spawn(async move {
+                while let Some(m) = subscription.next().await {
+                    let token = m.subject.rsplit('.').next().and_then(|t| t.parse().ok());
+                    if let Some(tx) = token.and_then(|t| routes.lock().unwrap().get(&t).cloned()) {
+                        let _ = tx.send(m);
+                    }
+                }
+            })
+        };
+        Ok(ReplyRouter {
+            prefix,
+            routes,
+            next: std::sync::atomic::AtomicU64::new(1),
+            _task: task,
+        })
+    }
+
+    /// A reply subject and the answers sent to it, until the route is dropped.
+    fn route(&self) -> Route<'_> {
+        let token = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.routes.lock().unwrap().insert(token, tx);
+        Route {
+            router: self,
+            token,
+            subject: format!("{}.{token}", self.prefix),
+            answers: rx,
+        }
+    }
+}
+
+impl Drop for ReplyRouter {
+    fn drop(&mut self) {
+        self._task.abort();
+    }
+}
+
+struct Route<'a> {
+    router: &'a ReplyRouter,
+    token: u64,
+    subject: String,
+    answers: tokio::sync::mpsc::UnboundedReceiver<async_nats::Message>,
+}
+
+impl Drop for Route<'_> {
+    fn drop(&mut self) {
+        self.router.routes.lock().unwrap().remove(&self.token);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,8 +394,12 @@ impl JetStreamEventStore {
                     .unwrap_or_default(),
             )));
         }
+        let replies = ReplyRouter::start(&client)
+            .await
+            .map_err(|e| unavailable("cannot subscribe for reads", &e))?;
         Ok(JetStreamEventStore {
             inner: Arc::new(Inner {
+                replies,
                 client,
                 stream,
                 config,
@@ -388,7 +464,7 @@ impl JetStreamEventStore {
         }
     }
 
-    /// Up to `max` messages from sequence `from`, of `subject` (or all).
+    /// Up to `max` messages from sequence `from`, of `subject` (`""`: all).
     /// Retried while the cluster fails over, for up to the connect timeout.
     async fn direct_batch(
         &self,
@@ -415,30 +491,30 @@ impl JetStreamEventStore {
         max: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let client = &self.inner.client;
-        let inbox = client.new_inbox();
-        let mut replies = client
-            .subscribe(inbox.clone())
-            .await
-            .map_err(|e| self.unavailable("cannot subscribe for a read", e))?;
-        let request = serde_json::json!({
-            "seq": from.max(1),
-            "batch": max,
-            "next_by_subj": subject,
-        });
+        let mut route = self.inner.replies.route();
+        // The stream holds only the log's subjects, so a read of everything
+        // names no subject: a wildcard filter costs the server a scan
+        // (measured: 3 ms per read at 32k events, against 0.2 ms).
+        let request = if subject.is_empty() {
+            serde_json::json!({ "seq": from.max(1), "batch": max })
+        } else {
+            serde_json::json!({ "seq": from.max(1), "batch": max, "next_by_subj": subject })
+        };
         client
             .publish_with_reply(
                 format!("$JS.API.DIRECT.GET.{}", self.inner.config.stream),
-                inbox,
+                route.subject.clone(),
                 request.to_string().into(),
             )
             .await
             .map_err(|e| self.unavailable("cannot request a read", e))?;
         let mut out = Vec::new();
         loop {
-            let reply = tokio::time::timeout(self.inner.config.request_timeout, replies.next())
-                .await
-                .map_err(|_| self.unavailable("read", "no answer in time"))?
-                .ok_or_else(|| self.unavailable("read", "connection closed"))?;
+            let reply =
+                tokio::time::timeout(self.inner.config.request_timeout, route.answers.recv())
+                    .await
+                    .map_err(|_| self.unavailable("read", "no answer in time"))?
+                    .ok_or_else(|| self.unavailable("read", "connection closed"))?;
             if let Some(status) = reply.status {
                 // 204 ends a batch; 404 means nothing from `from` on.
                 match status.as_u16() {
@@ -466,8 +542,8 @@ impl JetStreamEventStore {
                 break;
             }
         }
-        // Anything still in flight goes with the subscription.
-        drop(replies);
+        // Anything still in flight is dropped with the route.
+        drop(route);
         Ok(out)
     }
 
@@ -766,9 +842,7 @@ impl EventStore for JetStreamEventStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let everything = format!("{}.>", self.inner.config.subject_prefix);
-        self.direct_batch(after + 1, &everything, max.min(READ_BATCH))
-            .await
+        self.direct_batch(after + 1, "", max.min(READ_BATCH)).await
     }
 
     async fn subscribe(&self, after: Position) -> Result<Subscription> {
