@@ -18,6 +18,7 @@
 pub mod contract;
 pub mod jetstream;
 pub mod nats_server;
+pub mod publish;
 pub mod sled_store;
 
 use futures::stream::BoxStream;

@@ -24,6 +24,32 @@ pub enum Command {
     Rebuild(DataArgs),
     /// Check the embedded event log: contiguous positions, indexes, decodable events.
     Verify(DataArgs),
+    /// Downstream events published on NATS.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum EventsCommand {
+    /// Print published events as they arrive, one JSON object per line.
+    Tail(TailArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct TailArgs {
+    /// Where events are published: `nats://host:4222[?stream=..&prefix=..]`
+    /// (the same URL as `serve --publish`, or its event log when that is NATS).
+    #[arg(long, env = "IGA_PUBLISH", alias = "event-log")]
+    pub publish: String,
+    /// Start after this log position (`Iga-Position`); default: only new events.
+    #[arg(long)]
+    pub after: Option<u64>,
+    /// Only subjects matching this filter, e.g. `iga.events.request.>`.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -71,6 +97,11 @@ pub struct ServeArgs {
     /// On SIGTERM, how long in-flight requests may take to finish, in seconds.
     #[arg(long, env = "IGA_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Publish every event downstream to NATS JetStream (`nats://host:4222[?replicas=3&stream=..&prefix=..]`,
+    /// stream `IGA_PUBLISHED`, subjects `iga.events.<aggregate>.<event>`). Default: the event log's
+    /// servers when the log is on NATS, else nothing; `none` turns it off.
+    #[arg(long, env = "IGA_PUBLISH")]
+    pub publish: Option<String>,
     /// Log format: `text` or `json`. The level is set with RUST_LOG (default `info`).
     #[arg(long, env = "IGA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -82,6 +113,7 @@ impl Cli {
             Command::Serve(args) => crate::serve::serve(args).await,
             Command::Rebuild(args) => crate::serve::rebuild(args).await,
             Command::Verify(args) => crate::serve::verify(args).await,
+            Command::Events(EventsCommand::Tail(args)) => crate::tail::tail(args).await,
         }
     }
 }

@@ -6,6 +6,7 @@ mod cli;
 mod eventlog_url;
 mod http;
 mod serve;
+mod tail;
 
 use clap::Parser;
 

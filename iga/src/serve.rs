@@ -118,6 +118,20 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         models: models.clone(),
     };
     let timers = tokio::spawn(timers.run(stop_runner.subscribe()));
+    // Publishing downstream, when configured.
+    let publishing = match publish_url(args.publish.as_deref(), args.data.event_log.as_deref()) {
+        Some(url) => {
+            let config = iga_eventlog::publish::DownstreamConfig::from_url(&url)?;
+            let downstream = iga_eventlog::publish::Downstream::connect(config).await?;
+            let runner = ReactorRunner::new(
+                models.clone(),
+                store.clone(),
+                Arc::new(projection_service::publishing::Publishing { downstream }),
+            );
+            Some(tokio::spawn(runner.run(stop_runner.subscribe())))
+        }
+        None => None,
+    };
 
     let app = crate::http::router(&args, health.clone(), commands, metrics);
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -152,6 +166,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Ok(Err(e)) = timers.await {
         tracing::error!(error = %e, "timer driver failed");
+    }
+    if let Some(publishing) = publishing {
+        if let Ok(Err(e)) = publishing.await {
+            tracing::error!(error = %e, "publishing failed");
+        }
     }
     match runner.await {
         Ok(Err(e)) => tracing::error!(error = %e, "projection runner failed"),
@@ -218,6 +237,31 @@ pub async fn verify(args: DataArgs) -> Result<()> {
     let n = store.verify()?;
     println!("event log ok: {n} events, positions contiguous, indexes consistent");
     Ok(())
+}
+
+/// Where to publish events downstream: `--publish`, else the event log's NATS
+/// servers (with the published stream's own defaults), else nowhere.
+fn publish_url(publish: Option<&str>, event_log: Option<&str>) -> Option<String> {
+    match publish.map(str::trim) {
+        Some("none") | Some("") => None,
+        Some(url) => Some(url.to_string()),
+        None => event_log
+            .map(str::trim)
+            .filter(|l| l.starts_with("nats://"))
+            .map(|l| {
+                // Only the servers and their replicas carry over.
+                let (servers, query) = l.split_once('?').unwrap_or((l, ""));
+                let replicas: Vec<&str> = query
+                    .split('&')
+                    .filter(|p| p.starts_with("replicas="))
+                    .collect();
+                if replicas.is_empty() {
+                    servers.to_string()
+                } else {
+                    format!("{servers}?{}", replicas.join("&"))
+                }
+            }),
+    }
 }
 
 fn open_models(data_dir: &Path, search: &Arc<SearchIndex>) -> Result<ReadModels> {

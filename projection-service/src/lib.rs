@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod entitlements;
 pub mod grants;
 pub mod policies;
+pub mod publishing;
 pub mod reactor;
 pub mod requests;
 pub mod runner;
