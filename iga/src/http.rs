@@ -62,6 +62,7 @@ pub fn router(
     health: Arc<Health>,
     commands: CommandHandler,
     metrics: PrometheusHandle,
+    role: crate::serve::Role,
 ) -> Router {
     let query = QueryState {
         models: health.models.clone(),
@@ -79,8 +80,14 @@ pub fn router(
     });
     // The consistency wait runs before authentication, so a token issued by a
     // write authenticates as soon as the request carries that write's token.
-    let api = query_service::routes(query.clone())
-        .merge(writes)
+    let mut api = OpenApiRouter::new();
+    if role.serves_reads() {
+        api = api.merge(query_service::routes(query.clone()));
+    }
+    if role.serves_writes() {
+        api = api.merge(writes);
+    }
+    let api = api
         .layer(middleware::from_fn_with_state(
             authenticator,
             require_principal,

@@ -55,7 +55,38 @@ pub struct Health {
     pub runner_alive: AtomicBool,
 }
 
+/// What one process does. `iga serve` does everything; the distributed
+/// deployment runs one role per process (`command-service`, `query-service`,
+/// `projection-service`), all on the same event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    All,
+    /// The write API. Its read models (tokens, references) are temporary
+    /// unless it is given a data dir of its own.
+    Commands,
+    /// The read API over its own read replica.
+    Queries,
+    /// Fulfilment, timers and publishing; HTTP only for health and metrics.
+    Reactors,
+}
+
+impl Role {
+    pub fn serves_writes(self) -> bool {
+        matches!(self, Role::All | Role::Commands)
+    }
+    pub fn serves_reads(self) -> bool {
+        matches!(self, Role::All | Role::Queries)
+    }
+    pub fn runs_reactors(self) -> bool {
+        matches!(self, Role::All | Role::Reactors)
+    }
+}
+
 pub async fn serve(args: ServeArgs) -> Result<()> {
+    serve_role(args, Role::All).await
+}
+
+pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
     init_tracing(&args.log_format);
     let data_dir = &args.data.data_dir;
     std::fs::create_dir_all(data_dir)
@@ -67,7 +98,14 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let log = eventlog_url::open(args.data.event_log.as_deref(), data_dir, limits).await?;
     let store = log.store();
     let search = SearchIndex::new();
-    let models = Arc::new(open_models(data_dir, &search)?);
+    // A command-service keeps its read models (tokens, references) in a
+    // temporary directory, rebuilt from the log at start: any number of
+    // replicas, no state of their own to keep.
+    let models = Arc::new(if role == Role::Commands {
+        ReadModels::open_temporary(projections(&search))?
+    } else {
+        open_models(data_dir, &search)?
+    });
     let metrics = crate::http::install_metrics()?;
 
     let (stop_runner, stop) = tokio::sync::watch::channel(false);
@@ -104,23 +142,31 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     health.caught_up.store(true, Ordering::SeqCst);
 
-    // Reactors: fulfilment of decided requests, and timers.
-    let fulfilment = ReactorRunner::new(
-        models.clone(),
-        store.clone(),
-        Arc::new(command_service::fulfilment::FulfilmentReactor {
+    // Reactors: fulfilment of decided requests, timers, and publishing.
+    let mut reactors = Vec::new();
+    if role.runs_reactors() {
+        let fulfilment = ReactorRunner::new(
+            models.clone(),
+            store.clone(),
+            Arc::new(command_service::fulfilment::FulfilmentReactor {
+                handler: commands.clone(),
+            }),
+        );
+        let stop = stop_runner.subscribe();
+        reactors.push((
+            "fulfilment",
+            tokio::spawn(async move { fulfilment.run(stop).await.map_err(|e| e.to_string()) }),
+        ));
+        let timers = command_service::fulfilment::TimerDriver {
             handler: commands.clone(),
-        }),
-    );
-    let fulfilment = tokio::spawn(fulfilment.run(stop_runner.subscribe()));
-    let timers = command_service::fulfilment::TimerDriver {
-        handler: commands.clone(),
-        models: models.clone(),
-    };
-    let timers = tokio::spawn(timers.run(stop_runner.subscribe()));
-    // Publishing downstream, when configured.
-    let publishing = match publish_url(args.publish.as_deref(), args.data.event_log.as_deref()) {
-        Some(url) => {
+            models: models.clone(),
+        };
+        let stop = stop_runner.subscribe();
+        reactors.push((
+            "timers",
+            tokio::spawn(async move { timers.run(stop).await.map_err(|e| e.to_string()) }),
+        ));
+        if let Some(url) = publish_url(args.publish.as_deref(), args.data.event_log.as_deref()) {
             let config = iga_eventlog::publish::DownstreamConfig::from_url(&url)?;
             let downstream = iga_eventlog::publish::Downstream::connect(config).await?;
             let runner = ReactorRunner::new(
@@ -128,17 +174,20 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
                 store.clone(),
                 Arc::new(projection_service::publishing::Publishing { downstream }),
             );
-            Some(tokio::spawn(runner.run(stop_runner.subscribe())))
+            let stop = stop_runner.subscribe();
+            reactors.push((
+                "publishing",
+                tokio::spawn(async move { runner.run(stop).await.map_err(|e| e.to_string()) }),
+            ));
         }
-        None => None,
-    };
+    }
 
-    let app = crate::http::router(&args, health.clone(), commands, metrics);
+    let app = crate::http::router(&args, health.clone(), commands, metrics, role);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, event_log = %store.describe(), position = head, "iga serving");
+    tracing::info!(%addr, ?role, event_log = %store.describe(), position = head, "iga serving");
     let stop_signal = shutdown_signal()?;
     println!("listening on http://{addr}");
     std::io::stdout().flush().ok();
@@ -161,15 +210,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         _ = served => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping"),
     }
     let _ = stop_runner.send(true);
-    if let Ok(Err(e)) = fulfilment.await {
-        tracing::error!(error = %e, "fulfilment reactor failed");
-    }
-    if let Ok(Err(e)) = timers.await {
-        tracing::error!(error = %e, "timer driver failed");
-    }
-    if let Some(publishing) = publishing {
-        if let Ok(Err(e)) = publishing.await {
-            tracing::error!(error = %e, "publishing failed");
+    for (name, reactor) in reactors {
+        if let Ok(Err(e)) = reactor.await {
+            tracing::error!(error = %e, reactor = name, "reactor failed");
         }
     }
     match runner.await {

@@ -206,3 +206,122 @@ async fn losing_the_stream_leader_loses_no_acknowledged_command() {
     }
     assert_eq!(answers[0], answers[1], "the read replicas differ");
 }
+
+/// The distributed topology: `command-service`, two `query-service` replicas
+/// and a `projection-service`, each its own process on one JetStream log.
+/// Writes go to the command side, reads to either replica with the write's
+/// consistency token, and time-driven work happens in the projection-service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_services_share_one_log() {
+    let nats = iga_eventlog::nats_server::NatsServer::start().expect("start nats-server");
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let env = [("IGA_ADMIN_TOKEN", ADMIN)];
+    let commands = Server::start_service("command-service", dirs[0].path(), &nats.url, &env);
+    let replicas = [
+        Server::start_service("query-service", dirs[1].path(), &nats.url, &env),
+        Server::start_service("query-service", dirs[2].path(), &nats.url, &env),
+    ];
+    let reactors = Server::start_service("projection-service", dirs[3].path(), &nats.url, &env);
+
+    // Each process serves its own part of the API only.
+    let r = client()
+        .get(commands.url("/api/v1/users"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status() == 404 || r.status() == 405,
+        "command-service serves no reads: {}",
+        r.status()
+    );
+    let r = client()
+        .post(replicas[0].url("/api/v1/users"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"username": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status() == 404 || r.status() == 405,
+        "query-service takes no writes: {}",
+        r.status()
+    );
+    let r = client().get(reactors.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Writes on the command side; read-your-writes on every replica.
+    let write = |path: &str, body: Value| {
+        let url = commands.url(path);
+        async move {
+            let r = client()
+                .post(url)
+                .bearer_auth(ADMIN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let token = r.headers()["x-consistency-token"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let body: Value = r.json().await.unwrap();
+            assert!((200..300).contains(&status), "{status} {body}");
+            (token, body)
+        }
+    };
+    let (_, ben) = write("/api/v1/users", json!({"username": "ben"})).await;
+    let ben = ben["id"].as_str().unwrap().to_string();
+    let (_, app) = write(
+        "/api/v1/apps",
+        json!({"displayName": "GitHub", "ownerIds": ["admin"]}),
+    )
+    .await;
+    let app = app["id"].as_str().unwrap().to_string();
+    let (_, ent) = write(
+        &format!("/api/v1/apps/{app}/entitlements"),
+        json!({"displayName": "Maintainer"}),
+    )
+    .await;
+    let ent = ent["id"].as_str().unwrap().to_string();
+    let ends = time::OffsetDateTime::now_utc() + Duration::from_millis(1500);
+    let (token, grant) = write(
+        &format!("/api/v1/apps/{app}/entitlements/{ent}/add-manual-user"),
+        json!({"userId": ben, "deprovisionAt": ends.format(&time::format_description::well_known::Rfc3339).unwrap()}),
+    )
+    .await;
+    assert_eq!(grant["grantType"], "admin");
+    for replica in &replicas {
+        let r = client()
+            .get(replica.url(&format!("/api/v1/grants?userId={ben}")))
+            .bearer_auth(ADMIN)
+            .header("X-Consistency-Token", &token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let grants: Value = r.json().await.unwrap();
+        assert_eq!(grants["list"].as_array().unwrap().len(), 1, "{grants}");
+    }
+
+    // The projection-service's timers end the grant at its time; both
+    // replicas see it end.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for replica in &replicas {
+        loop {
+            let r = client()
+                .get(replica.url(&format!("/api/v1/grants?userId={ben}")))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap();
+            let grants: Value = r.json().await.unwrap();
+            if grants["list"].as_array().unwrap().is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the grant did not end: {grants}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -97,9 +97,39 @@ impl Server {
         Self::spawn(data_dir, TestEventLog { nats: None }, &env)
     }
 
+    /// One of the single-role binaries (`command-service`, `query-service`,
+    /// `projection-service`) on an event log the test runs.
+    pub fn start_service(
+        name: &str,
+        data_dir: &Path,
+        event_log: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut env = env.to_vec();
+        env.push(("IGA_EVENT_LOG", event_log));
+        Self::spawn_binary(
+            &iga_binary().with_file_name(name),
+            &[],
+            data_dir,
+            TestEventLog { nats: None },
+            &env,
+        )
+    }
+
     fn spawn(data_dir: &Path, log: TestEventLog, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(iga_binary());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        Self::spawn_binary(&iga_binary(), &["serve"], data_dir, log, env)
+    }
+
+    fn spawn_binary(
+        binary: &Path,
+        subcommand: &[&str],
+        data_dir: &Path,
+        log: TestEventLog,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut cmd = Command::new(binary);
+        cmd.args(subcommand)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("IGA_ADMIN_TOKEN")
             .env_remove("IGA_EVENT_LOG")

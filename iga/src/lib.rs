@@ -1,0 +1,35 @@
+//! The program's wiring: flags, the HTTP router and its layers, and the
+//! start-up and shutdown of each role. `iga serve` runs every role in one
+//! process; `command-service`, `query-service` and `projection-service` (the
+//! other binaries of this crate) run one role each, for the distributed
+//! deployment. `rebuild`, `verify` and `events tail` are for operators.
+
+pub mod cli;
+pub mod eventlog_url;
+pub mod http;
+pub mod serve;
+pub mod tail;
+
+/// Runs `work` on a multi-threaded runtime; errors go to stderr and a
+/// non-zero exit status. Every binary's `main` is this.
+pub fn run(
+    work: impl std::future::Future<Output = cli::anyhow_like::Result<()>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
