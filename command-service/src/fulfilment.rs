@@ -19,6 +19,8 @@ use iga_domain::access::{pair_key, AccessCommand, AccessPair};
 use iga_domain::entitlement::Entitlement;
 use iga_domain::request::{AccessRequest, RequestCommand, Status};
 use iga_domain::Context;
+use iga_eventlog::jetstream::JetStreamEventStore;
+use iga_eventlog::shared::DueQueue;
 use iga_eventlog::{Position, RecordedEvent};
 use iga_schemas::{v1, DomainEvent};
 use projection_service::reactor::Reactor;
@@ -162,9 +164,22 @@ impl Reactor for FulfilmentReactor {
 /// Fires due timers: ends grants at `deprovisionAt`, cancels requests at
 /// `expiryDate`. Timers live in the `timers` read model, so they survive
 /// restarts; firing is idempotent, so a timer fired twice acts once.
+///
+/// On a JetStream log (`shared`), every instance offers the timers it sees
+/// due to a shared work queue, keyed by timer, so that the queue keeps one
+/// copy of each and exactly one instance fires it.
 pub struct TimerDriver {
     pub handler: CommandHandler,
     pub models: Arc<ReadModels>,
+    pub shared: Option<JetStreamEventStore>,
+}
+
+/// The queue's id of a timer that is due at `due`: the same in every instance.
+fn timer_id(due: i64, timer: &Timer) -> String {
+    match timer {
+        Timer::GrantExpiry { grant_id, .. } => format!("timer-g-{grant_id}-{due}"),
+        Timer::RequestExpiry { request_id } => format!("timer-r-{request_id}-{due}"),
+    }
 }
 
 /// The longest the driver sleeps before looking again.
@@ -172,7 +187,73 @@ const TIMER_POLL: Duration = Duration::from_millis(500);
 
 impl TimerDriver {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), CommandError> {
+        let unavailable = |e: iga_eventlog::EventLogError| CommandError::EventLog(e);
+        let queue = match &self.shared {
+            None => None,
+            Some(log) => {
+                let offers = tokio::select! {
+                    q = DueQueue::join(log, "timers") => q.map_err(unavailable)?,
+                    _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                };
+                let taker = DueQueue::join(log, "timers").await.map_err(unavailable)?;
+                Some((offers, taker))
+            }
+        };
+        let Some((offers, taker)) = queue else {
+            return self.scan(shutdown, None).await;
+        };
+        let driver = Arc::new(self);
+        let firing = {
+            let driver = driver.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { driver.fire_shared(taker, shutdown).await })
+        };
+        let scanned = driver.scan(shutdown.clone(), Some(offers)).await;
+        let _ = shutdown.wait_for(|s| *s).await;
+        let _ = firing.await;
+        scanned
+    }
+
+    /// Fires the timers the shared queue hands this instance.
+    async fn fire_shared(&self, mut queue: DueQueue, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let item = tokio::select! {
+                item = queue.next() => item,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let timer: Timer = match serde_json::from_slice(&item.payload) {
+                Ok(t) => t,
+                Err(e) => {
+                    // Not ours to understand (a newer version's timer?): leave
+                    // it to the ack wait and another instance.
+                    tracing::warn!(error = %e, "due timer cannot be decoded");
+                    continue;
+                }
+            };
+            match self.fire(&timer).await {
+                Ok(_) => {
+                    metrics::counter!("iga_timers_fired_total").increment(1);
+                    if let Err(e) = item.ack().await {
+                        tracing::warn!(?timer, error = %e, "timer acknowledgement failed");
+                    }
+                }
+                // Unacknowledged, it comes back after the ack wait.
+                Err(e) => tracing::warn!(?timer, error = %e, "timer failed; will retry"),
+            }
+        }
+    }
+
+    /// Looks for due timers: fires them (alone) or offers them (`offers`).
+    async fn scan(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+        offers: Option<DueQueue>,
+    ) -> Result<(), CommandError> {
         let mut positions = self.models.watch_position();
+        // What this instance offered, and when: offered again only once the
+        // queue has forgotten the id (a firing that never came back).
+        let mut offered: std::collections::HashMap<String, tokio::time::Instant> =
+            Default::default();
         loop {
             let tree = self
                 .models
@@ -191,10 +272,33 @@ impl TimerDriver {
                     next_due = Some(at);
                     break;
                 }
-                match self.fire(&timer).await {
-                    Ok(p) => last = last.max(p),
-                    Err(e) => tracing::warn!(?timer, error = %e, "timer failed; will retry"),
+                let Some(queue) = &offers else {
+                    match self.fire(&timer).await {
+                        Ok(p) => {
+                            metrics::counter!("iga_timers_fired_total").increment(1);
+                            last = last.max(p)
+                        }
+                        Err(e) => tracing::warn!(?timer, error = %e, "timer failed; will retry"),
+                    }
+                    continue;
+                };
+                let id = timer_id(at, &timer);
+                if offered.contains_key(&id) {
+                    continue;
                 }
+                let payload = serde_json::to_vec(&timer).expect("timers serialize");
+                match queue.offer(&id, payload).await {
+                    Ok(()) => {
+                        offered.insert(id, tokio::time::Instant::now());
+                    }
+                    Err(e) => {
+                        tracing::warn!(?timer, error = %e, "cannot offer a due timer; will retry")
+                    }
+                }
+            }
+            if let Some(queue) = &offers {
+                let window = queue.duplicate_window;
+                offered.retain(|_, at| at.elapsed() < window);
             }
             if last > 0 {
                 // Let the index drop what fired before looking again.

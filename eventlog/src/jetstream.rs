@@ -419,6 +419,11 @@ impl JetStreamEventStore {
         &self.inner.client
     }
 
+    /// What the log was opened with.
+    pub fn config(&self) -> &JetStreamConfig {
+        &self.inner.config
+    }
+
     fn unavailable(&self, what: &str, e: impl std::fmt::Display) -> EventLogError {
         EventLogError::Unavailable(format!("{}: {what}: {e}", self.describe()))
     }
@@ -744,7 +749,7 @@ impl JetStreamEventStore {
     }
 }
 
-fn decode(position: u64, bytes: &[u8]) -> Result<EventEnvelope> {
+pub(crate) fn decode(position: u64, bytes: &[u8]) -> Result<EventEnvelope> {
     EventEnvelope::decode(bytes)
         .map_err(|e| EventLogError::Corrupt(format!("event at sequence {position}: {e}")))
 }

@@ -19,6 +19,7 @@ pub mod contract;
 pub mod jetstream;
 pub mod nats_server;
 pub mod publish;
+pub mod shared;
 pub mod sled_store;
 
 use futures::stream::BoxStream;

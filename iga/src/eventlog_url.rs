@@ -28,6 +28,13 @@ impl EventLog {
             EventLog::JetStream(s) => s.clone(),
         }
     }
+    /// The JetStream log, through which instances share reactor work.
+    pub fn jetstream(&self) -> Option<JetStreamEventStore> {
+        match self {
+            EventLog::Sled(_) => None,
+            EventLog::JetStream(s) => Some(s.as_ref().clone()),
+        }
+    }
 }
 
 /// Opens the event log named by `url`.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use command_service::CommandHandler;
+use iga_eventlog::shared::Sharing;
 use iga_eventlog::{EventStore, Limits};
 use projection_service::apps::AppCatalog;
 use projection_service::catalog::{CatalogSearch, SearchIndex};
@@ -145,12 +146,22 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
     // Reactors: fulfilment of decided requests, timers, and publishing.
     let mut reactors = Vec::new();
     if role.runs_reactors() {
-        let fulfilment = ReactorRunner::new(
-            models.clone(),
-            store.clone(),
-            Arc::new(command_service::fulfilment::FulfilmentReactor {
-                handler: commands.clone(),
-            }),
+        // On JetStream, instances share each reactor's work (durable
+        // consumers); on sled there is one instance, which does it all.
+        let shared = log.jetstream();
+        let share = |runner: ReactorRunner, sharing: Sharing| match &shared {
+            Some(js) => runner.shared_on(js.clone(), sharing),
+            None => runner,
+        };
+        let fulfilment = share(
+            ReactorRunner::new(
+                models.clone(),
+                store.clone(),
+                Arc::new(command_service::fulfilment::FulfilmentReactor {
+                    handler: commands.clone(),
+                }),
+            ),
+            Sharing::Spread,
         );
         let stop = stop_runner.subscribe();
         reactors.push((
@@ -160,6 +171,7 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
         let timers = command_service::fulfilment::TimerDriver {
             handler: commands.clone(),
             models: models.clone(),
+            shared: shared.clone(),
         };
         let stop = stop_runner.subscribe();
         reactors.push((
@@ -169,10 +181,14 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
         if let Some(url) = publish_url(args.publish.as_deref(), args.data.event_log.as_deref()) {
             let config = iga_eventlog::publish::DownstreamConfig::from_url(&url)?;
             let downstream = iga_eventlog::publish::Downstream::connect(config).await?;
-            let runner = ReactorRunner::new(
-                models.clone(),
-                store.clone(),
-                Arc::new(projection_service::publishing::Publishing { downstream }),
+            // In log order: one event in flight, whichever instance has it.
+            let runner = share(
+                ReactorRunner::new(
+                    models.clone(),
+                    store.clone(),
+                    Arc::new(projection_service::publishing::Publishing { downstream }),
+                ),
+                Sharing::Ordered,
             );
             let stop = stop_runner.subscribe();
             reactors.push((

@@ -7,11 +7,18 @@
 //! at least once: after a crash the last events may be seen again, so a
 //! reactor's actions must be idempotent; the commands it issues are, so the
 //! effect is exactly once.
+//!
+//! On a JetStream log, [`ReactorRunner::shared_on`] makes the instances
+//! running a reactor share its events through a durable consumer instead
+//! (`iga_eventlog::shared`): each event is handled by one instance, and by
+//! another if that one dies before acknowledging it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use iga_eventlog::jetstream::JetStreamEventStore;
+use iga_eventlog::shared::{SharedFeed, Sharing};
 use iga_eventlog::{EventStore, Position, RecordedEvent};
 use iga_schemas::DomainEvent;
 use tokio::sync::watch;
@@ -38,6 +45,7 @@ pub struct ReactorRunner {
     models: Arc<ReadModels>,
     store: Arc<dyn EventStore>,
     reactor: Arc<dyn Reactor>,
+    shared: Option<(JetStreamEventStore, Sharing)>,
 }
 
 impl ReactorRunner {
@@ -50,7 +58,16 @@ impl ReactorRunner {
             models,
             store,
             reactor,
+            shared: None,
         }
+    }
+
+    /// Shares the work with every other instance running this reactor on
+    /// the same JetStream log, through the reactor's durable consumer
+    /// (see `iga_eventlog::shared`), instead of doing all of it alone.
+    pub fn shared_on(mut self, log: JetStreamEventStore, sharing: Sharing) -> Self {
+        self.shared = Some((log, sharing));
+        self
     }
 
     /// The position up to which the reactor has acted.
@@ -67,7 +84,108 @@ impl ReactorRunner {
     }
 
     /// Runs until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<()> {
+        match self.shared.clone() {
+            Some((log, sharing)) => self.run_shared(log, sharing, shutdown).await,
+            None => self.run_alone(shutdown).await,
+        }
+    }
+
+    /// Acts on `event` until the reactor succeeds (answers false if shut
+    /// down first). `progress` is called while retrying.
+    async fn react_until_done<F, Fut>(
+        &self,
+        event: &RecordedEvent,
+        shutdown: &mut watch::Receiver<bool>,
+        mut progress: F,
+    ) -> Result<bool>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let name = self.reactor.name();
+        let decoded = event
+            .envelope
+            .decode_event()
+            .map_err(|source| ProjectionError::Decode {
+                position: event.position,
+                source,
+            })?;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.reactor.react(event, &decoded).await {
+                Ok(()) => {
+                    metrics::counter!("iga_reactor_events_total", "reactor" => name).increment(1);
+                    return Ok(true);
+                }
+                Err(e) => {
+                    tracing::warn!(reactor = name, position = event.position, error = %e, "reactor failed; retrying");
+                    progress().await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {},
+                        _ = shutdown.wait_for(|s| *s) => return Ok(false),
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// This instance's share of the events, from the reactor's durable
+    /// consumer. The local checkpoint only records the furthest event this
+    /// instance handled (it places a consumer created from scratch).
+    async fn run_shared(
+        self,
+        log: JetStreamEventStore,
+        sharing: Sharing,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let name = self.reactor.name();
+        let tree = self.models.reactor_tree(name)?;
+        let start = Self::checkpoint(&self.models, name)?;
+        let mut feed = tokio::select! {
+            feed = SharedFeed::join(&log, name, sharing, start) => feed?,
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+        };
+        tracing::info!(
+            reactor = name,
+            ?sharing,
+            "reactor sharing its work through a durable consumer"
+        );
+        let mut furthest = start;
+        loop {
+            let delivery = tokio::select! {
+                d = feed.next() => d?,
+                _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            };
+            if delivery.attempt > 1 {
+                tracing::info!(
+                    reactor = name,
+                    position = delivery.event.position,
+                    attempt = delivery.attempt,
+                    "taking over an event another instance did not finish"
+                );
+            }
+            let done = self
+                .react_until_done(&delivery.event, &mut shutdown, || delivery.in_progress())
+                .await?;
+            if !done {
+                return Ok(());
+            }
+            if let Err(e) = delivery.ack().await {
+                // Not lost: the event comes back (here or elsewhere) after
+                // the ack wait, and acting again is idempotent.
+                tracing::warn!(reactor = name, position = delivery.event.position, error = %e, "acknowledgement failed");
+            }
+            if delivery.event.position > furthest {
+                furthest = delivery.event.position;
+                tree.insert(CHECKPOINT, &furthest.to_be_bytes())?;
+                metrics::gauge!("iga_reactor_position", "reactor" => name).set(furthest as f64);
+            }
+        }
+    }
+
+    async fn run_alone(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         let name = self.reactor.name();
         let tree = self.models.reactor_tree(name)?;
         let start = Self::checkpoint(&self.models, name)?;
@@ -80,27 +198,11 @@ impl ReactorRunner {
             };
             let Some(event) = next else { return Ok(()) };
             let event = event?;
-            let decoded =
-                event
-                    .envelope
-                    .decode_event()
-                    .map_err(|source| ProjectionError::Decode {
-                        position: event.position,
-                        source,
-                    })?;
-            let mut delay = Duration::from_millis(50);
-            loop {
-                match self.reactor.react(&event, &decoded).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(reactor = name, position = event.position, error = %e, "reactor failed; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {},
-                            _ = shutdown.wait_for(|s| *s) => return Ok(()),
-                        }
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
+            if !self
+                .react_until_done(&event, &mut shutdown, || async {})
+                .await?
+            {
+                return Ok(());
             }
             tree.insert(CHECKPOINT, &event.position.to_be_bytes())?;
             metrics::gauge!("iga_reactor_position", "reactor" => name).set(event.position as f64);
