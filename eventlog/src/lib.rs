@@ -17,6 +17,7 @@
 
 pub mod contract;
 pub mod jetstream;
+pub mod kurrent;
 pub mod nats_server;
 pub mod publish;
 pub mod shared;
@@ -152,6 +153,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// A short name for logs and errors, e.g. `sled:/var/lib/iga/eventlog`.
     fn describe(&self) -> String;
+
+    /// Whether an append whose event ids are stored in *another* stream is
+    /// refused (`IdempotencyMismatch`). KurrentDB keeps no global index of
+    /// event ids, so it only checks within the stream.
+    fn checks_ids_across_streams(&self) -> bool {
+        true
+    }
 }
 
 /// Checks a stream id: 1 to 200 bytes of ASCII letters, digits, `_` and `-`.

@@ -289,7 +289,8 @@ pub async fn verify(args: DataArgs) -> Result<()> {
     let eventlog_url::EventLog::Sled(store) = log else {
         return Err(
             "iga verify checks the embedded sled log; a JetStream stream is checked by \
-                    its servers (`nats stream info`, `nats server check stream`)"
+                    its servers (`nats stream info`, `nats server check stream`), a KurrentDB \
+                    database by its own tools (scavenge and index verification)"
                 .into(),
         );
     };
