@@ -33,6 +33,13 @@ impl Principal {
 /// Finds the principal holding a token, by the token's SHA-256 hex digest.
 pub trait Authenticator: Send + Sync + 'static {
     fn principal_for_token_sha256(&self, sha256_hex: &str) -> Result<Option<Principal>, Problem>;
+
+    /// Called once when a token is unknown, before answering 401: a chance
+    /// to catch up with writes this instance has not seen yet (a token
+    /// created a moment ago, through another instance). Default: none.
+    fn catch_up(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async {})
+    }
 }
 
 /// SHA-256 hex digest of a bearer token.
@@ -60,7 +67,13 @@ pub async fn require_principal(
         return Problem::unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
             .into_response();
     };
-    match auth.principal_for_token_sha256(&token_sha256_hex(token)) {
+    let hash = token_sha256_hex(token);
+    let mut found = auth.principal_for_token_sha256(&hash);
+    if let Ok(None) = found {
+        auth.catch_up().await;
+        found = auth.principal_for_token_sha256(&hash);
+    }
+    match found {
         Ok(Some(principal)) => {
             req.extensions_mut().insert(principal);
             next.run(req).await

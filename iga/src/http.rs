@@ -70,8 +70,11 @@ pub fn router(
         search: health.search.clone(),
         store: health.store.clone(),
     };
-    let authenticator: Arc<dyn Authenticator> =
-        Arc::new(ReadModelAuthenticator(health.models.clone()));
+    let authenticator: Arc<dyn Authenticator> = Arc::new(CatchingUpAuthenticator {
+        tokens: ReadModelAuthenticator(health.models.clone()),
+        health: health.clone(),
+        wait: Duration::from_millis(args.consistency_wait_ms),
+    });
     let writes = command_service::http::routes(command_service::http::CommandState {
         handler: commands,
         requests: command_service::requests::RequestSettings {
@@ -193,4 +196,32 @@ async fn record_http_metrics(req: Request, next: Next) -> Response {
     metrics::histogram!("iga_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// Tokens from the read models; an unknown one is looked up again once the
+/// read models have caught up with the log's head (bounded by the
+/// consistency wait), so a token created through another instance (the
+/// command-service behind an ingress, say) works at once everywhere.
+struct CatchingUpAuthenticator {
+    tokens: ReadModelAuthenticator,
+    health: Arc<Health>,
+    wait: Duration,
+}
+
+impl Authenticator for CatchingUpAuthenticator {
+    fn principal_for_token_sha256(
+        &self,
+        sha256_hex: &str,
+    ) -> std::result::Result<Option<iga_http::Principal>, Problem> {
+        self.tokens.principal_for_token_sha256(sha256_hex)
+    }
+
+    fn catch_up(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let (health, wait) = (self.health.clone(), self.wait);
+        Box::pin(async move {
+            if let Ok(head) = health.store.head().await {
+                health.models.wait_for(head, wait).await;
+            }
+        })
+    }
 }

@@ -246,6 +246,9 @@ async fn errors() {
 
 #[tokio::test]
 async fn restart_and_rebuild_answer_every_query_the_same() {
+    if common::single_process_only("restart_and_rebuild_answer_every_query_the_same") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let api = Api::start_in(dir.path(), ADMIN);
     let mut ids = Vec::new();

@@ -632,6 +632,9 @@ async fn catalog_search_ranks_filters_and_pages() {
 
 #[tokio::test]
 async fn restart_and_rebuild_answer_every_catalog_query_the_same() {
+    if common::single_process_only("restart_and_rebuild_answer_every_catalog_query_the_same") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let api = Api::start_in(dir.path(), ADMIN);
     let pos = small_catalog(&api).await;

@@ -48,6 +48,9 @@ async fn all_pages(s: &Server, path: &str, pos: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_events_rebuild_to_the_same_answers() {
+    if common::single_process_only("ten_thousand_events_rebuild_to_the_same_answers") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let api = Api::start_in(dir.path(), ADMIN);
     // 25 users, 10 apps of 5 entitlements, owned by 5 owners.
@@ -220,6 +223,11 @@ async fn ten_thousand_events_rebuild_to_the_same_answers() {
 /// the next process issues it, exactly once.
 #[tokio::test]
 async fn an_approval_left_unfulfilled_by_a_dead_process_is_fulfilled_once() {
+    if common::single_process_only(
+        "an_approval_left_unfulfilled_by_a_dead_process_is_fulfilled_once",
+    ) {
+        return;
+    }
     use iga_eventlog::ExpectedVersion;
     use iga_schemas::v1;
 
@@ -316,6 +324,9 @@ async fn an_approval_left_unfulfilled_by_a_dead_process_is_fulfilled_once() {
 /// soon as the service is back, at its own time.
 #[tokio::test]
 async fn timers_due_while_stopped_fire_after_restart() {
+    if common::single_process_only("timers_due_while_stopped_fire_after_restart") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let api = Api::start_in(dir.path(), ADMIN);
     let (ben, _) = api.user("ben").await;

@@ -12,6 +12,9 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn generated_admin_token_is_written_once_and_authenticates() {
+    if common::single_process_only("generated_admin_token_is_written_once_and_authenticates") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let token_file = dir.path().join("admin.token");
@@ -73,6 +76,9 @@ async fn generated_admin_token_is_written_once_and_authenticates() {
 
 #[tokio::test]
 async fn admin_token_from_environment() {
+    if common::single_process_only("admin_token_from_environment") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let token = "env-token-0123456789abcdef";
     let server = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", token)]);
@@ -88,6 +94,9 @@ async fn admin_token_from_environment() {
 
 #[tokio::test]
 async fn operations_endpoints() {
+    if common::single_process_only("operations_endpoints") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
@@ -151,6 +160,9 @@ async fn operations_endpoints() {
 
 #[tokio::test]
 async fn errors_are_problem_json_with_the_right_status() {
+    if common::single_process_only("errors_are_problem_json_with_the_right_status") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let token = "err-token-0123456789abcdef";
     let server = Server::start(
@@ -226,6 +238,11 @@ async fn errors_are_problem_json_with_the_right_status() {
 
 #[tokio::test]
 async fn sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild() {
+    if common::single_process_only(
+        "sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let token = "restart-token-0123456789abcdef";
     let server = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", token)]);
@@ -286,6 +303,9 @@ async fn sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild() {
 
 #[test]
 fn bad_event_log_and_busy_data_dir_fail_fast_with_a_clear_error() {
+    if common::single_process_only("bad_event_log_and_busy_data_dir_fail_fast_with_a_clear_error") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let run = |extra: &[&str]| {
         let started = std::time::Instant::now();

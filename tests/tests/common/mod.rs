@@ -25,11 +25,37 @@ pub fn iga_binary() -> PathBuf {
 /// (`IGA_TEST_EVENT_LOG=nats`) rather than the embedded sled log (the default).
 /// `./scripts/test` runs the end-to-end suite both ways.
 pub fn on_jetstream() -> bool {
+    if distributed() {
+        return true;
+    }
     match std::env::var("IGA_TEST_EVENT_LOG").as_deref() {
         Ok("nats") => true,
         Ok("sled") | Ok("") | Err(_) => false,
         Ok(other) => panic!("IGA_TEST_EVENT_LOG={other}: use sled or nats"),
     }
+}
+
+/// Whether this run puts every server on the distributed topology
+/// (`IGA_TEST_TOPOLOGY=distributed`): `command-service`, two `query-service`
+/// replicas and a `projection-service` on one NATS JetStream log, behind
+/// nginx running the ingress routing of `deploy/ingress/nginx.conf`. The
+/// tests talk to the ingress and cannot tell the difference.
+pub fn distributed() -> bool {
+    match std::env::var("IGA_TEST_TOPOLOGY").as_deref() {
+        Ok("distributed") => true,
+        Ok("single") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("IGA_TEST_TOPOLOGY={other}: use single or distributed"),
+    }
+}
+
+/// For a test about the single `iga serve` process (its generated token,
+/// signals, restarts on one data dir, `iga rebuild`): says it skipped, and
+/// answers true, on the distributed topology.
+pub fn single_process_only(test: &str) -> bool {
+    if distributed() {
+        eprintln!("SKIPPED {test}: it is about the single iga serve process");
+    }
+    distributed()
 }
 
 /// The event log of a test's data dir: nothing to start for sled; for
@@ -82,12 +108,103 @@ pub struct Server {
     pub base: String,
     /// Everything it printed on stdout before listening.
     pub banner: Vec<String>,
+    /// On the distributed topology, the services behind `child` (nginx);
+    /// stopped before the log.
+    pub services: Vec<Server>,
     pub log: TestEventLog,
 }
 
 impl Server {
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        if distributed() {
+            return Self::start_distributed(data_dir, env);
+        }
         Self::spawn(data_dir, TestEventLog::start(data_dir), env)
+    }
+
+    /// The distributed topology under `data_dir`, behind nginx.
+    fn start_distributed(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let log = TestEventLog::start(data_dir);
+        let url = log.url().expect("the distributed topology runs on NATS");
+        let service =
+            |name: &str, dir: &str| Self::start_service(name, &data_dir.join(dir), &url, env);
+        let services = vec![
+            service("command-service", "command"),
+            service("query-service", "query-0"),
+            service("query-service", "query-1"),
+            service("projection-service", "projection"),
+        ];
+        let address = |s: &Server| s.base.trim_start_matches("http://").to_string();
+        let ingress = data_dir.join("ingress");
+        std::fs::create_dir_all(ingress.join("tmp")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let routing = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ingress/nginx.conf"),
+        )
+        .unwrap();
+        let tmp = ingress.join("tmp").display().to_string();
+        let config = routing
+            .replace(
+                "server query-service-0:8080; server query-service-1:8080;",
+                &format!(
+                    "server {}; server {};",
+                    address(&services[1]),
+                    address(&services[2])
+                ),
+            )
+            .replace(
+                "server command-service:8080;",
+                &format!("server {};", address(&services[0])),
+            )
+            .replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
+            .replace(
+                "http {",
+                &format!(
+                    "http {{\n  access_log off;\n  client_body_temp_path {tmp}/body;\n  \
+                     proxy_temp_path {tmp}/proxy;\n  fastcgi_temp_path {tmp}/fastcgi;\n  \
+                     uwsgi_temp_path {tmp}/uwsgi;\n  scgi_temp_path {tmp}/scgi;"
+                ),
+            );
+        assert!(
+            config.contains(&format!("listen 127.0.0.1:{port};"))
+                && !config.contains("query-service-0:8080"),
+            "deploy/ingress/nginx.conf changed shape; update the test harness"
+        );
+        let config = format!(
+            "daemon off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\n{config}",
+            dir = ingress.display()
+        );
+        let config_path = ingress.join("nginx.conf");
+        std::fs::write(&config_path, config).unwrap();
+        let nginx = std::env::var("IGA_NGINX").unwrap_or_else(|_| "nginx".into());
+        let child = Command::new(&nginx)
+            .arg("-p")
+            .arg(&ingress)
+            .arg("-c")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {nginx} (install nginx or set IGA_NGINX): {e}")
+            });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let banner = services[0].banner.clone();
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            banner,
+            log,
+            services,
+        }
     }
 
     /// A server on an event log the test runs itself (a NATS cluster).
@@ -165,6 +282,7 @@ impl Server {
             base,
             banner,
             log,
+            services: Vec::new(),
         }
     }
 
