@@ -677,9 +677,6 @@ impl JetStreamEventStore {
         stream: &str,
         events: &[EventEnvelope],
     ) -> Result<Option<AppendResult>> {
-        let mismatch = || EventLogError::IdempotencyMismatch {
-            event_id: events[0].event_id.clone(),
-        };
         // Read up to the leader's tail: a replica answering direct gets may
         // trail it by a moment.
         let tail = self.tail(stream).await?;
@@ -691,34 +688,7 @@ impl JetStreamEventStore {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let ids: std::collections::HashSet<&str> =
-            events.iter().map(|e| e.event_id.as_str()).collect();
-        let Some(start) = recorded
-            .iter()
-            .position(|r| r.envelope.event_id == events[0].event_id)
-        else {
-            if recorded
-                .iter()
-                .any(|r| ids.contains(r.envelope.event_id.as_str()))
-            {
-                return Err(mismatch());
-            }
-            return Ok(None);
-        };
-        let found = &recorded[start..];
-        if found.len() < events.len()
-            || events.iter().zip(found).any(|(e, r)| {
-                e.event_id != r.envelope.event_id || e.event_type != r.envelope.event_type
-            })
-        {
-            return Err(mismatch());
-        }
-        let last = &found[events.len() - 1];
-        Ok(Some(AppendResult {
-            first_version: found[0].envelope.stream_version,
-            last_version: last.envelope.stream_version,
-            position: last.position,
-        }))
+        crate::retry_of(&recorded, events)
     }
 
     /// A single message JetStream recognised as a duplicate of the one at

@@ -317,38 +317,8 @@ impl KurrentEventStore {
         stream: &str,
         events: &[EventEnvelope],
     ) -> Result<Option<AppendResult>> {
-        let mismatch = || EventLogError::IdempotencyMismatch {
-            event_id: events[0].event_id.clone(),
-        };
         let recorded = self.read_versions(stream, 1, usize::MAX).await?;
-        let ids: std::collections::HashSet<&str> =
-            events.iter().map(|e| e.event_id.as_str()).collect();
-        let Some(start) = recorded
-            .iter()
-            .position(|r| r.envelope.event_id == events[0].event_id)
-        else {
-            if recorded
-                .iter()
-                .any(|r| ids.contains(r.envelope.event_id.as_str()))
-            {
-                return Err(mismatch());
-            }
-            return Ok(None);
-        };
-        let found = &recorded[start..];
-        if found.len() < events.len()
-            || events.iter().zip(found).any(|(e, r)| {
-                e.event_id != r.envelope.event_id || e.event_type != r.envelope.event_type
-            })
-        {
-            return Err(mismatch());
-        }
-        let last = &found[events.len() - 1];
-        Ok(Some(AppendResult {
-            first_version: found[0].envelope.stream_version,
-            last_version: last.envelope.stream_version,
-            position: last.position,
-        }))
+        crate::retry_of(&recorded, events)
     }
 }
 
@@ -365,6 +335,20 @@ impl KurrentFailure {
             KurrentFailure::Client(e) => client_error(what, e),
             KurrentFailure::Log(e) => e,
         }
+    }
+}
+
+/// Where a read of `$all` starts to see the events after `after`: at the
+/// event at `after` itself (each event's commit and prepare positions are
+/// equal), which the caller skips.
+fn start_after(after: Position) -> StreamPosition<kurrentdb::Position> {
+    if after == 0 {
+        StreamPosition::Start
+    } else {
+        StreamPosition::Position(kurrentdb::Position {
+            commit: after,
+            prepare: after,
+        })
     }
 }
 
@@ -494,14 +478,7 @@ impl EventStore for KurrentEventStore {
             return Ok(vec![]);
         }
         let what = "read $all";
-        let from = if after == 0 {
-            StreamPosition::Start
-        } else {
-            StreamPosition::Position(kurrentdb::Position {
-                commit: after,
-                prepare: after,
-            })
-        };
+        let from = start_after(after);
         // One more than asked: the event at `after` itself comes first.
         let options = ReadAllOptions::default()
             .forwards()
@@ -530,14 +507,7 @@ impl EventStore for KurrentEventStore {
     }
 
     async fn subscribe(&self, after: Position) -> Result<Subscription> {
-        let from = if after == 0 {
-            StreamPosition::Start
-        } else {
-            StreamPosition::Position(kurrentdb::Position {
-                commit: after,
-                prepare: after,
-            })
-        };
+        let from = start_after(after);
         let options = SubscribeToAllOptions::default()
             .position(from)
             .filter(self.filter());

@@ -221,3 +221,43 @@ pub fn validate_append(stream: &str, events: &[EventEnvelope], limits: &Limits) 
     }
     Ok(())
 }
+
+/// Whether `events` (an append) are already stored among `recorded` (the
+/// whole stream): the original result if all are, in order (a retry);
+/// `IdempotencyMismatch` if only some are, or in another order or form;
+/// `None` if none is.
+pub(crate) fn retry_of(
+    recorded: &[RecordedEvent],
+    events: &[EventEnvelope],
+) -> Result<Option<AppendResult>> {
+    let mismatch = || EventLogError::IdempotencyMismatch {
+        event_id: events[0].event_id.clone(),
+    };
+    let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let Some(start) = recorded
+        .iter()
+        .position(|r| r.envelope.event_id == events[0].event_id)
+    else {
+        if recorded
+            .iter()
+            .any(|r| ids.contains(r.envelope.event_id.as_str()))
+        {
+            return Err(mismatch());
+        }
+        return Ok(None);
+    };
+    let found = &recorded[start..];
+    if found.len() < events.len()
+        || events.iter().zip(found).any(|(e, r)| {
+            e.event_id != r.envelope.event_id || e.event_type != r.envelope.event_type
+        })
+    {
+        return Err(mismatch());
+    }
+    let last = &found[events.len() - 1];
+    Ok(Some(AppendResult {
+        first_version: found[0].envelope.stream_version,
+        last_version: last.envelope.stream_version,
+        position: last.position,
+    }))
+}

@@ -80,9 +80,7 @@ impl Delivery {
 
 /// A reactor's share of the log's events.
 pub struct SharedFeed {
-    consumer: jetstream::consumer::PullConsumer,
-    messages: Option<pull::Stream>,
-    describe: String,
+    puller: Puller,
 }
 
 impl SharedFeed {
@@ -128,9 +126,11 @@ impl SharedFeed {
         .await
         .map_err(|e| unavailable(&format!("cannot join consumer {durable}"), e))?;
         Ok(SharedFeed {
-            consumer,
-            messages: None,
-            describe: format!("consumer {durable} of stream {}", config.stream),
+            puller: Puller {
+                consumer,
+                messages: None,
+                describe: format!("{durable} of stream {}", config.stream),
+            },
         })
     }
 
@@ -138,6 +138,30 @@ impl SharedFeed {
     /// server restarts and leader changes (pulls again), so it only ends in an
     /// error for an event that cannot be decoded.
     pub async fn next(&mut self) -> Result<Delivery> {
+        let message = self.puller.next().await;
+        let info = message
+            .info()
+            .map_err(|e| EventLogError::Corrupt(format!("delivery: {e}")))?;
+        let (position, attempt) = (info.stream_sequence, info.delivered);
+        let envelope = decode(position, &message.payload)?;
+        Ok(Delivery {
+            event: RecordedEvent { position, envelope },
+            attempt,
+            message,
+        })
+    }
+}
+
+/// Pulls from a durable consumer, pulling again after any failure.
+struct Puller {
+    consumer: jetstream::consumer::PullConsumer,
+    messages: Option<pull::Stream>,
+    /// Names the consumer in warnings.
+    describe: String,
+}
+
+impl Puller {
+    async fn next(&mut self) -> jetstream::Message {
         let mut delay = Duration::from_millis(100);
         loop {
             if self.messages.is_none() {
@@ -151,7 +175,7 @@ impl SharedFeed {
                 {
                     Ok(m) => self.messages = Some(m),
                     Err(e) => {
-                        tracing::warn!(feed = %self.describe, error = %e, "cannot pull; retrying");
+                        tracing::warn!(consumer = %self.describe, error = %e, "cannot pull; retrying");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(Duration::from_secs(2));
                         continue;
@@ -160,20 +184,9 @@ impl SharedFeed {
             }
             let messages = self.messages.as_mut().expect("set above");
             match messages.next().await {
-                Some(Ok(message)) => {
-                    let info = message
-                        .info()
-                        .map_err(|e| EventLogError::Corrupt(format!("delivery: {e}")))?;
-                    let (position, attempt) = (info.stream_sequence, info.delivered);
-                    let envelope = decode(position, &message.payload)?;
-                    return Ok(Delivery {
-                        event: RecordedEvent { position, envelope },
-                        attempt,
-                        message,
-                    });
-                }
+                Some(Ok(message)) => return message,
                 Some(Err(e)) => {
-                    tracing::warn!(feed = %self.describe, error = %e, "pull failed; pulling again");
+                    tracing::warn!(consumer = %self.describe, error = %e, "pull failed; pulling again");
                     self.messages = None;
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
@@ -188,8 +201,7 @@ impl SharedFeed {
 pub struct DueQueue {
     js: jetstream::Context,
     subject: String,
-    consumer: jetstream::consumer::PullConsumer,
-    messages: Option<pull::Stream>,
+    puller: Puller,
     /// How long the queue remembers an offered id.
     pub duplicate_window: Duration,
 }
@@ -247,9 +259,12 @@ impl DueQueue {
         .map_err(|e| unavailable(&format!("cannot join consumer {durable}"), e))?;
         Ok(DueQueue {
             js,
+            puller: Puller {
+                consumer,
+                messages: None,
+                describe: format!("{durable} of stream {stream_name}"),
+            },
             subject,
-            consumer,
-            messages: None,
             duplicate_window: config.duplicate_window,
         })
     }
@@ -270,42 +285,10 @@ impl DueQueue {
 
     /// The next item for this member; waits while there is none.
     pub async fn next(&mut self) -> DueItem {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            if self.messages.is_none() {
-                match self
-                    .consumer
-                    .stream()
-                    .expires(Duration::from_secs(5))
-                    .heartbeat(Duration::from_secs(2))
-                    .messages()
-                    .await
-                {
-                    Ok(m) => self.messages = Some(m),
-                    Err(e) => {
-                        tracing::warn!(subject = %self.subject, error = %e, "cannot pull; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(2));
-                        continue;
-                    }
-                }
-            }
-            let messages = self.messages.as_mut().expect("set above");
-            match messages.next().await {
-                Some(Ok(message)) => {
-                    return DueItem {
-                        payload: message.payload.to_vec(),
-                        message,
-                    }
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(subject = %self.subject, error = %e, "pull failed; pulling again");
-                    self.messages = None;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                None => self.messages = None,
-            }
+        let message = self.puller.next().await;
+        DueItem {
+            payload: message.payload.to_vec(),
+            message,
         }
     }
 }
