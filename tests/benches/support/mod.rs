@@ -81,6 +81,29 @@ impl BenchLog {
     }
 }
 
+impl BenchLog {
+    /// Deletes the JetStream stream of raw cell `cell` (nothing for sled,
+    /// whose raw log is in its own temporary directory): hundreds of
+    /// thousands of messages, and their ids in the duplicate window, would
+    /// otherwise stay on the server the next workflow cell uses.
+    pub async fn drop_raw_store(&self, cell: usize) {
+        let Some(url) = self.url(&format!("RAW{cell}")) else {
+            return;
+        };
+        let config = iga_eventlog::jetstream::JetStreamConfig::from_url(&url).unwrap();
+        let servers: Vec<async_nats::ServerAddr> = config
+            .servers
+            .split(',')
+            .map(|s| s.trim().parse().unwrap())
+            .collect();
+        let client = async_nats::connect(servers.as_slice()).await.unwrap();
+        async_nats::jetstream::new(client)
+            .delete_stream(&config.stream)
+            .await
+            .unwrap();
+    }
+}
+
 /// Starts `iga serve` on a free port; answers the child and its base URL.
 pub fn start(bin: &std::path::Path, dir: &std::path::Path) -> (Child, String) {
     start_on(bin, dir, None)
