@@ -140,6 +140,30 @@ impl JetStreamConfig {
         Ok(config)
     }
 
+    /// A NATS connection to the servers, made within the timeout, with the
+    /// configured request timeout.
+    pub async fn connect_client(&self) -> Result<async_nats::Client> {
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            EventLogError::Unavailable(format!("{what}: {e}"))
+        };
+        let addresses = self
+            .servers
+            .split(',')
+            .map(|s| s.trim().parse::<async_nats::ServerAddr>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| unavailable("invalid server address", &e))?;
+        tokio::time::timeout(
+            self.timeout,
+            async_nats::ConnectOptions::new()
+                .connection_timeout(self.timeout)
+                .request_timeout(Some(self.request_timeout))
+                .connect(addresses.as_slice()),
+        )
+        .await
+        .map_err(|e| unavailable("cannot connect", &e))?
+        .map_err(|e| unavailable("cannot connect", &e))
+    }
+
     /// The servers without credentials, and the stream: for logs and errors.
     pub fn describe(&self) -> String {
         let servers: Vec<String> = self
@@ -320,22 +344,7 @@ impl JetStreamEventStore {
         let unavailable = |what: &str, e: &dyn std::fmt::Display| {
             EventLogError::Unavailable(format!("{what}: {e}"))
         };
-        let addresses = config
-            .servers
-            .split(',')
-            .map(|s| s.trim().parse::<async_nats::ServerAddr>())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| unavailable("invalid server address", &e))?;
-        let client = tokio::time::timeout(
-            config.timeout,
-            async_nats::ConnectOptions::new()
-                .connection_timeout(config.timeout)
-                .request_timeout(Some(config.request_timeout))
-                .connect(addresses.as_slice()),
-        )
-        .await
-        .map_err(|e| unavailable("cannot connect", &e))?
-        .map_err(|e| unavailable("cannot connect", &e))?;
+        let client = config.connect_client().await?;
         let js = jetstream::new(client.clone());
         let wanted = jetstream::stream::Config {
             name: config.stream.clone(),
@@ -480,6 +489,26 @@ impl JetStreamEventStore {
         }
     }
 
+    /// Runs `read` (a direct get) until it succeeds or fails for a reason
+    /// other than the log being unavailable, for up to the connect timeout:
+    /// a cluster failing over answers nothing for a few seconds.
+    async fn retried<T, F, Fut>(&self, mut read: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.inner.config.timeout;
+        loop {
+            match read().await {
+                Err(EventLogError::Unavailable(why)) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%why, "read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Up to `max` messages from sequence `from`, of `subject` (`""`: all).
     /// Retried while the cluster fails over, for up to the connect timeout.
     async fn direct_batch(
@@ -488,36 +517,42 @@ impl JetStreamEventStore {
         subject: &str,
         max: usize,
     ) -> Result<Vec<RecordedEvent>> {
-        let deadline = tokio::time::Instant::now() + self.inner.config.timeout;
-        loop {
-            match self.direct_batch_once(from, subject, max).await {
-                Err(EventLogError::Unavailable(why)) if tokio::time::Instant::now() < deadline => {
-                    tracing::debug!(%why, "read failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                other => return other,
-            }
-        }
+        // The stream holds only the log's subjects, so a read of everything
+        // names no subject: a wildcard filter costs the server a scan
+        // (measured: 3 ms per read at 32k events, against 0.2 ms).
+        let request = if subject.is_empty() {
+            serde_json::json!({ "seq": from.max(1), "batch": max })
+        } else {
+            serde_json::json!({ "seq": from.max(1), "batch": max, "next_by_subj": subject })
+        };
+        let found = self.retried(|| self.direct_get(&request, max)).await?;
+        found
+            .into_iter()
+            .map(|(sequence, payload)| {
+                Ok(RecordedEvent {
+                    position: sequence,
+                    envelope: decode(sequence, &payload)?,
+                })
+            })
+            .collect()
     }
 
     /// The sequence of `subject`'s last message, by a direct get (any
     /// replica answers); `None` if the subject has none.
     async fn direct_last_sequence(&self, subject: &str) -> Result<Option<u64>> {
-        let deadline = tokio::time::Instant::now() + self.inner.config.timeout;
-        loop {
-            match self.direct_last_sequence_once(subject).await {
-                Err(EventLogError::Unavailable(why)) if tokio::time::Instant::now() < deadline => {
-                    tracing::debug!(%why, "read failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                other => return other,
-            }
-        }
+        let request = serde_json::json!({ "last_by_subj": subject });
+        let found = self.retried(|| self.direct_get(&request, 1)).await?;
+        Ok(found.first().map(|(sequence, _)| *sequence))
     }
 
-    async fn direct_last_sequence_once(&self, subject: &str) -> Result<Option<u64>> {
+    /// Sends one direct-get `request` and gathers its answers, up to `max`:
+    /// (sequence, payload) of each message, in order.
+    async fn direct_get(
+        &self,
+        request: &serde_json::Value,
+        max: usize,
+    ) -> Result<Vec<(u64, bytes::Bytes)>> {
         let mut route = self.inner.replies.route();
-        let request = serde_json::json!({ "last_by_subj": subject });
         self.inner
             .client
             .publish_with_reply(
@@ -527,62 +562,15 @@ impl JetStreamEventStore {
             )
             .await
             .map_err(|e| self.unavailable("cannot request a read", e))?;
-        let reply = tokio::time::timeout(self.inner.config.request_timeout, route.answers.recv())
-            .await
-            .map_err(|_| self.unavailable("read", "no answer in time"))?
-            .ok_or_else(|| self.unavailable("read", "connection closed"))?;
-        if let Some(status) = reply.status {
-            return match status.as_u16() {
-                404 => Ok(None),
-                503 => Err(self.unavailable("read", "no responders")),
-                _ => {
-                    Err(self
-                        .unavailable("read", format!("status {status} {:?}", reply.description)))
-                }
-            };
-        }
-        reply
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Sequence"))
-            .and_then(|v| v.as_str().parse::<u64>().ok())
-            .map(Some)
-            .ok_or_else(|| EventLogError::Corrupt("direct get without Nats-Sequence".into()))
-    }
-
-    async fn direct_batch_once(
-        &self,
-        from: u64,
-        subject: &str,
-        max: usize,
-    ) -> Result<Vec<RecordedEvent>> {
-        let client = &self.inner.client;
-        let mut route = self.inner.replies.route();
-        // The stream holds only the log's subjects, so a read of everything
-        // names no subject: a wildcard filter costs the server a scan
-        // (measured: 3 ms per read at 32k events, against 0.2 ms).
-        let request = if subject.is_empty() {
-            serde_json::json!({ "seq": from.max(1), "batch": max })
-        } else {
-            serde_json::json!({ "seq": from.max(1), "batch": max, "next_by_subj": subject })
-        };
-        client
-            .publish_with_reply(
-                format!("$JS.API.DIRECT.GET.{}", self.inner.config.stream),
-                route.subject.clone(),
-                request.to_string().into(),
-            )
-            .await
-            .map_err(|e| self.unavailable("cannot request a read", e))?;
         let mut out = Vec::new();
-        loop {
+        while out.len() < max {
             let reply =
                 tokio::time::timeout(self.inner.config.request_timeout, route.answers.recv())
                     .await
                     .map_err(|_| self.unavailable("read", "no answer in time"))?
                     .ok_or_else(|| self.unavailable("read", "connection closed"))?;
             if let Some(status) = reply.status {
-                // 204 ends a batch; 404 means nothing from `from` on.
+                // 204 ends a batch; 404 means nothing (more) to answer.
                 match status.as_u16() {
                     204 | 404 => break,
                     503 => return Err(self.unavailable("read", "no responders")),
@@ -600,13 +588,7 @@ impl JetStreamEventStore {
                 .and_then(|h| h.get("Nats-Sequence"))
                 .and_then(|v| v.as_str().parse::<u64>().ok())
                 .ok_or_else(|| EventLogError::Corrupt("direct get without Nats-Sequence".into()))?;
-            out.push(RecordedEvent {
-                position: sequence,
-                envelope: decode(sequence, &reply.payload)?,
-            });
-            if out.len() >= max {
-                break;
-            }
+            out.push((sequence, reply.payload));
         }
         // Anything still in flight is dropped with the route.
         drop(route);

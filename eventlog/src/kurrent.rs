@@ -252,20 +252,45 @@ impl KurrentEventStore {
         from_version: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>> {
-        let what = "read stream";
         let options = ReadStreamOptions::default()
             .forwards()
             .position(StreamPosition::Position(from_version.saturating_sub(1)))
             .max_count(max);
+        self.read_events(stream, &options).await
+    }
+
+    /// The stream's version (0: no stream).
+    async fn version(&self, stream: &str) -> Result<u64> {
+        let options = ReadStreamOptions::default()
+            .backwards()
+            .position(StreamPosition::End)
+            .max_count(1);
+        let last = self.read_events(stream, &options).await?;
+        Ok(last.first().map_or(0, |e| e.envelope.stream_version))
+    }
+
+    /// The events of `stream` that `options` select; none if it does not exist.
+    async fn read_events(
+        &self,
+        stream: &str,
+        options: &ReadStreamOptions,
+    ) -> Result<Vec<RecordedEvent>> {
+        let what = "read stream";
+        let not_found = |e: &KurrentFailure| {
+            matches!(
+                e,
+                KurrentFailure::Client(kurrentdb::Error::ResourceNotFound)
+            )
+        };
         let mut reader = match self
             .timed(
                 what,
-                self.client.read_stream(self.stream_name(stream), &options),
+                self.client.read_stream(self.stream_name(stream), options),
             )
             .await
         {
             Ok(r) => r,
-            Err(KurrentFailure::Client(kurrentdb::Error::ResourceNotFound)) => return Ok(vec![]),
+            Err(e) if not_found(&e) => return Ok(vec![]),
             Err(e) => return Err(e.into_log(what)),
         };
         let mut out = Vec::new();
@@ -277,36 +302,9 @@ impl KurrentEventStore {
                     }
                 }
                 Ok(None) => return Ok(out),
-                Err(KurrentFailure::Client(kurrentdb::Error::ResourceNotFound)) => {
-                    return Ok(vec![])
-                }
+                Err(e) if not_found(&e) => return Ok(vec![]),
                 Err(e) => return Err(e.into_log(what)),
             }
-        }
-    }
-
-    /// The stream's version (0: no stream).
-    async fn version(&self, stream: &str) -> Result<u64> {
-        let what = "read stream";
-        let options = ReadStreamOptions::default()
-            .backwards()
-            .position(StreamPosition::End)
-            .max_count(1);
-        let mut reader = match self
-            .timed(
-                what,
-                self.client.read_stream(self.stream_name(stream), &options),
-            )
-            .await
-        {
-            Ok(r) => r,
-            Err(KurrentFailure::Client(kurrentdb::Error::ResourceNotFound)) => return Ok(0),
-            Err(e) => return Err(e.into_log(what)),
-        };
-        match self.timed(what, reader.next()).await {
-            Ok(Some(resolved)) => Ok(resolved.get_original_event().revision + 1),
-            Ok(None) | Err(KurrentFailure::Client(kurrentdb::Error::ResourceNotFound)) => Ok(0),
-            Err(e) => Err(e.into_log(what)),
         }
     }
 
@@ -511,32 +509,30 @@ impl EventStore for KurrentEventStore {
         let options = SubscribeToAllOptions::default()
             .position(from)
             .filter(self.filter());
-        let mut subscription = self.client.subscribe_to_all(&options).await;
-        let store = self.clone();
+        let subscription = self.client.subscribe_to_all(&options).await;
         // The client resubscribes by itself after a lost connection, from the
         // last event it delivered; positions are still checked here so that
-        // nothing at or before one already passed on is passed on again.
-        let stream = async_stream_events(move |tx| async move {
-            let mut last = after;
+        // nothing at or before one already passed on is passed on again. The
+        // first error ends the subscription (after being passed on).
+        let state = Some((subscription, self.clone(), after));
+        let stream = futures::stream::unfold(state, |state| async move {
+            let (mut subscription, store, mut last) = state?;
             loop {
-                let item = match subscription.next().await {
+                let failed = match subscription.next().await {
                     Ok(resolved) => match store.recorded(&resolved) {
                         Ok(Some(r)) if r.position > last => {
                             last = r.position;
-                            Ok(r)
+                            return Some((Ok(r), Some((subscription, store, last))));
                         }
                         Ok(_) => continue,
-                        Err(e) => Err(e),
+                        Err(e) => e,
                     },
-                    Err(e) => Err(client_error("subscription to $all", e)),
+                    Err(e) => client_error("subscription to $all", e),
                 };
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    return;
-                }
+                return Some((Err(failed), None));
             }
         });
-        Ok(stream)
+        Ok(stream.boxed())
     }
 
     async fn head(&self) -> Result<Position> {
@@ -570,22 +566,6 @@ impl EventStore for KurrentEventStore {
     fn checks_ids_across_streams(&self) -> bool {
         false
     }
-}
-
-/// A [`Subscription`] fed by a task that sends into a small channel; the task
-/// ends when the subscription is dropped.
-fn async_stream_events<F, Fut>(produce: F) -> Subscription
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<RecordedEvent>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
-    tokio::spawn(produce(tx));
-    tokio_stream_from(rx)
-}
-
-fn tokio_stream_from(mut rx: tokio::sync::mpsc::Receiver<Result<RecordedEvent>>) -> Subscription {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
 #[cfg(test)]

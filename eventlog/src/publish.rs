@@ -86,23 +86,12 @@ impl Downstream {
                 config.nats.describe()
             ))
         };
-        let addresses = config
-            .nats
-            .servers
-            .split(',')
-            .map(|s| s.trim().parse::<async_nats::ServerAddr>())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| unavailable("invalid server address", &e))?;
-        let client = tokio::time::timeout(
-            config.nats.timeout,
-            async_nats::ConnectOptions::new()
-                .connection_timeout(config.nats.timeout)
-                .request_timeout(Some(config.nats.request_timeout))
-                .connect(addresses.as_slice()),
-        )
-        .await
-        .map_err(|e| unavailable("cannot connect", &e))?
-        .map_err(|e| unavailable("cannot connect", &e))?;
+        let client = config.nats.connect_client().await.map_err(|e| match e {
+            EventLogError::Unavailable(m) => {
+                EventLogError::Unavailable(format!("downstream {}: {m}", config.nats.describe()))
+            }
+            other => other,
+        })?;
         let js = jetstream::new(client);
         let wanted = jetstream::stream::Config {
             name: config.stream.clone(),

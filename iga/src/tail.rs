@@ -18,17 +18,11 @@ use crate::cli::TailArgs;
 pub async fn tail(args: TailArgs) -> Result<()> {
     let config = DownstreamConfig::from_url(&args.publish)?;
     let name = config.nats.describe();
-    let servers = config
+    let client = config
         .nats
-        .servers
-        .split(',')
-        .map(|s| s.trim().parse::<async_nats::ServerAddr>())
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| format!("{name}: {e}"))?;
-    let client = tokio::time::timeout(config.nats.timeout, async_nats::connect(servers))
+        .connect_client()
         .await
-        .map_err(|_| format!("{name}: cannot connect within {:?}", config.nats.timeout))?
-        .map_err(|e| format!("{name}: cannot connect: {e}"))?;
+        .map_err(|e| format!("{name}: {e}"))?;
     let js = jetstream::new(client);
     let stream = js.get_stream(&config.stream).await.map_err(|e| {
         format!(

@@ -106,14 +106,7 @@ async fn every_event_is_published_once_in_order_and_tail_prints_it() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let wanted = format!("iga_reactor_position{{reactor=\"publishing\"}} {head}");
     loop {
-        let metrics = common::client()
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = common::metrics(&s).await;
         if metrics.contains(&wanted) {
             break;
         }

@@ -47,15 +47,9 @@ async fn ok(base: &str, path: &str, token: &str, body: Value) -> Value {
 
 /// A counter's value in a server's `/metrics` (0 when not yet reported).
 async fn counter(server: &Server, name: &str) -> u64 {
-    let text = client()
-        .get(server.url("/metrics"))
-        .send()
+    common::metrics(server)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64

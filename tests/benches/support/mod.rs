@@ -91,12 +91,7 @@ impl BenchLog {
             return;
         };
         let config = iga_eventlog::jetstream::JetStreamConfig::from_url(&url).unwrap();
-        let servers: Vec<async_nats::ServerAddr> = config
-            .servers
-            .split(',')
-            .map(|s| s.trim().parse().unwrap())
-            .collect();
-        let client = async_nats::connect(servers.as_slice()).await.unwrap();
+        let client = config.connect_client().await.unwrap();
         async_nats::jetstream::new(client)
             .delete_stream(&config.stream)
             .await

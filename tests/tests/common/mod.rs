@@ -448,6 +448,19 @@ impl Api {
     }
 }
 
+/// The server's `/metrics`, in Prometheus text.
+#[allow(dead_code)]
+pub async fn metrics(s: &Server) -> String {
+    client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// The log's head position, from `/readyz`: a read with it as consistency
 /// token sees every write so far.
 #[allow(dead_code)]
