@@ -3,11 +3,14 @@
 //!
 //! Keys: `g/<grantId>` -> [`GrantView`] (held or ended);
 //! `cur/<userId>/<entitlementId>` -> grant id (held now);
-//! `hu/<userId>/<grantId>`, `he/<entitlementId>/<grantId>`, `ha/<appId>/<grantId>`
-//! -> `""` (every grant ever, per user, entitlement and app; grant ids are
-//! UUID v7, so key order is issue order);
-//! `rq/<requestId>` -> [`RequestTrail`] (approvals and policy of a request,
-//! copied onto the grant it issues).
+//! `hu/<userId>/<entitlementId>/<grantId>`, `he/<entitlementId>/<grantId>`,
+//! `ha/<appId>/<grantId>` -> `""` (every grant ever, per user (and per user
+//! and entitlement, so a pair's history is read without the user's other
+//! grants), per entitlement and per app; grant ids are UUID v7, so key order
+//! is issue order);
+//! `rq/<requestId>` -> [`RequestTrail`] (approvals and policy of an open
+//! request, copied onto the grant it issues; removed once the request is
+//! over, so a request opened and granted within one batch writes no trail).
 
 use iga_eventlog::RecordedEvent;
 use iga_schemas::DomainEvent;
@@ -87,6 +90,11 @@ pub fn by_user_prefix(user_id: &str) -> Vec<u8> {
     format!("hu/{user_id}/").into_bytes()
 }
 
+/// Every grant `user_id` held on `entitlement_id`.
+pub fn by_pair_prefix(user_id: &str, entitlement_id: &str) -> Vec<u8> {
+    format!("hu/{user_id}/{entitlement_id}/").into_bytes()
+}
+
 pub fn by_entitlement_prefix(entitlement_id: &str) -> Vec<u8> {
     format!("he/{entitlement_id}/").into_bytes()
 }
@@ -104,6 +112,11 @@ pub struct GrantLedger;
 impl Projection for GrantLedger {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// 2: the per-user index is keyed by user and entitlement.
+    fn layout(&self) -> u32 {
+        2
     }
 
     fn apply(
@@ -152,12 +165,16 @@ impl Projection for GrantLedger {
                     granted_by: env.actor_id.clone(),
                 };
                 tx.put_json(grant_key(&e.grant_id), &view);
+                if trail.is_some() {
+                    // Copied onto the grant; a request issues one grant.
+                    tx.delete(trail_key(&e.request_id));
+                }
                 tx.put(
                     current_key(&e.user_id, &e.entitlement_id),
                     e.grant_id.as_bytes(),
                 );
                 for prefix in [
-                    by_user_prefix(&e.user_id),
+                    by_pair_prefix(&e.user_id, &e.entitlement_id),
                     by_entitlement_prefix(&e.entitlement_id),
                     by_app_prefix(&e.app_id),
                 ] {
@@ -166,6 +183,10 @@ impl Projection for GrantLedger {
                     tx.put(k, Vec::new());
                 }
             }
+            // A request that is over issues no grant: its trail is not needed.
+            DomainEvent::RequestRejected(e) => tx.delete(trail_key(&e.request_id)),
+            DomainEvent::RequestCancelled(e) => tx.delete(trail_key(&e.request_id)),
+            DomainEvent::RequestFulfilled(e) => tx.delete(trail_key(&e.request_id)),
             DomainEvent::GrantDurationChanged(e) => {
                 if let Some(mut view) = tx.get_json::<GrantView>(&grant_key(&e.grant_id))? {
                     view.grant.deprovision_at =
@@ -205,13 +226,38 @@ impl GrantLedger {
         }
     }
 
-    /// Every grant under an index prefix (`by_*_prefix`), oldest first.
+    /// Every grant under an index prefix (`by_*_prefix`), in key order.
     pub fn under(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<GrantView>> {
         let mut out = Vec::new();
         for kv in tree.scan_prefix(prefix) {
             let (k, _) = kv?;
-            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            if let Some(g) = Self::get(tree, &id)? {
+            // The grant id is the key's last segment.
+            let id = k.rsplit(|b| *b == b'/').next().unwrap_or_default();
+            if let Some(g) = Self::get(tree, &String::from_utf8_lossy(id))? {
+                out.push(g);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The grants `user_id` holds now (on `entitlement_id` only, if given),
+    /// without reading the ones that ended.
+    pub fn held_by(
+        tree: &sled::Tree,
+        user_id: &str,
+        entitlement_id: Option<&str>,
+    ) -> Result<Vec<GrantView>> {
+        let prefix = match entitlement_id {
+            Some(e) => current_key(user_id, e),
+            None => current_prefix(user_id),
+        };
+        let mut out = Vec::new();
+        for kv in tree.scan_prefix(&prefix) {
+            let (k, id) = kv?;
+            if entitlement_id.is_some() && k.len() != prefix.len() {
+                continue; // another entitlement whose id starts with this one
+            }
+            if let Some(g) = Self::get(tree, &String::from_utf8_lossy(&id))? {
                 out.push(g);
             }
         }

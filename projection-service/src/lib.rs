@@ -74,6 +74,15 @@ pub trait Projection: Send + Sync + 'static {
         tx: &mut Staged<'_>,
     ) -> Result<()>;
 
+    /// The version of the projection's key layout. A read model stored with
+    /// another layout is replaced by a fresh one, filled from position 0 as
+    /// the runner catches up (the other read models keep their checkpoints).
+    /// Raise it when what `apply` stores changes so that queries would
+    /// misread a read model built by an older version.
+    fn layout(&self) -> u32 {
+        1
+    }
+
     /// Called once the live tree is opened, to load whatever the projection
     /// keeps in memory beside it (the catalog search index).
     fn opened(&self, _tree: &sled::Tree) -> Result<()> {

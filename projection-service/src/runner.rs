@@ -75,7 +75,33 @@ impl ReadModels {
         let meta = db.open_tree("meta")?;
         let mut opened = Vec::new();
         for p in projections {
-            let gen = generation(&meta, p.name())?;
+            let mut gen = generation(&meta, p.name())?;
+            let stored_layout = match layout(&meta, p.name())? {
+                Some(l) => l,
+                // A new read model: whatever this version writes.
+                None if db.open_tree(tree_name(p.name(), gen))?.is_empty() => {
+                    meta.insert(layout_key(p.name()), &p.layout().to_be_bytes())?;
+                    p.layout()
+                }
+                // Written before layouts were recorded.
+                None => 1,
+            };
+            if stored_layout != p.layout() {
+                // Start this one afresh in the next generation; the runner
+                // replays the log into it from position 0.
+                tracing::warn!(
+                    projection = p.name(),
+                    from = stored_layout,
+                    to = p.layout(),
+                    "read model layout changed; rebuilding it from the log"
+                );
+                db.drop_tree(tree_name(p.name(), gen))?;
+                gen += 1;
+                db.drop_tree(tree_name(p.name(), gen))?;
+                meta.insert(gen_key(p.name()), &gen.to_be_bytes())?;
+                meta.insert(layout_key(p.name()), &p.layout().to_be_bytes())?;
+                meta.flush()?;
+            }
             let tree = db.open_tree(tree_name(p.name(), gen))?;
             if load_memory {
                 p.opened(&tree)?;
@@ -147,6 +173,14 @@ impl ReadModels {
 
     /// Replays the whole log into fresh trees (the next generation) without
     /// touching the current ones. `progress(done, total)` is called per batch.
+    ///
+    /// Faster than the live runner, for three reasons: the next batch is read
+    /// and decoded while the current one is applied; projections are applied
+    /// on as many threads as there are cores (each to its own tree); and their
+    /// writes are plain inserts, not atomic batches (sled serializes atomic
+    /// batches across trees). Nothing reads the fresh trees until `switch`,
+    /// and a rebuild cut short leaves a generation that the next one drops,
+    /// so the batches need not be atomic.
     pub async fn rebuild(
         &self,
         store: &dyn EventStore,
@@ -160,17 +194,29 @@ impl ReadModels {
             self.db.drop_tree(&name)?;
             fresh.push((p.clone(), self.db.open_tree(&name)?, gen));
         }
+        let targets: Arc<Vec<(Arc<dyn Projection>, sled::Tree)>> = Arc::new(
+            fresh
+                .iter()
+                .map(|(p, t, _)| (p.clone(), t.clone()))
+                .collect(),
+        );
         let head = store.head().await?;
         let mut after = 0;
+        let mut applying: Option<tokio::task::JoinHandle<Result<()>>> = None;
         loop {
-            let events = store.read_all(after, 5000).await?;
+            let events = store.read_all(after, REBUILD_BATCH).await?;
+            let decoded = decode_all(&events)?;
+            // The previous batch must be in before this one goes in.
+            if let Some(previous) = applying.take() {
+                previous.await.expect("rebuild batch panicked")?;
+                progress(after, head.max(after));
+            }
             let Some(last) = events.last() else { break };
             after = last.position;
-            let decoded = decode_all(&events)?;
-            for (p, tree, _) in &fresh {
-                apply_to(p.as_ref(), tree, &events, &decoded)?;
-            }
-            progress(after, head.max(after));
+            let targets = targets.clone();
+            applying = Some(tokio::task::spawn_blocking(move || {
+                apply_in_parallel(&targets, &events, &decoded)
+            }));
         }
         for (_, tree, _) in &fresh {
             store_checkpoint(tree, after)?;
@@ -180,6 +226,32 @@ impl ReadModels {
             fresh,
         })
     }
+}
+
+/// Events read per rebuild batch.
+const REBUILD_BATCH: usize = 5000;
+
+/// Applies a batch to every projection, spread over one thread per core;
+/// each projection's writes go to its own tree as plain inserts.
+fn apply_in_parallel(
+    targets: &[(Arc<dyn Projection>, sled::Tree)],
+    events: &[RecordedEvent],
+    decoded: &[DomainEvent],
+) -> Result<()> {
+    use rayon::prelude::*;
+    targets.par_iter().try_for_each(|(projection, tree)| {
+        let mut staged = Staged::new(tree);
+        for (event, domain) in events.iter().zip(decoded) {
+            projection.apply(event, domain, &mut staged)?;
+        }
+        for (k, v) in staged.into_writes()? {
+            match v {
+                Some(v) => tree.insert(k, v)?,
+                None => tree.remove(k)?,
+            };
+        }
+        Ok(())
+    })
 }
 
 /// Trees filled by [`ReadModels::rebuild`], not yet in use.
@@ -203,6 +275,7 @@ impl Rebuilt<'_> {
         let meta = self.models.db.open_tree("meta")?;
         for (p, _, gen) in &self.fresh {
             meta.insert(gen_key(p.name()), &gen.to_be_bytes())?;
+            meta.insert(layout_key(p.name()), &p.layout().to_be_bytes())?;
         }
         meta.flush()?;
         for (p, _, gen) in &self.fresh {
@@ -300,7 +373,7 @@ fn apply_to(
         return Ok(None);
     }
     staged.put(CHECKPOINT_KEY, last.to_be_bytes().to_vec());
-    let writes = staged.into_writes();
+    let writes = staged.into_writes()?;
     tree.apply_batch(crate::staged::batch_of(&writes))?;
     Ok(Some(writes))
 }
@@ -326,6 +399,21 @@ fn read_checkpoint(tree: &sled::Tree) -> Result<Position> {
 
 fn gen_key(name: &str) -> Vec<u8> {
     format!("gen/{name}").into_bytes()
+}
+
+fn layout_key(name: &str) -> Vec<u8> {
+    format!("layout/{name}").into_bytes()
+}
+
+fn layout(meta: &sled::Tree, name: &str) -> Result<Option<u32>> {
+    meta.get(layout_key(name))?
+        .map(|v| {
+            v.as_ref()
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| ProjectionError::Corrupt("layout".into()))
+        })
+        .transpose()
 }
 
 fn generation(meta: &sled::Tree, name: &str) -> Result<u64> {

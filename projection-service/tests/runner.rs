@@ -150,3 +150,73 @@ async fn runner_applies_resumes_and_rebuild_matches() {
     assert_eq!(dump(reopened.tree(NAME).unwrap()).unwrap(), before);
     assert_eq!(reopened.checkpoint().unwrap(), head);
 }
+
+/// The users read model under another name and key-layout version.
+struct Versioned {
+    name: &'static str,
+    layout: u32,
+}
+
+impl Projection for Versioned {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn layout(&self) -> u32 {
+        self.layout
+    }
+    fn apply(
+        &self,
+        event: &iga_eventlog::RecordedEvent,
+        decoded: &DomainEvent,
+        tx: &mut projection_service::Staged<'_>,
+    ) -> projection_service::Result<()> {
+        UserDirectory.apply(event, decoded, tx)
+    }
+}
+
+fn versioned(a: u32, b: u32) -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(Versioned {
+            name: "a",
+            layout: a,
+        }),
+        Arc::new(Versioned {
+            name: "b",
+            layout: b,
+        }),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_layout_replaces_that_read_model_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap();
+    let rm_path = dir.path().join("readmodels");
+    let head = write_users(&store, 0, 50).await;
+    let all = store.read_all(0, 100_000).await.unwrap();
+
+    let before = {
+        let models = ReadModels::open(&rm_path, versioned(1, 1)).unwrap();
+        models.apply(&all).unwrap();
+        models.flush().unwrap();
+        dump(models.tree("a").unwrap()).unwrap()
+    };
+    assert!(before.len() > 50);
+
+    // Read model "a" changed its layout: it starts empty, from position 0;
+    // "b" keeps what it had.
+    {
+        let models = ReadModels::open(&rm_path, versioned(2, 1)).unwrap();
+        assert_eq!(models.checkpoint().unwrap(), 0);
+        assert!(models.tree("a").unwrap().is_empty());
+        assert_eq!(dump(models.tree("b").unwrap()).unwrap(), before);
+        models.apply(&all).unwrap();
+        models.flush().unwrap();
+        assert_eq!(dump(models.tree("a").unwrap()).unwrap(), before);
+    }
+
+    // Opened again with the same layouts: nothing is replaced.
+    let models = ReadModels::open(&rm_path, versioned(2, 1)).unwrap();
+    assert_eq!(models.checkpoint().unwrap(), head);
+    assert_eq!(dump(models.tree("a").unwrap()).unwrap(), before);
+}

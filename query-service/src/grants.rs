@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use iga_http::{Principal, Problem};
 use projection_service::grants::{
-    by_app_prefix, by_entitlement_prefix, by_user_prefix, Grant, GrantLedger, GrantView, NAME,
+    by_app_prefix, by_entitlement_prefix, by_pair_prefix, by_user_prefix, Grant, GrantLedger,
+    GrantView, NAME,
 };
 use serde::{Deserialize, Serialize};
 
@@ -82,10 +83,16 @@ pub struct GrantHistory {
     pub list: Vec<GrantView>,
 }
 
-fn select(state: &QueryState, f: &GrantFilter) -> Result<Vec<GrantView>, Problem> {
+/// The grants matching the filter's ids, oldest first; `held_now` reads only
+/// grants held now where an index allows (a user's current grants).
+fn select(state: &QueryState, f: &GrantFilter, held_now: bool) -> Result<Vec<GrantView>, Problem> {
     let tree = tree(state)?;
     let mut grants = if let Some(u) = &f.user_id {
-        GrantLedger::under(tree, &by_user_prefix(u))
+        match (&f.entitlement_id, held_now) {
+            (e, true) => GrantLedger::held_by(tree, u, e.as_deref()),
+            (Some(e), false) => GrantLedger::under(tree, &by_pair_prefix(u, e)),
+            (None, false) => GrantLedger::under(tree, &by_user_prefix(u)),
+        }
     } else if let Some(e) = &f.entitlement_id {
         GrantLedger::under(tree, &by_entitlement_prefix(e))
     } else if let Some(a) = &f.app_id {
@@ -119,7 +126,8 @@ pub async fn list_grants(
         .map(|t| iga_http::parse_rfc3339("at", t))
         .transpose()?;
     let mut list = Vec::new();
-    for g in select(&state, &filter)? {
+    let held_now = at.is_none() && !filter.include_expired;
+    for g in select(&state, &filter, held_now)? {
         let keep = match at {
             Some(at) => g.active_at(at),
             None => filter.include_expired || g.deleted_at.is_none(),
@@ -156,7 +164,7 @@ pub async fn grant_history(
         include_expired: true,
     };
     let mut list = Vec::new();
-    for g in select(&state, &filter)? {
+    for g in select(&state, &filter, false)? {
         if visible(&state, &principal, &g)? {
             list.push(g);
         }
@@ -190,7 +198,7 @@ pub async fn entitlement_grants(
         include_expired: f.include_expired,
     };
     let mut list = Vec::new();
-    for g in select(&state, &filter)? {
+    for g in select(&state, &filter, !f.include_expired)? {
         if (f.include_expired || g.deleted_at.is_none()) && visible(&state, &principal, &g)? {
             list.push(Grant::from(g));
         }

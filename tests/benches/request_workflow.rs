@@ -13,6 +13,8 @@
 //! Each cell runs `IGA_BENCH_SECS` seconds (default 3). `IGA_BENCH_EVENT_LOG`
 //! picks the log: `sled` (default), `nats` (JetStream R1) or `nats-r3`
 //! (three local nodes, R3); the raw cells then append to the same kind.
+//! `IGA_BENCH_DATA_DIR` names a data dir to use and keep (for profiling
+//! `iga rebuild` of the run's log) instead of a temporary one.
 
 mod support;
 
@@ -33,10 +35,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let bin = support::iga_binary();
-    let dir = tempfile::tempdir().unwrap();
+    // IGA_BENCH_DATA_DIR keeps the run's data (log and read models) for
+    // profiling `iga rebuild` afterwards; by default it is a temporary dir.
+    let kept = std::env::var_os("IGA_BENCH_DATA_DIR").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().unwrap();
+    let dir_path = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
     let log = BenchLog::from_env();
     println!("event log: {}\n", log.name());
-    let (child, base) = start_on(&bin, dir.path(), log.url("IGA_EVENTS").as_deref());
+    let (child, base) = start_on(&bin, &dir_path, log.url("IGA_EVENTS").as_deref());
     let child = support::KillOnDrop(child);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -71,7 +77,7 @@ fn main() {
     }
     let out = rebuild
         .args(["rebuild", "--data-dir"])
-        .arg(dir.path())
+        .arg(&dir_path)
         .stderr(std::process::Stdio::null())
         .output()
         .unwrap();

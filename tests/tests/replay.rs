@@ -151,6 +151,14 @@ async fn ten_thousand_events_rebuild_to_the_same_answers() {
     ];
     for (uid, _) in users.iter().chain(&owners) {
         queries.push(format!("/api/v1/grants/history?userId={uid}"));
+        queries.push(format!("/api/v1/grants?userId={uid}"));
+        if let Some((_, ent, _)) = ents.first() {
+            // A pair's history and current grant, read through their own indexes.
+            queries.push(format!(
+                "/api/v1/grants/history?userId={uid}&entitlementId={ent}"
+            ));
+            queries.push(format!("/api/v1/grants?userId={uid}&entitlementId={ent}"));
+        }
         queries.push(format!("/api/v1/users/{uid}/tasks?actorStatus=active"));
         queries.push(format!("/api/v1/users/{uid}/tasks?actorStatus=inactive"));
     }

@@ -194,6 +194,17 @@ async fn the_default_policy_from_request_to_grant_to_history() {
         (grant["grantType"].as_str(), grant["requestId"].as_str()),
         (Some("request"), Some(rid.as_str()))
     );
+    let (_, pair) = get(
+        api,
+        &ben.1,
+        &format!("/api/v1/grants?userId={}&entitlementId={}", ben.0, w.ent),
+        &pos,
+    )
+    .await;
+    assert_eq!(
+        pair, grants,
+        "the pair's current grant through its own index"
+    );
     assert!(
         grant["deprovisionAt"].is_string(),
         "maximum duration applies"
@@ -270,6 +281,29 @@ async fn the_default_policy_from_request_to_grant_to_history() {
     .await;
     let h = &history["list"][0];
     assert_eq!(h["revokeReason"], "removal request");
+    // The same interval through the pair's own index; none for another pair.
+    let (_, pair) = get(
+        api,
+        ADMIN,
+        &format!(
+            "/api/v1/grants/history?userId={}&entitlementId={}",
+            ben.0, w.ent
+        ),
+        &pos,
+    )
+    .await;
+    assert_eq!(pair, history);
+    let (_, other) = get(
+        api,
+        ADMIN,
+        &format!(
+            "/api/v1/grants/history?userId={}&entitlementId={}",
+            w.owner.0, w.ent
+        ),
+        &pos,
+    )
+    .await;
+    assert_eq!(other["list"], json!([]));
     assert_eq!(h["approvals"][0]["userId"], w.owner.0.as_str());
     // Point in time: held between createdAt and deletedAt.
     let created_at = h["createdAt"].as_str().unwrap();
