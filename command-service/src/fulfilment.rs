@@ -260,18 +260,14 @@ impl TimerDriver {
                 .tree(projection_service::timers::NAME)
                 .expect("the timers read model is open")
                 .clone();
-            let due = tokio::task::spawn_blocking(move || TimerIndex::earliest(&tree, 64))
-                .await
-                .expect("timer scan")
-                .map_err(|e| CommandError::Decode(e.to_string()))?;
             let now = now_unix_micros();
+            let (due, next_due) =
+                tokio::task::spawn_blocking(move || TimerIndex::due(&tree, now, 64))
+                    .await
+                    .expect("timer scan")
+                    .map_err(|e| CommandError::Decode(e.to_string()))?;
             let mut last = 0;
-            let mut next_due = None;
             for (at, timer) in due {
-                if at > now {
-                    next_due = Some(at);
-                    break;
-                }
                 let Some(queue) = &offers else {
                     match self.fire(&timer).await {
                         Ok(p) => {

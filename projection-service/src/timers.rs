@@ -100,16 +100,29 @@ impl Projection for TimerIndex {
 }
 
 impl TimerIndex {
-    /// The earliest timers, with their due times, up to `max`.
-    pub fn earliest(tree: &sled::Tree, max: usize) -> Result<Vec<(i64, Timer)>> {
+    /// The timers due at `now` or before, earliest first, at most `max`; and
+    /// when the next timer is due, if it is after `now`. Only due timers are decoded:
+    /// the scan runs after every batch the read models apply, and the index
+    /// holds a timer for every grant with an end.
+    pub fn due(
+        tree: &sled::Tree,
+        now: i64,
+        max: usize,
+    ) -> Result<(Vec<(i64, Timer)>, Option<i64>)> {
         let mut out = Vec::new();
-        for kv in tree.scan_prefix(b"d/").take(max) {
+        for kv in tree.scan_prefix(b"d/") {
             let (k, v) = kv?;
             let due = i64::from_be_bytes(k[2..10].try_into().expect("8 bytes"));
+            if due > now {
+                return Ok((out, Some(due)));
+            }
+            if out.len() == max {
+                return Ok((out, None));
+            }
             let timer = serde_json::from_slice(&v)
                 .map_err(|e| crate::ProjectionError::Corrupt(format!("timer: {e}")))?;
             out.push((due, timer));
         }
-        Ok(out)
+        Ok((out, None))
     }
 }

@@ -193,12 +193,21 @@ async fn workflow_cell(
         users.push((id, t["token"].as_str().unwrap().to_string()));
     }
     let stop = Arc::new(AtomicBool::new(false));
+    // A client that has requested every entitlement ends the cell early
+    // (the rate is over the time the clients actually ran).
+    let exhausted = Arc::new(tokio::sync::Notify::new());
     let started = Instant::now();
     let tasks: Vec<_> = users
         .into_iter()
         .map(|(user_id, token)| {
-            let (client, stop, base, owner_token, ents) =
-                (client.clone(), stop.clone(), base.to_string(), owner_token.to_string(), ents.to_vec());
+            let (client, stop, exhausted, base, owner_token, ents) = (
+                client.clone(),
+                stop.clone(),
+                exhausted.clone(),
+                base.to_string(),
+                owner_token.to_string(),
+                ents.to_vec(),
+            );
             tokio::spawn(async move {
                 let mut command = Histogram::<u64>::new(3).unwrap();
                 let mut lag = Histogram::<u64>::new(3).unwrap();
@@ -234,11 +243,15 @@ async fn workflow_cell(
                     assert_eq!(g["list"].as_array().map(Vec::len), Some(1), "{g}");
                     lag.record(t.elapsed().as_micros() as u64).unwrap();
                 }
+                exhausted.notify_one();
                 (command, lag)
             })
         })
         .collect();
-    tokio::time::sleep(d).await;
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = exhausted.notified() => eprintln!("a client ran out of entitlements; the cell ends early"),
+    }
     stop.store(true, Ordering::Relaxed);
     let mut command = Histogram::<u64>::new(3).unwrap();
     let mut lag = Histogram::<u64>::new(3).unwrap();
