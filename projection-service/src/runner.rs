@@ -229,7 +229,7 @@ impl ReadModels {
 }
 
 /// Events read per rebuild batch.
-const REBUILD_BATCH: usize = 5000;
+const REBUILD_BATCH: usize = 20000;
 
 /// Applies a batch to every projection, spread over one thread per core;
 /// each projection's writes go to its own tree as plain inserts.
