@@ -261,11 +261,13 @@ impl TimerDriver {
                 .expect("the timers read model is open")
                 .clone();
             let now = now_unix_micros();
-            let (due, next_due) =
-                tokio::task::spawn_blocking(move || TimerIndex::due(&tree, now, 64))
-                    .await
-                    .expect("timer scan")
-                    .map_err(|e| CommandError::Decode(e.to_string()))?;
+            let projection_service::timers::Due {
+                timers: due,
+                next: next_due,
+            } = tokio::task::spawn_blocking(move || TimerIndex::due(&tree, now, 64))
+                .await
+                .expect("timer scan")
+                .map_err(|e| CommandError::Decode(e.to_string()))?;
             let mut last = 0;
             for (at, timer) in due {
                 let Some(queue) = &offers else {

@@ -99,30 +99,73 @@ impl Projection for TimerIndex {
     }
 }
 
+/// What [`TimerIndex::due`] answers.
+#[derive(Debug, Default)]
+pub struct Due {
+    /// Due timers, earliest first, with their due times.
+    pub timers: Vec<(i64, Timer)>,
+    /// When the next timer is due, if after the scan's `now`.
+    pub next: Option<i64>,
+}
+
 impl TimerIndex {
     /// The timers due at `now` or before, earliest first, at most `max`; and
-    /// when the next timer is due, if it is after `now`. Only due timers are decoded:
-    /// the scan runs after every batch the read models apply, and the index
-    /// holds a timer for every grant with an end.
-    pub fn due(
-        tree: &sled::Tree,
-        now: i64,
-        max: usize,
-    ) -> Result<(Vec<(i64, Timer)>, Option<i64>)> {
-        let mut out = Vec::new();
+    /// when the next timer is due, if after `now`. Only due timers are
+    /// decoded: the scan runs after every batch the read models apply, and
+    /// the index holds a timer for every grant with an end.
+    pub fn due(tree: &sled::Tree, now: i64, max: usize) -> Result<Due> {
+        let mut timers = Vec::new();
         for kv in tree.scan_prefix(b"d/") {
             let (k, v) = kv?;
             let due = i64::from_be_bytes(k[2..10].try_into().expect("8 bytes"));
-            if due > now {
-                return Ok((out, Some(due)));
-            }
-            if out.len() == max {
-                return Ok((out, None));
+            if due > now || timers.len() == max {
+                let next = (due > now).then_some(due);
+                return Ok(Due { timers, next });
             }
             let timer = serde_json::from_slice(&v)
                 .map_err(|e| crate::ProjectionError::Corrupt(format!("timer: {e}")))?;
-            out.push((due, timer));
+            timers.push((due, timer));
         }
-        Ok((out, None))
+        Ok(Due { timers, next: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_answers_what_is_due_and_when_the_next_one_is() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("timers").unwrap();
+        let mut tx = Staged::new(&tree);
+        for (id, due) in [("a", 10), ("b", 20), ("c", 30), ("d", 40)] {
+            let timer = Timer::RequestExpiry {
+                request_id: id.into(),
+            };
+            set(&mut tx, "r", id, due, &timer);
+        }
+        tree.apply_batch(crate::staged::batch_of(&tx.into_writes().unwrap()))
+            .unwrap();
+        let ids = |d: &Due| {
+            d.timers
+                .iter()
+                .map(|(at, t)| match t {
+                    Timer::RequestExpiry { request_id } => (*at, request_id.clone()),
+                    _ => unreachable!(),
+                })
+                .collect::<Vec<_>>()
+        };
+
+        let d = TimerIndex::due(&tree, 25, 64).unwrap();
+        assert_eq!(ids(&d), [(10, "a".to_string()), (20, "b".into())]);
+        assert_eq!(d.next, Some(30));
+        // More due than `max`: no next time, look again at once.
+        let d = TimerIndex::due(&tree, 100, 1).unwrap();
+        assert_eq!((ids(&d).len(), d.next), (1, None));
+        let d = TimerIndex::due(&tree, 5, 64).unwrap();
+        assert_eq!((d.timers.len(), d.next), (0, Some(10)));
+        let d = TimerIndex::due(&tree, 100, 64).unwrap();
+        assert_eq!((d.timers.len(), d.next), (4, None));
     }
 }
