@@ -23,6 +23,25 @@ fn envelope(event: DomainEvent) -> EventEnvelope {
     }
 }
 
+/// Opens read models that this process may have just closed: sled releases
+/// its file lock when its last background write ends, which can be a moment
+/// after the `Db` is dropped, so a refused lock is waited out (up to 10 s).
+fn open(path: &std::path::Path, projections: Vec<Arc<dyn Projection>>) -> ReadModels {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match ReadModels::open(path, projections.clone()) {
+            Ok(models) => return models,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("read models {}: {e}", path.display()),
+        }
+    }
+}
+
 fn projections() -> Vec<Arc<dyn Projection>> {
     vec![Arc::new(UserDirectory)]
 }
@@ -88,7 +107,7 @@ async fn runner_applies_resumes_and_rebuild_matches() {
 
     // Run incrementally while writing, in many small batches.
     {
-        let models = Arc::new(ReadModels::open(&rm_path, projections()).unwrap());
+        let models = Arc::new(open(&rm_path, projections()));
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let runner = tokio::spawn(ProjectionRunner::new(models.clone(), store.clone()).run(stop));
         let head = write_users(&*store, 0, 300).await;
@@ -122,7 +141,7 @@ async fn runner_applies_resumes_and_rebuild_matches() {
     // Events written while the runner is down are picked up on restart,
     // from the checkpoint, without re-applying earlier ones.
     let head = write_users(&*store, 300, 400).await;
-    let models = Arc::new(ReadModels::open(&rm_path, projections()).unwrap());
+    let models = Arc::new(open(&rm_path, projections()));
     assert!(models.checkpoint().unwrap() < head);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn(ProjectionRunner::new(models.clone(), store.clone()).run(stop));
@@ -146,7 +165,7 @@ async fn runner_applies_resumes_and_rebuild_matches() {
     assert_eq!(dump(rebuilt.tree(NAME).unwrap()).unwrap(), before);
     rebuilt.switch().unwrap();
     drop(models);
-    let reopened = ReadModels::open(&rm_path, projections()).unwrap();
+    let reopened = open(&rm_path, projections());
     assert_eq!(dump(reopened.tree(NAME).unwrap()).unwrap(), before);
     assert_eq!(reopened.checkpoint().unwrap(), head);
 }
@@ -196,7 +215,7 @@ async fn a_changed_layout_replaces_that_read_model_only() {
     let all = store.read_all(0, 100_000).await.unwrap();
 
     let before = {
-        let models = ReadModels::open(&rm_path, versioned(1, 1)).unwrap();
+        let models = open(&rm_path, versioned(1, 1));
         models.apply(&all).unwrap();
         models.flush().unwrap();
         dump(models.tree("a").unwrap()).unwrap()
@@ -206,7 +225,7 @@ async fn a_changed_layout_replaces_that_read_model_only() {
     // Read model "a" changed its layout: it starts empty, from position 0;
     // "b" keeps what it had.
     {
-        let models = ReadModels::open(&rm_path, versioned(2, 1)).unwrap();
+        let models = open(&rm_path, versioned(2, 1));
         assert_eq!(models.checkpoint().unwrap(), 0);
         assert!(models.tree("a").unwrap().is_empty());
         assert_eq!(dump(models.tree("b").unwrap()).unwrap(), before);
@@ -216,7 +235,7 @@ async fn a_changed_layout_replaces_that_read_model_only() {
     }
 
     // Opened again with the same layouts: nothing is replaced.
-    let models = ReadModels::open(&rm_path, versioned(2, 1)).unwrap();
+    let models = open(&rm_path, versioned(2, 1));
     assert_eq!(models.checkpoint().unwrap(), head);
     assert_eq!(dump(models.tree("a").unwrap()).unwrap(), before);
 }
