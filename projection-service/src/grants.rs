@@ -247,16 +247,12 @@ impl GrantLedger {
         user_id: &str,
         entitlement_id: Option<&str>,
     ) -> Result<Vec<GrantView>> {
-        let prefix = match entitlement_id {
-            Some(e) => current_key(user_id, e),
-            None => current_prefix(user_id),
-        };
+        if let Some(e) = entitlement_id {
+            return Ok(Self::current(tree, user_id, e)?.into_iter().collect());
+        }
         let mut out = Vec::new();
-        for kv in tree.scan_prefix(&prefix) {
-            let (k, id) = kv?;
-            if entitlement_id.is_some() && k.len() != prefix.len() {
-                continue; // another entitlement whose id starts with this one
-            }
+        for kv in tree.scan_prefix(current_prefix(user_id)) {
+            let (_, id) = kv?;
             if let Some(g) = Self::get(tree, &String::from_utf8_lossy(&id))? {
                 out.push(g);
             }

@@ -76,33 +76,36 @@ impl ReadModels {
         let mut opened = Vec::new();
         for p in projections {
             let mut gen = generation(&meta, p.name())?;
-            let stored_layout = match layout(&meta, p.name())? {
+            let mut tree = db.open_tree(tree_name(p.name(), gen))?;
+            let layout = u64::from(p.layout());
+            let stored = stored_u64(&meta, &layout_key(p.name()), "layout")?;
+            let stored_layout = match stored {
                 Some(l) => l,
                 // A new read model: whatever this version writes.
-                None if db.open_tree(tree_name(p.name(), gen))?.is_empty() => {
-                    meta.insert(layout_key(p.name()), &p.layout().to_be_bytes())?;
-                    p.layout()
-                }
+                None if tree.is_empty() => layout,
                 // Written before layouts were recorded.
                 None => 1,
             };
-            if stored_layout != p.layout() {
+            if stored_layout != layout {
                 // Start this one afresh in the next generation; the runner
                 // replays the log into it from position 0.
                 tracing::warn!(
                     projection = p.name(),
                     from = stored_layout,
-                    to = p.layout(),
+                    to = layout,
                     "read model layout changed; rebuilding it from the log"
                 );
+                drop(tree);
                 db.drop_tree(tree_name(p.name(), gen))?;
                 gen += 1;
                 db.drop_tree(tree_name(p.name(), gen))?;
                 meta.insert(gen_key(p.name()), &gen.to_be_bytes())?;
-                meta.insert(layout_key(p.name()), &p.layout().to_be_bytes())?;
+                tree = db.open_tree(tree_name(p.name(), gen))?;
+            }
+            if stored != Some(layout) {
+                meta.insert(layout_key(p.name()), &layout.to_be_bytes())?;
                 meta.flush()?;
             }
-            let tree = db.open_tree(tree_name(p.name(), gen))?;
             if load_memory {
                 p.opened(&tree)?;
             }
@@ -275,7 +278,7 @@ impl Rebuilt<'_> {
         let meta = self.models.db.open_tree("meta")?;
         for (p, _, gen) in &self.fresh {
             meta.insert(gen_key(p.name()), &gen.to_be_bytes())?;
-            meta.insert(layout_key(p.name()), &p.layout().to_be_bytes())?;
+            meta.insert(layout_key(p.name()), &u64::from(p.layout()).to_be_bytes())?;
         }
         meta.flush()?;
         for (p, _, gen) in &self.fresh {
@@ -387,14 +390,19 @@ fn store_checkpoint(tree: &sled::Tree, position: Position) -> Result<()> {
 }
 
 fn read_checkpoint(tree: &sled::Tree) -> Result<Position> {
-    match tree.get(CHECKPOINT_KEY)? {
-        Some(v) => {
-            Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-                ProjectionError::Corrupt("checkpoint".into())
-            })?))
-        }
-        None => Ok(0),
-    }
+    Ok(stored_u64(tree, CHECKPOINT_KEY, "checkpoint")?.unwrap_or(0))
+}
+
+/// A big-endian `u64` stored under `key`; `what` names it if corrupt.
+fn stored_u64(tree: &sled::Tree, key: &[u8], what: &str) -> Result<Option<u64>> {
+    tree.get(key)?
+        .map(|v| {
+            v.as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| ProjectionError::Corrupt(what.into()))
+        })
+        .transpose()
 }
 
 fn gen_key(name: &str) -> Vec<u8> {
@@ -405,26 +413,8 @@ fn layout_key(name: &str) -> Vec<u8> {
     format!("layout/{name}").into_bytes()
 }
 
-fn layout(meta: &sled::Tree, name: &str) -> Result<Option<u32>> {
-    meta.get(layout_key(name))?
-        .map(|v| {
-            v.as_ref()
-                .try_into()
-                .map(u32::from_be_bytes)
-                .map_err(|_| ProjectionError::Corrupt("layout".into()))
-        })
-        .transpose()
-}
-
 fn generation(meta: &sled::Tree, name: &str) -> Result<u64> {
-    Ok(match meta.get(gen_key(name))? {
-        Some(v) => u64::from_be_bytes(
-            v.as_ref()
-                .try_into()
-                .map_err(|_| ProjectionError::Corrupt("generation".into()))?,
-        ),
-        None => 1,
-    })
+    Ok(stored_u64(meta, &gen_key(name), "generation")?.unwrap_or(1))
 }
 
 fn tree_name(name: &str, gen: u64) -> String {
