@@ -62,7 +62,7 @@ impl Projection for AppCatalog {
                     deleted_at_micros: None,
                     version: env.stream_version,
                 };
-                tx.put_json(app_key(&e.app_id), &view);
+                tx.put_value(app_key(&e.app_id), &view);
                 e.app_id.clone()
             }
             DomainEvent::AppUpdated(e) => {
@@ -88,10 +88,10 @@ impl Projection for AppCatalog {
             _ => return Ok(()),
         };
         // Every app event is a version; keep the app as it stood after it.
-        if let Some(mut view) = tx.get_json::<AppView>(&app_key(&id))? {
+        if let Some(mut view) = tx.get_value::<AppView>(&app_key(&id))? {
             view.version = env.stream_version;
             view.updated_at_micros = at;
-            tx.put_json(app_key(&id), &view);
+            tx.put_value(app_key(&id), &view);
             let mut key = version_prefix(&id);
             key.extend_from_slice(&env.stream_version.to_be_bytes());
             let record = AppVersionView {
@@ -100,7 +100,7 @@ impl Projection for AppCatalog {
                 actor_id: env.actor_id.clone(),
                 app: view,
             };
-            tx.put_json(key, &record);
+            tx.put_value(key, &record);
         }
         Ok(())
     }
@@ -113,14 +113,14 @@ impl AppCatalog {
         id: &str,
         f: impl FnOnce(&mut AppView),
     ) -> Result<String> {
-        if let Some(mut view) = tx.get_json::<AppView>(&app_key(id))? {
+        if let Some(mut view) = tx.get_value::<AppView>(&app_key(id))? {
             f(&mut view);
-            tx.put_json(app_key(id), &view);
+            tx.put_value(app_key(id), &view);
         }
         Ok(id.to_string())
     }
 
     pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<AppView>> {
-        Staged::new(tree).get_json(&app_key(id))
+        Staged::new(tree).get_value(&app_key(id))
     }
 }

@@ -121,8 +121,8 @@ impl Projection for CatalogSearch {
                     fields: builtin_access(e),
                     deleted: false,
                 };
-                tx.put_json(ent_key(&e.access_entitlement_id), &access);
-                tx.put_json(app_key(&e.app_id), &app);
+                tx.put_value(ent_key(&e.access_entitlement_id), &access);
+                tx.put_value(app_key(&e.app_id), &app);
                 refresh_app(tx, &e.app_id)?;
             }
             DomainEvent::AppUpdated(e) => change_app(tx, &e.app_id, |a| {
@@ -147,7 +147,7 @@ impl Projection for CatalogSearch {
                     fields: e.clone(),
                     deleted: false,
                 };
-                tx.put_json(ent_key(&e.entitlement_id), &info);
+                tx.put_value(ent_key(&e.entitlement_id), &info);
                 let mut m = member_prefix(&e.app_id);
                 m.extend_from_slice(e.entitlement_id.as_bytes());
                 tx.put(m, Vec::new());
@@ -155,19 +155,19 @@ impl Projection for CatalogSearch {
             }
             DomainEvent::AppEntitlementUpdated(e) => {
                 if let Some(mut info) =
-                    tx.get_json::<EntitlementInfo>(&ent_key(&e.entitlement_id))?
+                    tx.get_value::<EntitlementInfo>(&ent_key(&e.entitlement_id))?
                 {
                     info.fields = apply_update(&info.fields, e);
-                    tx.put_json(ent_key(&e.entitlement_id), &info);
+                    tx.put_value(ent_key(&e.entitlement_id), &info);
                     refresh_entitlement(tx, &e.app_id, &e.entitlement_id)?;
                 }
             }
             DomainEvent::AppEntitlementDeleted(e) => {
                 if let Some(mut info) =
-                    tx.get_json::<EntitlementInfo>(&ent_key(&e.entitlement_id))?
+                    tx.get_value::<EntitlementInfo>(&ent_key(&e.entitlement_id))?
                 {
                     info.deleted = true;
-                    tx.put_json(ent_key(&e.entitlement_id), &info);
+                    tx.put_value(ent_key(&e.entitlement_id), &info);
                     refresh_entitlement(tx, &e.app_id, &e.entitlement_id)?;
                 }
             }
@@ -204,27 +204,28 @@ impl Projection for CatalogSearch {
 }
 
 fn decode_item(v: &[u8]) -> Result<CatalogItem> {
-    serde_json::from_slice(v).map_err(|e| ProjectionError::Corrupt(format!("catalog item: {e}")))
+    crate::staged::decode_value(v)
+        .map_err(|e| ProjectionError::Corrupt(format!("catalog item: {e}")))
 }
 
 fn change_app(tx: &mut Staged<'_>, app_id: &str, f: impl FnOnce(&mut AppInfo)) -> Result<()> {
-    let Some(mut app) = tx.get_json::<AppInfo>(&app_key(app_id))? else {
+    let Some(mut app) = tx.get_value::<AppInfo>(&app_key(app_id))? else {
         return Ok(());
     };
     f(&mut app);
-    tx.put_json(app_key(app_id), &app);
+    tx.put_value(app_key(app_id), &app);
     refresh_app(tx, app_id)
 }
 
 /// Recomputes the app's item and the items of all its entitlements.
 fn refresh_app(tx: &mut Staged<'_>, app_id: &str) -> Result<()> {
-    let Some(app) = tx.get_json::<AppInfo>(&app_key(app_id))? else {
+    let Some(app) = tx.get_value::<AppInfo>(&app_key(app_id))? else {
         return Ok(());
     };
     let access = tx
-        .get_json::<EntitlementInfo>(&ent_key(&app.access_entitlement_id))?
+        .get_value::<EntitlementInfo>(&ent_key(&app.access_entitlement_id))?
         .unwrap_or_default();
-    tx.put_json(item_key(app_id), &app_item(app_id, &app, &access));
+    tx.put_value(item_key(app_id), &app_item(app_id, &app, &access));
     for id in tx.keys_with_prefix(&member_prefix(app_id))? {
         let id = String::from_utf8_lossy(&id[member_prefix(app_id).len()..]).into_owned();
         if id != app.access_entitlement_id {
@@ -235,14 +236,14 @@ fn refresh_app(tx: &mut Staged<'_>, app_id: &str) -> Result<()> {
 }
 
 fn refresh_entitlement(tx: &mut Staged<'_>, app_id: &str, id: &str) -> Result<()> {
-    let Some(app) = tx.get_json::<AppInfo>(&app_key(app_id))? else {
+    let Some(app) = tx.get_value::<AppInfo>(&app_key(app_id))? else {
         return Ok(());
     };
-    let Some(ent) = tx.get_json::<EntitlementInfo>(&ent_key(id))? else {
+    let Some(ent) = tx.get_value::<EntitlementInfo>(&ent_key(id))? else {
         return Ok(());
     };
     if ent.fields.system_builtin {
-        tx.put_json(item_key(app_id), &app_item(app_id, &app, &ent));
+        tx.put_value(item_key(app_id), &app_item(app_id, &app, &ent));
         return Ok(());
     }
     let f = &ent.fields;
@@ -259,7 +260,7 @@ fn refresh_entitlement(tx: &mut Staged<'_>, app_id: &str, id: &str) -> Result<()
         requestable: f.requestable && app.active && !app.deleted,
         deleted: ent.deleted || app.deleted,
     };
-    tx.put_json(item_key(id), &item);
+    tx.put_value(item_key(id), &item);
     Ok(())
 }
 

@@ -99,7 +99,7 @@ impl Projection for EntitlementCatalog {
                     fields,
                     grant_count: 0,
                 };
-                tx.put_json(
+                tx.put_value(
                     entitlement_key(&e.app_id, &view.fields.entitlement_id),
                     &view,
                 );
@@ -109,14 +109,14 @@ impl Projection for EntitlementCatalog {
                     fields: e.clone(),
                     meta: created(at, version),
                 };
-                tx.put_json(resource_type_key(&e.app_id, &e.resource_type_id), &view);
+                tx.put_value(resource_type_key(&e.app_id, &e.resource_type_id), &view);
             }
             DomainEvent::AppResourceCreated(e) => {
                 let view = ResourceView {
                     fields: e.clone(),
                     meta: created(at, version),
                 };
-                tx.put_json(
+                tx.put_value(
                     resource_key(&e.app_id, &e.resource_type_id, &e.resource_id),
                     &view,
                 );
@@ -124,7 +124,7 @@ impl Projection for EntitlementCatalog {
             DomainEvent::AppEntitlementCreated(e) => {
                 let key = entitlement_key(&e.app_id, &e.entitlement_id);
                 // The built-in one is already here (from AppCreated): keep its creation time.
-                let meta = match tx.get_json::<EntitlementView>(&key)? {
+                let meta = match tx.get_value::<EntitlementView>(&key)? {
                     Some(existing) => ViewMeta {
                         updated_at_micros: at,
                         version,
@@ -134,14 +134,14 @@ impl Projection for EntitlementCatalog {
                 };
                 tx.put(app_of_key(&e.entitlement_id), e.app_id.as_bytes());
                 let grant_count = tx
-                    .get_json::<EntitlementView>(&key)?
+                    .get_value::<EntitlementView>(&key)?
                     .map_or(0, |v| v.grant_count);
                 let view = EntitlementView {
                     fields: e.clone(),
                     meta,
                     grant_count,
                 };
-                tx.put_json(key, &view);
+                tx.put_value(key, &view);
             }
             DomainEvent::AppEntitlementUpdated(e) => {
                 change(tx, &e.app_id, &e.entitlement_id, at, version, |v| {
@@ -177,9 +177,9 @@ fn count_grant(tx: &mut Staged<'_>, entitlement_id: &str, delta: i64) -> Result<
         return Ok(());
     };
     let key = entitlement_key(&String::from_utf8_lossy(&app), entitlement_id);
-    if let Some(mut view) = tx.get_json::<EntitlementView>(&key)? {
+    if let Some(mut view) = tx.get_value::<EntitlementView>(&key)? {
         view.grant_count = (view.grant_count as i64 + delta).max(0) as u64;
-        tx.put_json(key, &view);
+        tx.put_value(key, &view);
     }
     Ok(())
 }
@@ -193,11 +193,11 @@ fn change(
     f: impl FnOnce(&mut EntitlementView),
 ) -> Result<()> {
     let key = entitlement_key(app_id, id);
-    if let Some(mut view) = tx.get_json::<EntitlementView>(&key)? {
+    if let Some(mut view) = tx.get_value::<EntitlementView>(&key)? {
         f(&mut view);
         view.meta.updated_at_micros = at;
         view.meta.version = version;
-        tx.put_json(key, &view);
+        tx.put_value(key, &view);
     }
     Ok(())
 }
@@ -208,7 +208,7 @@ impl EntitlementCatalog {
         app_id: &str,
         id: &str,
     ) -> Result<Option<EntitlementView>> {
-        Staged::new(tree).get_json(&entitlement_key(app_id, id))
+        Staged::new(tree).get_value(&entitlement_key(app_id, id))
     }
 
     /// An entitlement found by its id alone.
@@ -224,7 +224,7 @@ impl EntitlementCatalog {
         app_id: &str,
         id: &str,
     ) -> Result<Option<ResourceTypeView>> {
-        Staged::new(tree).get_json(&resource_type_key(app_id, id))
+        Staged::new(tree).get_value(&resource_type_key(app_id, id))
     }
 
     pub fn resource(
@@ -233,6 +233,6 @@ impl EntitlementCatalog {
         type_id: &str,
         id: &str,
     ) -> Result<Option<ResourceView>> {
-        Staged::new(tree).get_json(&resource_key(app_id, type_id, id))
+        Staged::new(tree).get_value(&resource_key(app_id, type_id, id))
     }
 }

@@ -133,23 +133,23 @@ impl Projection for GrantLedger {
                     policy_id: e.policy_id.clone(),
                     policy_version: e.policy_version,
                 };
-                tx.put_json(trail_key(&e.request_id), &trail);
+                tx.put_value(trail_key(&e.request_id), &trail);
             }
             DomainEvent::RequestApprovalRecorded(e) => {
-                if let Some(mut trail) = tx.get_json::<RequestTrail>(&trail_key(&e.request_id))? {
+                if let Some(mut trail) = tx.get_value::<RequestTrail>(&trail_key(&e.request_id))? {
                     trail.approvals.push(GrantApproval {
                         user_id: e.user_id.clone(),
                         phase: e.phase.clone(),
                         time_stamp: rfc3339(env.occurred_at_unix_micros),
                     });
-                    tx.put_json(trail_key(&e.request_id), &trail);
+                    tx.put_value(trail_key(&e.request_id), &trail);
                 }
             }
             DomainEvent::GrantIssued(e) => {
                 let trail = if e.request_id.is_empty() {
                     None
                 } else {
-                    tx.get_json::<RequestTrail>(&trail_key(&e.request_id))?
+                    tx.get_value::<RequestTrail>(&trail_key(&e.request_id))?
                 };
                 let view = GrantView {
                     grant: Grant::from_events(e, None),
@@ -164,7 +164,7 @@ impl Projection for GrantLedger {
                     policy_version: trail.as_ref().map(|t| t.policy_version),
                     granted_by: env.actor_id.clone(),
                 };
-                tx.put_json(grant_key(&e.grant_id), &view);
+                tx.put_value(grant_key(&e.grant_id), &view);
                 if trail.is_some() {
                     // Copied onto the grant; a request issues one grant.
                     tx.delete(trail_key(&e.request_id));
@@ -188,18 +188,18 @@ impl Projection for GrantLedger {
             DomainEvent::RequestCancelled(e) => tx.delete(trail_key(&e.request_id)),
             DomainEvent::RequestFulfilled(e) => tx.delete(trail_key(&e.request_id)),
             DomainEvent::GrantDurationChanged(e) => {
-                if let Some(mut view) = tx.get_json::<GrantView>(&grant_key(&e.grant_id))? {
+                if let Some(mut view) = tx.get_value::<GrantView>(&grant_key(&e.grant_id))? {
                     view.grant.deprovision_at =
                         (e.deprovision_at_micros > 0).then(|| rfc3339(e.deprovision_at_micros));
-                    tx.put_json(grant_key(&e.grant_id), &view);
+                    tx.put_value(grant_key(&e.grant_id), &view);
                 }
             }
             DomainEvent::GrantEnded(e) => {
-                if let Some(mut view) = tx.get_json::<GrantView>(&grant_key(&e.grant_id))? {
+                if let Some(mut view) = tx.get_value::<GrantView>(&grant_key(&e.grant_id))? {
                     view.grant.deleted_at = Some(rfc3339(e.ended_at_micros));
                     view.grant.revoke_reason = Some(e.reason.clone());
                     view.grant.revoke_comment = Some(e.comment.clone()).filter(|c| !c.is_empty());
-                    tx.put_json(grant_key(&e.grant_id), &view);
+                    tx.put_value(grant_key(&e.grant_id), &view);
                 }
                 tx.delete(current_key(&e.user_id, &e.entitlement_id));
             }
@@ -211,7 +211,7 @@ impl Projection for GrantLedger {
 
 impl GrantLedger {
     pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<GrantView>> {
-        Staged::new(tree).get_json(&grant_key(id))
+        Staged::new(tree).get_value(&grant_key(id))
     }
 
     /// The grant `user_id` holds on `entitlement_id` now.

@@ -50,7 +50,7 @@ impl Projection for PolicyDirectory {
             DomainEvent::PolicyDeleted(e) => (&e.policy_id, None),
             _ => return Ok(()),
         };
-        let existing = tx.get_json::<PolicyView>(&policy_key(id))?;
+        let existing = tx.get_value::<PolicyView>(&policy_key(id))?;
         let mut view = match existing {
             Some(v) => v,
             None => PolicyView {
@@ -68,19 +68,19 @@ impl Projection for PolicyDirectory {
         }
         view.meta.updated_at_micros = at;
         view.meta.version = env.stream_version;
-        tx.put_json(version_key(id, env.stream_version), &view);
-        tx.put_json(policy_key(id), &view);
+        tx.put_value(version_key(id, env.stream_version), &view);
+        tx.put_value(policy_key(id), &view);
         Ok(())
     }
 }
 
 impl PolicyDirectory {
     pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<PolicyView>> {
-        Staged::new(tree).get_json(&policy_key(id))
+        Staged::new(tree).get_value(&policy_key(id))
     }
 
     /// The policy as it stood at `version`.
     pub fn at_version(tree: &sled::Tree, id: &str, version: u64) -> Result<Option<PolicyView>> {
-        Staged::new(tree).get_json(&version_key(id, version))
+        Staged::new(tree).get_value(&version_key(id, version))
     }
 }

@@ -468,8 +468,15 @@ pub fn request_key(id: &str) -> Vec<u8> {
     format!("r/{id}").into_bytes()
 }
 
-fn created_key(id: &str) -> Vec<u8> {
-    format!("c/{id}").into_bytes()
+/// The instant an RFC 3339 timestamp written by [`rfc3339`] stands for, in
+/// microseconds (0 if it is not one).
+fn micros_of(timestamp: &str) -> i64 {
+    time_crate::OffsetDateTime::parse(
+        timestamp,
+        &time_crate::format_description::well_known::Rfc3339,
+    )
+    .map(|t| (t.unix_timestamp_nanos() / 1000) as i64)
+    .unwrap_or(0)
 }
 
 fn member_key(id: &str) -> Vec<u8> {
@@ -512,6 +519,11 @@ impl Projection for RequestDirectory {
         NAME
     }
 
+    /// 2: no `c/<requestId>` creation-time keys; inboxes read it off the view.
+    fn layout(&self) -> u32 {
+        2
+    }
+
     fn apply(
         &self,
         event: &RecordedEvent,
@@ -521,7 +533,7 @@ impl Projection for RequestDirectory {
         let env = &event.envelope;
         match decoded {
             DomainEvent::UserCreated(e) => {
-                tx.put_json(
+                tx.put_value(
                     member_key(&e.user_id),
                     &Member {
                         roles: e.roles.clone(),
@@ -531,7 +543,7 @@ impl Projection for RequestDirectory {
             }
             DomainEvent::UserUpdated(e) => {
                 if let Some(roles) = &e.roles {
-                    tx.put_json(
+                    tx.put_value(
                         member_key(&e.user_id),
                         &Member {
                             roles: roles.values.clone(),
@@ -546,34 +558,31 @@ impl Projection for RequestDirectory {
             return Ok(());
         };
         let key = request_key(id);
-        let before: Option<RequestView> = tx.get_json(&key)?;
+        let before: Option<RequestView> = tx.get_value(&key)?;
         let mut view = before.clone().unwrap_or_default();
         view.apply(decoded, env.occurred_at_unix_micros, env.stream_version);
         if view.id.is_empty() {
             return Ok(()); // events of a request whose creation this model never saw
         }
-        if matches!(decoded, DomainEvent::AccessRequestCreated(_)) {
-            tx.put(
-                created_key(id),
-                env.occurred_at_unix_micros.to_be_bytes().to_vec(),
-            );
-        }
-        let created = tx
-            .get(&created_key(id))?
-            .and_then(|v| v.try_into().ok().map(i64::from_be_bytes))
-            .unwrap_or(0);
         let old_tasks = match &before {
             Some(b) => tasks(tx, b)?,
             None => BTreeSet::new(),
         };
         let new_tasks = tasks(tx, &view)?;
+        // Inboxes are newest first by creation; read off the view rather than
+        // stored beside it (a key per request is a sled insert per request).
+        let created = if old_tasks == new_tasks {
+            0
+        } else {
+            micros_of(&view.metadata.created_date)
+        };
         for (user, active) in old_tasks.difference(&new_tasks) {
             tx.delete(task_key(user, *active, created, id));
         }
         for (user, active) in new_tasks.difference(&old_tasks) {
             tx.put(task_key(user, *active, created, id), Vec::new());
         }
-        tx.put_json(key, &view);
+        tx.put_value(key, &view);
         Ok(())
     }
 }
@@ -611,7 +620,7 @@ fn tasks(tx: &Staged<'_>, view: &RequestView) -> Result<BTreeSet<(String, bool)>
             if (parties && !view.decision.allow_self_approval) || approved.contains(user.as_str()) {
                 continue;
             }
-            let member: Member = tx.get_json(&key)?.unwrap_or_default();
+            let member: Member = tx.get_value(&key)?.unwrap_or_default();
             if member.roles.contains(&role) {
                 out.remove(&(user.clone(), false));
                 out.insert((user, true));
@@ -623,13 +632,13 @@ fn tasks(tx: &Staged<'_>, view: &RequestView) -> Result<BTreeSet<(String, bool)>
 
 impl RequestDirectory {
     pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<RequestView>> {
-        Staged::new(tree).get_json(&request_key(id))
+        Staged::new(tree).get_value(&request_key(id))
     }
 
     /// The roles of a user, as this model knows them.
     pub fn roles(tree: &sled::Tree, user_id: &str) -> Result<Vec<String>> {
         Ok(Staged::new(tree)
-            .get_json::<Member>(&member_key(user_id))?
+            .get_value::<Member>(&member_key(user_id))?
             .map(|m| m.roles)
             .unwrap_or_default())
     }

@@ -77,7 +77,7 @@ impl ReadModels {
         for p in projections {
             let mut gen = generation(&meta, p.name())?;
             let mut tree = db.open_tree(tree_name(p.name(), gen))?;
-            let layout = u64::from(p.layout());
+            let layout = stored_layout(p.as_ref());
             let stored = stored_u64(&meta, &layout_key(p.name()), "layout")?;
             let stored_layout = match stored {
                 Some(l) => l,
@@ -278,7 +278,10 @@ impl Rebuilt<'_> {
         let meta = self.models.db.open_tree("meta")?;
         for (p, _, gen) in &self.fresh {
             meta.insert(gen_key(p.name()), &gen.to_be_bytes())?;
-            meta.insert(layout_key(p.name()), &u64::from(p.layout()).to_be_bytes())?;
+            meta.insert(
+                layout_key(p.name()),
+                &stored_layout(p.as_ref()).to_be_bytes(),
+            )?;
         }
         meta.flush()?;
         for (p, _, gen) in &self.fresh {
@@ -407,6 +410,14 @@ fn stored_u64(tree: &sled::Tree, key: &[u8], what: &str) -> Result<Option<u64>> 
 
 fn gen_key(name: &str) -> Vec<u8> {
     format!("gen/{name}").into_bytes()
+}
+
+/// What is recorded of a read model's layout: the value encoding shared by
+/// every projection in the high half, the projection's own layout in the low
+/// half (so an encoding change refills every read model, a projection's
+/// layout change only its own).
+fn stored_layout(projection: &dyn Projection) -> u64 {
+    (u64::from(crate::staged::VALUE_ENCODING) << 32) | u64::from(projection.layout())
 }
 
 fn layout_key(name: &str) -> Vec<u8> {

@@ -43,7 +43,7 @@ fn set(tx: &mut Staged<'_>, kind: &str, id: &str, due: i64, timer: &Timer) {
     clear(tx, kind, id);
     if due > 0 {
         let k = due_key(due, kind, id);
-        tx.put_json(k.clone(), timer);
+        tx.put_value(k.clone(), timer);
         tx.put(back_key(kind, id), k);
     }
 }
@@ -122,7 +122,7 @@ impl TimerIndex {
                 let next = (due > now).then_some(due);
                 return Ok(Due { timers, next });
             }
-            let timer = serde_json::from_slice(&v)
+            let timer = crate::staged::decode_value(&v)
                 .map_err(|e| crate::ProjectionError::Corrupt(format!("timer: {e}")))?;
             timers.push((due, timer));
         }

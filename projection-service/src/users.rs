@@ -1,7 +1,7 @@
 //! `UserDirectory`: users as the API shows them, their API tokens by hash
 //! (for authentication), and usernames.
 //!
-//! Keys: `u/<userId>` -> [`UserView`] JSON; `t/<sha256>` -> user id;
+//! Keys: `u/<userId>` -> [`UserView`]; `t/<sha256>` -> user id;
 //! `k/<tokenId>` -> sha256; `n/<username>` -> user id.
 
 use iga_eventlog::RecordedEvent;
@@ -69,10 +69,10 @@ impl Projection for UserDirectory {
                     version,
                 };
                 tx.put(format!("n/{}", e.username), e.user_id.clone());
-                tx.put_json(user_key(&e.user_id), &view);
+                tx.put_value(user_key(&e.user_id), &view);
             }
             DomainEvent::UserUpdated(e) => {
-                if let Some(mut view) = tx.get_json::<UserView>(&user_key(&e.user_id))? {
+                if let Some(mut view) = tx.get_value::<UserView>(&user_key(&e.user_id))? {
                     if let Some(v) = &e.display_name {
                         view.display_name = v.clone();
                     }
@@ -93,7 +93,7 @@ impl Projection for UserDirectory {
                     }
                     view.updated_at_micros = at;
                     view.version = version;
-                    tx.put_json(user_key(&e.user_id), &view);
+                    tx.put_value(user_key(&e.user_id), &view);
                 }
             }
             DomainEvent::ApiTokenIssued(e) => {
@@ -119,17 +119,17 @@ impl Projection for UserDirectory {
 /// `updatedAt`, so a conditional write checks against the aggregate's real
 /// version and reads agree with what the write side answers.
 fn bump_version(tx: &mut Staged<'_>, user_id: &str, version: u64, at: i64) -> Result<()> {
-    if let Some(mut view) = tx.get_json::<UserView>(&user_key(user_id))? {
+    if let Some(mut view) = tx.get_value::<UserView>(&user_key(user_id))? {
         view.version = version;
         view.updated_at_micros = at;
-        tx.put_json(user_key(user_id), &view);
+        tx.put_value(user_key(user_id), &view);
     }
     Ok(())
 }
 
 impl UserDirectory {
     pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<UserView>> {
-        Staged::new(tree).get_json(&user_key(id))
+        Staged::new(tree).get_value(&user_key(id))
     }
 
     /// The user holding the token with this SHA-256, if it is live.

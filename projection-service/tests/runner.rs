@@ -239,3 +239,48 @@ async fn a_changed_layout_replaces_that_read_model_only() {
     assert_eq!(models.checkpoint().unwrap(), head);
     assert_eq!(dump(models.tree("a").unwrap()).unwrap(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_models_stored_in_the_old_value_encoding_are_refilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap();
+    let rm_path = dir.path().join("readmodels");
+    write_users(&store, 0, 20).await;
+    let all = store.read_all(0, 100_000).await.unwrap();
+    let before = {
+        let models = open(&rm_path, versioned(1, 1));
+        models.apply(&all).unwrap();
+        models.flush().unwrap();
+        dump(models.tree("a").unwrap()).unwrap()
+    };
+    assert!(!before.is_empty());
+
+    // What a version that stored JSON values recorded: the projections' own
+    // layouts, with no encoding beside them.
+    {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let db = loop {
+            match sled::open(&rm_path) {
+                Ok(db) => break db,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let meta = db.open_tree("meta").unwrap();
+        for name in ["a", "b"] {
+            meta.insert(format!("layout/{name}"), &1u64.to_be_bytes())
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+
+    // Both are refilled from position 0 and come out the same.
+    let models = open(&rm_path, versioned(1, 1));
+    assert_eq!(models.checkpoint().unwrap(), 0);
+    assert!(models.tree("a").unwrap().is_empty());
+    assert!(models.tree("b").unwrap().is_empty());
+    models.apply(&all).unwrap();
+    assert_eq!(dump(models.tree("a").unwrap()).unwrap(), before);
+}

@@ -29,7 +29,8 @@ pub fn page_over<V: DeserializeOwned, T>(
     let mut more = false;
     for kv in tree.range((start, std::ops::Bound::Excluded(end))) {
         let (k, v) = kv.map_err(|e| Problem::internal(e.to_string()))?;
-        let value: V = serde_json::from_slice(&v).map_err(|e| Problem::internal(e.to_string()))?;
+        let value: V = projection_service::staged::decode_value(&v)
+            .map_err(|e| Problem::internal(e.to_string()))?;
         if !keep(&value) {
             continue;
         }

@@ -8,6 +8,7 @@ use axum::{Extension, Json};
 use iga_http::page::{page_token, PageParams};
 use iga_http::{object_response, Principal, Problem};
 use projection_service::requests::{task_prefix, RequestDirectory, RequestView, NAME};
+use projection_service::staged::decode_value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -89,7 +90,7 @@ pub async fn list_requests(
     let mut more = false;
     for kv in tree(&state)?.scan_prefix(b"r/") {
         let (k, v) = kv.map_err(internal)?;
-        let view: RequestView = serde_json::from_slice(&v).map_err(internal)?;
+        let view: RequestView = decode_value(&v).map_err(internal)?;
         let keep = visible(&principal, &view)
             && filter
                 .requester_id
@@ -314,7 +315,7 @@ pub async fn search_requests(
     let mut hits: Vec<(Vec<String>, String, Value)> = Vec::new();
     for kv in tree(&state)?.scan_prefix(b"r/") {
         let (_, v) = kv.map_err(internal)?;
-        let view: RequestView = serde_json::from_slice(&v).map_err(internal)?;
+        let view: RequestView = decode_value(&v).map_err(internal)?;
         if !visible(&principal, &view) {
             continue;
         }
