@@ -206,8 +206,12 @@ impl ReadModels {
         let head = store.head().await?;
         let mut after = 0;
         let mut applying: Option<tokio::task::JoinHandle<Result<()>>> = None;
+        // The first batch is small: nothing is applied until it is read, so a
+        // full-size one would keep the appliers idle for its whole read.
+        let mut batch = REBUILD_BATCH / 16;
         loop {
-            let events = store.read_all(after, REBUILD_BATCH).await?;
+            let events = store.read_all(after, batch).await?;
+            batch = REBUILD_BATCH;
             let decoded = decode_all(&events)?;
             // The previous batch must be in before this one goes in.
             if let Some(previous) = applying.take() {
