@@ -27,17 +27,26 @@ fn envelope(event: DomainEvent) -> EventEnvelope {
 /// its file lock when its last background write ends, which can be a moment
 /// after the `Db` is dropped, so a refused lock is waited out (up to 10 s).
 fn open(path: &std::path::Path, projections: Vec<Arc<dyn Projection>>) -> ReadModels {
+    once_unlocked(path, || ReadModels::open(path, projections.clone()))
+}
+
+/// `open()`'s answer once sled's file lock on `path` is free (a background
+/// write of a database just dropped can hold it a moment longer).
+fn once_unlocked<T, E: std::fmt::Display>(
+    path: &std::path::Path,
+    mut open: impl FnMut() -> Result<T, E>,
+) -> T {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match ReadModels::open(path, projections.clone()) {
-            Ok(models) => return models,
+        match open() {
+            Ok(opened) => return opened,
             Err(e)
                 if e.to_string().contains("could not acquire lock")
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            Err(e) => panic!("read models {}: {e}", path.display()),
+            Err(e) => panic!("{}: {e}", path.display()),
         }
     }
 }
@@ -258,16 +267,7 @@ async fn read_models_stored_in_the_old_value_encoding_are_refilled() {
     // What a version that stored JSON values recorded: the projections' own
     // layouts, with no encoding beside them.
     {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let db = loop {
-            match sled::open(&rm_path) {
-                Ok(db) => break db,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                Err(e) => panic!("{e}"),
-            }
-        };
+        let db = once_unlocked(&rm_path, || sled::open(&rm_path));
         let meta = db.open_tree("meta").unwrap();
         for name in ["a", "b"] {
             meta.insert(format!("layout/{name}"), &1u64.to_be_bytes())
