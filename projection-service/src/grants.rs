@@ -16,7 +16,7 @@ use iga_eventlog::RecordedEvent;
 use iga_schemas::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::requests::rfc3339;
+use crate::requests::{parse_rfc3339, rfc3339};
 use crate::{Projection, Result, Staged};
 
 pub const NAME: &str = "grants";
@@ -55,14 +55,11 @@ impl Grant {
     /// Whether the grant was held at instant `at`: from `createdAt`
     /// (inclusive) to `deletedAt` (exclusive).
     pub fn active_at(&self, at: time::OffsetDateTime) -> bool {
-        let parse = |s: &str| {
-            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-        };
-        parse(&self.created_at).is_some_and(|start| start <= at)
+        parse_rfc3339(&self.created_at).is_some_and(|start| start <= at)
             && self
                 .deleted_at
                 .as_deref()
-                .and_then(parse)
+                .and_then(parse_rfc3339)
                 .is_none_or(|end| at < end)
     }
 }

@@ -180,6 +180,15 @@ pub fn rfc3339(micros: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The instant a stored RFC 3339 timestamp stands for, if it is one.
+pub fn parse_rfc3339(timestamp: &str) -> Option<time_crate::OffsetDateTime> {
+    time_crate::OffsetDateTime::parse(
+        timestamp,
+        &time_crate::format_description::well_known::Rfc3339,
+    )
+    .ok()
+}
+
 use time as time_crate;
 
 const ALL: Permissions = Permissions {
@@ -471,12 +480,7 @@ pub fn request_key(id: &str) -> Vec<u8> {
 /// The instant an RFC 3339 timestamp written by [`rfc3339`] stands for, in
 /// microseconds (0 if it is not one).
 fn micros_of(timestamp: &str) -> i64 {
-    time_crate::OffsetDateTime::parse(
-        timestamp,
-        &time_crate::format_description::well_known::Rfc3339,
-    )
-    .map(|t| (t.unix_timestamp_nanos() / 1000) as i64)
-    .unwrap_or(0)
+    parse_rfc3339(timestamp).map_or(0, |t| (t.unix_timestamp_nanos() / 1000) as i64)
 }
 
 fn member_key(id: &str) -> Vec<u8> {

@@ -43,10 +43,13 @@ pub fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec(value).expect("read model values serialize")
 }
 
-/// Decodes a value written by [`encode_value`].
-pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    rmp_serde::from_slice(bytes).map_err(|e| ProjectionError::Corrupt(e.to_string()))
+/// Decodes a value written by [`encode_value`]. The error is the codec's;
+/// callers say what was being read.
+pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, DecodeError> {
+    rmp_serde::from_slice(bytes)
 }
+
+pub use rmp_serde::decode::Error as DecodeError;
 
 impl Value {
     fn bytes(&self) -> Option<Vec<u8>> {
@@ -113,7 +116,9 @@ impl<'a> Staged<'a> {
                 return Ok(Some(v.clone()));
             }
         }
-        self.get(key)?.map(|v| decode_value(&v)).transpose()
+        self.get(key)?
+            .map(|v| decode_value(&v).map_err(|e| ProjectionError::Corrupt(e.to_string())))
+            .transpose()
     }
 
     pub fn put_value<T: Serialize + Clone + Send + 'static>(

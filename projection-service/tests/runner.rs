@@ -215,20 +215,43 @@ fn versioned(a: u32, b: u32) -> Vec<Arc<dyn Projection>> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_layout_replaces_that_read_model_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap();
-    let rm_path = dir.path().join("readmodels");
-    let head = write_users(&store, 0, 50).await;
-    let all = store.read_all(0, 100_000).await.unwrap();
+/// Read models "a" and "b" (layouts 1 and 1) of `users` users, in
+/// `<dir>/readmodels`: the log's events, its head, and what "a" holds.
+struct Stored {
+    rm_path: std::path::PathBuf,
+    all: Vec<iga_eventlog::RecordedEvent>,
+    head: u64,
+    before: Vec<(Vec<u8>, Vec<u8>)>,
+}
 
+async fn stored_with_layouts_1_1(dir: &std::path::Path, users: usize) -> Stored {
+    let store = SledEventStore::open(dir.join("log"), Limits::default()).unwrap();
+    let rm_path = dir.join("readmodels");
+    let head = write_users(&store, 0, users).await;
+    let all = store.read_all(0, 100_000).await.unwrap();
     let before = {
         let models = open(&rm_path, versioned(1, 1));
         models.apply(&all).unwrap();
         models.flush().unwrap();
         dump(models.tree("a").unwrap()).unwrap()
     };
+    Stored {
+        rm_path,
+        all,
+        head,
+        before,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_layout_replaces_that_read_model_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let Stored {
+        rm_path,
+        all,
+        head,
+        before,
+    } = stored_with_layouts_1_1(dir.path(), 50).await;
     assert!(before.len() > 50);
 
     // Read model "a" changed its layout: it starts empty, from position 0;
@@ -252,16 +275,12 @@ async fn a_changed_layout_replaces_that_read_model_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_models_stored_in_the_old_value_encoding_are_refilled() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap();
-    let rm_path = dir.path().join("readmodels");
-    write_users(&store, 0, 20).await;
-    let all = store.read_all(0, 100_000).await.unwrap();
-    let before = {
-        let models = open(&rm_path, versioned(1, 1));
-        models.apply(&all).unwrap();
-        models.flush().unwrap();
-        dump(models.tree("a").unwrap()).unwrap()
-    };
+    let Stored {
+        rm_path,
+        all,
+        before,
+        ..
+    } = stored_with_layouts_1_1(dir.path(), 20).await;
     assert!(!before.is_empty());
 
     // What a version that stored JSON values recorded: the projections' own
