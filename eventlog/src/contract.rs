@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::{EventEnvelope, EventLogError, EventStore, ExpectedVersion, RecordedEvent};
+use crate::{
+    EventEnvelope, EventLogError, EventStore, ExpectedVersion, RecordedEvent, StreamAppend,
+};
 
 /// A test event with a fresh UUID v7 id and a payload of `payload_len` bytes.
 pub fn event(event_type: &str, payload_len: usize) -> EventEnvelope {
@@ -430,6 +432,118 @@ pub async fn oversize_and_invalid_appends_store_nothing(store: Arc<dyn EventStor
     assert!(store.read_stream(&stream, 1, 10).await.unwrap().is_empty());
 }
 
+fn part(stream: &str, expected: ExpectedVersion, events: Vec<EventEnvelope>) -> StreamAppend {
+    StreamAppend {
+        stream: stream.to_string(),
+        expected,
+        events,
+    }
+}
+
+/// An append to several streams stores every part, in order, or nothing; a
+/// retry answers the original results; of racing appends, one wins.
+pub async fn append_streams_is_all_or_nothing(store: Arc<dyn EventStore>) {
+    let (a, b) = (unique_stream("t"), unique_stream("t"));
+    if !store.appends_streams_atomically() {
+        let err = store
+            .append_streams(vec![part(&a, ExpectedVersion::Any, events(1))])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EventLogError::InvalidAppend(_)), "{err:?}");
+        eprintln!(
+            "{}: no multi-stream append; callers append part by part",
+            store.describe()
+        );
+        return;
+    }
+    let head = store.head().await.unwrap();
+    let first = vec![
+        part(&a, ExpectedVersion::NoStream, events(2)),
+        part(&b, ExpectedVersion::NoStream, events(1)),
+    ];
+    let results = store.append_streams(first.clone()).await.unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!((results[0].first_version, results[0].last_version), (1, 2));
+    assert_eq!((results[1].first_version, results[1].last_version), (1, 1));
+    assert!(results[0].position < results[1].position);
+    let written: Vec<_> = store.read_all(head, 10).await.unwrap();
+    let order: Vec<_> = written
+        .iter()
+        .map(|r| (r.envelope.stream_id.as_str(), r.envelope.stream_version))
+        .collect();
+    assert_eq!(order, [(a.as_str(), 1), (a.as_str(), 2), (b.as_str(), 1)]);
+    let head = store.head().await.unwrap();
+
+    // One stale part refuses the whole, with that part's conflict.
+    let err = store
+        .append_streams(vec![
+            part(&a, ExpectedVersion::Exact(2), events(1)),
+            part(&b, ExpectedVersion::NoStream, events(1)),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EventLogError::Conflict { stream, actual: 1, .. } if *stream == b),
+        "{err:?}"
+    );
+    assert_eq!(store.head().await.unwrap(), head);
+    assert_eq!(store.read_stream(&a, 1, 10).await.unwrap().len(), 2);
+
+    // A retry answers the original results and stores nothing; half a retry
+    // (one part stored, one new) is refused.
+    assert_eq!(store.append_streams(first.clone()).await.unwrap(), results);
+    let err = store
+        .append_streams(vec![
+            first[0].clone(),
+            part(&unique_stream("t"), ExpectedVersion::NoStream, events(1)),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EventLogError::IdempotencyMismatch { .. }),
+        "{err:?}"
+    );
+    assert_eq!(store.head().await.unwrap(), head);
+
+    // A stream named twice is refused before anything is written.
+    let err = store
+        .append_streams(vec![
+            part(&a, ExpectedVersion::Any, events(1)),
+            part(&a, ExpectedVersion::Any, events(1)),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventLogError::InvalidAppend(_)), "{err:?}");
+    assert_eq!(store.head().await.unwrap(), head);
+
+    // Eight different appends race for the same two new streams: one wins.
+    let (c, d) = (unique_stream("t"), unique_stream("t"));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, c, d) = (store.clone(), c.clone(), d.clone());
+            tokio::spawn(async move {
+                store
+                    .append_streams(vec![
+                        part(&c, ExpectedVersion::NoStream, events(1)),
+                        part(&d, ExpectedVersion::NoStream, events(2)),
+                    ])
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in futures::future::join_all(tasks).await {
+        match t.unwrap() {
+            Ok(_) => wins += 1,
+            Err(EventLogError::Conflict { .. }) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(store.read_stream(&c, 1, 10).await.unwrap().len(), 1);
+    assert_eq!(store.read_stream(&d, 1, 10).await.unwrap().len(), 2);
+}
+
 /// A store under test, and whatever must live as long as it (a server process).
 pub struct ContractStore {
     pub store: Arc<dyn EventStore>,
@@ -463,6 +577,7 @@ macro_rules! event_store_contract {
             subscription_switches_to_live_without_gap_or_duplicate,
             thousands_of_streams,
             oversize_and_invalid_appends_store_nothing,
+            append_streams_is_all_or_nothing,
         );
     };
     (@cases $make:expr; $($case:ident,)*) => {

@@ -61,6 +61,15 @@ pub struct AppendResult {
     pub position: Position,
 }
 
+/// One stream's part of an append to several streams at once
+/// ([`EventStore::append_streams`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<EventEnvelope>,
+}
+
 /// An event as recorded in the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEvent {
@@ -160,6 +169,67 @@ pub trait EventStore: Send + Sync + 'static {
     fn checks_ids_across_streams(&self) -> bool {
         true
     }
+
+    /// Whether [`EventStore::append_streams`] is available. The embedded log
+    /// has it; on the others a caller appends part by part (and a reactor
+    /// finishes what a crash between the parts left undone).
+    fn appends_streams_atomically(&self) -> bool {
+        false
+    }
+
+    /// Appends to several streams as one: every part is stored, at
+    /// consecutive positions in the order given, or none is. Each part is
+    /// checked as [`EventStore::append`] checks it (its expected version,
+    /// limits, ids), and the first part that fails fails the whole with its
+    /// error. If every event of every part is stored already (a retry), the
+    /// original results are answered and nothing is stored. Answers one
+    /// result per part, in order.
+    async fn append_streams(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>> {
+        let _ = parts;
+        Err(EventLogError::InvalidAppend(format!(
+            "{} cannot append to several streams at once",
+            self.describe()
+        )))
+    }
+}
+
+/// Checks a multi-stream append: at least one part, each part valid on its
+/// own, no stream twice, no event id twice, at most
+/// `limits.max_events_per_append` events in all.
+pub fn validate_append_streams(parts: &[StreamAppend], limits: &Limits) -> Result<()> {
+    if parts.is_empty() {
+        return Err(EventLogError::InvalidAppend(
+            "an append needs at least one stream".into(),
+        ));
+    }
+    let mut streams = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::new();
+    let mut total = 0;
+    for part in parts {
+        validate_append(&part.stream, &part.events, limits)?;
+        if !streams.insert(part.stream.as_str()) {
+            return Err(EventLogError::InvalidAppend(format!(
+                "stream {} appears twice in one append",
+                part.stream
+            )));
+        }
+        for e in &part.events {
+            if !ids.insert(e.event_id.as_str()) {
+                return Err(EventLogError::InvalidAppend(format!(
+                    "event id {} appears twice in one append",
+                    e.event_id
+                )));
+            }
+        }
+        total += part.events.len();
+    }
+    if total > limits.max_events_per_append {
+        return Err(EventLogError::InvalidAppend(format!(
+            "{total} events in one append, over the limit of {}",
+            limits.max_events_per_append
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a stream id: 1 to 200 bytes of ASCII letters, digits, `_` and `-`.

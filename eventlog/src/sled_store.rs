@@ -30,8 +30,9 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
-    validate_append, AppendResult, EventEnvelope, EventLogError, EventStore, ExpectedVersion,
-    Limits, Position, RecordedEvent, Result, Subscription,
+    validate_append, validate_append_streams, AppendResult, EventEnvelope, EventLogError,
+    EventStore, ExpectedVersion, Limits, Position, RecordedEvent, Result, StreamAppend,
+    Subscription,
 };
 
 /// Most appends the writer folds into one group commit.
@@ -39,11 +40,10 @@ const MAX_GROUP: usize = 2048;
 /// Events a subscription reads from the log per round trip.
 const SUBSCRIPTION_BATCH: usize = 1024;
 
+/// One append: a single stream's, or several streams' stored as one.
 struct AppendRequest {
-    stream: String,
-    expected: ExpectedVersion,
-    events: Vec<EventEnvelope>,
-    reply: oneshot::Sender<Result<AppendResult>>,
+    parts: Vec<StreamAppend>,
+    reply: oneshot::Sender<Result<Vec<AppendResult>>>,
 }
 
 /// The sled-backed [`EventStore`].
@@ -112,6 +112,18 @@ impl SledEventStore {
 
     fn durable_head(&self) -> Position {
         *self.inner.durable_head.borrow()
+    }
+
+    /// Hands `parts` to the writer and waits for their group commit.
+    async fn submit(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>> {
+        let stopped = || EventLogError::Unavailable("the event log writer has stopped".into());
+        let (reply, rx) = oneshot::channel();
+        let appends = self.inner.appends.as_ref().expect("open while in use");
+        appends
+            .send(AppendRequest { parts, reply })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     fn read_all_sync(&self, after: Position, max: usize) -> Result<Vec<RecordedEvent>> {
@@ -188,19 +200,24 @@ impl EventStore for SledEventStore {
         events: Vec<EventEnvelope>,
     ) -> Result<AppendResult> {
         validate_append(stream, &events, &self.inner.limits)?;
-        let (reply, rx) = oneshot::channel();
-        let appends = self.inner.appends.as_ref().expect("open while in use");
-        appends
-            .send(AppendRequest {
-                stream: stream.to_string(),
-                expected,
-                events,
-                reply,
-            })
-            .await
-            .map_err(|_| EventLogError::Unavailable("the event log writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| EventLogError::Unavailable("the event log writer has stopped".into()))?
+        let part = StreamAppend {
+            stream: stream.to_string(),
+            expected,
+            events,
+        };
+        let mut results = self.submit(vec![part]).await?;
+        Ok(results.remove(0))
+    }
+
+    fn appends_streams_atomically(&self) -> bool {
+        true
+    }
+
+    /// The parts go to the writer as one request, so they land in one group
+    /// commit (one sled batch): all of them or none.
+    async fn append_streams(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>> {
+        validate_append_streams(&parts, &self.inner.limits)?;
+        self.submit(parts).await
     }
 
     async fn read_stream(
@@ -294,8 +311,8 @@ struct Writer {
 
 /// What an append in the current group will do, before the batch is flushed.
 enum Planned {
-    Write(AppendResult),
-    Done(Result<AppendResult>),
+    Write(Vec<AppendResult>),
+    Done(Result<Vec<AppendResult>>),
 }
 
 impl Writer {
@@ -377,6 +394,9 @@ impl Writer {
         }
     }
 
+    /// Checks every part of `req` against the log and the group so far,
+    /// then, only if all pass, adds their writes to `batch`: a request is
+    /// stored whole or not at all.
     fn plan(
         &mut self,
         req: &AppendRequest,
@@ -386,85 +406,104 @@ impl Writer {
         batch: &mut sled::Batch,
     ) -> Result<Planned> {
         // Idempotent retry: the ids are stored already (or earlier in this group).
-        let mut stored = Vec::with_capacity(req.events.len());
-        for e in &req.events {
-            let pos = match ids.get(&e.event_id) {
-                Some(p) => Some(*p),
-                None => self
-                    .db
-                    .get(id_key(&e.event_id))
-                    .map_err(storage)?
-                    .map(|v| be_u64(&v))
-                    .transpose()?,
-            };
-            stored.push(pos);
+        let mut stored = Vec::with_capacity(req.parts.len());
+        for part in &req.parts {
+            let mut positions = Vec::with_capacity(part.events.len());
+            for e in &part.events {
+                let pos = match ids.get(&e.event_id) {
+                    Some(p) => Some(*p),
+                    None => self
+                        .db
+                        .get(id_key(&e.event_id))
+                        .map_err(storage)?
+                        .map(|v| be_u64(&v))
+                        .transpose()?,
+                };
+                positions.push(pos);
+            }
+            stored.push(positions);
         }
-        if stored.iter().any(Option::is_some) {
-            return Ok(Planned::Done(self.original_result(req, &stored, pending)));
+        if stored.iter().flatten().any(Option::is_some) {
+            let results = req
+                .parts
+                .iter()
+                .zip(&stored)
+                .map(|(part, positions)| self.original_result(part, positions, pending))
+                .collect();
+            return Ok(Planned::Done(results));
         }
 
-        let current = match heads.get(&req.stream) {
-            Some(v) => *v,
-            None => self
-                .db
-                .get(head_key(&req.stream))
-                .map_err(storage)?
-                .map(|v| be_u64(&v))
-                .transpose()?
-                .unwrap_or(0),
-        };
-        let ok = match req.expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => current == 0,
-            ExpectedVersion::Exact(v) => current == v,
-        };
-        if !ok {
-            return Ok(Planned::Done(Err(EventLogError::Conflict {
-                stream: req.stream.clone(),
-                expected: req.expected,
-                actual: current,
-            })));
+        let mut currents = Vec::with_capacity(req.parts.len());
+        for part in &req.parts {
+            let current = match heads.get(&part.stream) {
+                Some(v) => *v,
+                None => self
+                    .db
+                    .get(head_key(&part.stream))
+                    .map_err(storage)?
+                    .map(|v| be_u64(&v))
+                    .transpose()?
+                    .unwrap_or(0),
+            };
+            let ok = match part.expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => current == 0,
+                ExpectedVersion::Exact(v) => current == v,
+            };
+            if !ok {
+                return Ok(Planned::Done(Err(EventLogError::Conflict {
+                    stream: part.stream.clone(),
+                    expected: part.expected,
+                    actual: current,
+                })));
+            }
+            currents.push(current);
         }
-        let mut version = current;
-        for e in &req.events {
-            version += 1;
-            self.head += 1;
-            let mut env = e.clone();
-            env.stream_id = req.stream.clone();
-            env.stream_version = version;
-            batch.insert(event_key(self.head).to_vec(), env.encode_to_vec());
-            batch.insert(
-                stream_key(&req.stream, version),
-                self.head.to_be_bytes().to_vec(),
-            );
-            batch.insert(
-                id_key(&env.event_id).to_vec(),
-                self.head.to_be_bytes().to_vec(),
-            );
-            ids.insert(env.event_id.clone(), self.head);
-            pending.push((self.head, env));
+
+        let mut results = Vec::with_capacity(req.parts.len());
+        for (part, current) in req.parts.iter().zip(currents) {
+            let mut version = current;
+            for e in &part.events {
+                version += 1;
+                self.head += 1;
+                let mut env = e.clone();
+                env.stream_id = part.stream.clone();
+                env.stream_version = version;
+                batch.insert(event_key(self.head).to_vec(), env.encode_to_vec());
+                batch.insert(
+                    stream_key(&part.stream, version),
+                    self.head.to_be_bytes().to_vec(),
+                );
+                batch.insert(
+                    id_key(&env.event_id).to_vec(),
+                    self.head.to_be_bytes().to_vec(),
+                );
+                ids.insert(env.event_id.clone(), self.head);
+                pending.push((self.head, env));
+            }
+            batch.insert(head_key(&part.stream), version.to_be_bytes().to_vec());
+            heads.insert(part.stream.clone(), version);
+            results.push(AppendResult {
+                first_version: current + 1,
+                last_version: version,
+                position: self.head,
+            });
         }
-        batch.insert(head_key(&req.stream), version.to_be_bytes().to_vec());
-        heads.insert(req.stream.clone(), version);
-        Ok(Planned::Write(AppendResult {
-            first_version: current + 1,
-            last_version: version,
-            position: self.head,
-        }))
+        Ok(Planned::Write(results))
     }
 
     /// The result the original append of these (already stored) events had.
     fn original_result(
         &self,
-        req: &AppendRequest,
+        part: &StreamAppend,
         stored: &[Option<Position>],
         pending: &[(Position, EventEnvelope)],
     ) -> Result<AppendResult> {
         let mismatch = || EventLogError::IdempotencyMismatch {
-            event_id: req.events[0].event_id.clone(),
+            event_id: part.events[0].event_id.clone(),
         };
         let mut found = Vec::with_capacity(stored.len());
-        for (e, pos) in req.events.iter().zip(stored) {
+        for (e, pos) in part.events.iter().zip(stored) {
             let pos = pos.ok_or_else(mismatch)?;
             let env = match pending.iter().find(|(p, _)| *p == pos) {
                 Some((_, env)) => env.clone(),
@@ -483,7 +522,7 @@ impl Writer {
                         .map_err(|e| EventLogError::Corrupt(e.to_string()))?
                 }
             };
-            if env.stream_id != req.stream || env.event_type != e.event_type {
+            if env.stream_id != part.stream || env.event_type != e.event_type {
                 return Err(mismatch());
             }
             found.push((pos, env.stream_version));
