@@ -28,7 +28,7 @@ use projection_service::timers::{Timer, TimerIndex};
 use projection_service::ReadModels;
 use tokio::sync::watch;
 
-use crate::{now_unix_micros, CommandError, CommandHandler, CommandMeta};
+use crate::{now_unix_micros, CommandError, CommandHandler, CommandMeta, Outcome};
 
 /// The principal of commands the service issues itself.
 pub const SYSTEM: &str = "system";
@@ -51,6 +51,65 @@ fn grant_id_for(request_id: &str) -> String {
     crate::users::derived_id("grant", request_id)
 }
 
+/// The command finishing decided request `req` takes on its access pair:
+/// close it (rejected, cancelled, expired), end the grant (an approved
+/// removal) or issue one (an approved request); `None` when there is nothing
+/// to do (in progress, or fulfilled already).
+async fn pair_command(
+    handler: &CommandHandler,
+    request_id: &str,
+    req: &AccessRequest,
+    now: i64,
+) -> Result<Option<AccessCommand>, CommandError> {
+    let request_id = request_id.to_string();
+    if req.approved != Some(true) {
+        // Rejected, cancelled or expired: free the pair for a new request.
+        return Ok((req.status != Status::InProgress).then_some(AccessCommand::Close { request_id }));
+    }
+    if req.fulfilled {
+        return Ok(None);
+    }
+    if req.is_removal() {
+        return Ok(Some(AccessCommand::EndForRequest { request_id }));
+    }
+    let c = &req.created;
+    let starts = c.start_date_micros.max(now);
+    let (ent, _) = handler.load::<Entitlement>(&c.entitlement_id).await?;
+    let max = ent.fields.duration_grant_seconds * 1_000_000;
+    let deprovision = if req.end_date_micros > 0 {
+        req.end_date_micros
+    } else if max > 0 {
+        starts + max
+    } else {
+        0
+    };
+    Ok(Some(AccessCommand::IssueForRequest(v1::GrantIssued {
+        grant_id: grant_id_for(&request_id),
+        user_id: c.user_id.clone(),
+        app_id: c.app_id.clone(),
+        entitlement_id: c.entitlement_id.clone(),
+        grant_type: "request".into(),
+        request_id,
+        starts_at_micros: starts,
+        deprovision_at_micros: deprovision,
+    })))
+}
+
+/// The approved request's own record of its fulfilment, once the pair went
+/// from `before` to `after`: the grant it issued, or the one it ended.
+fn fulfil_command(req: &AccessRequest, before: &AccessPair, after: &AccessPair) -> RequestCommand {
+    let grant = if req.is_removal() { before } else { after };
+    RequestCommand::Fulfil {
+        grant_id: grant
+            .grant
+            .as_ref()
+            .map(|g| g.grant_id.clone())
+            .unwrap_or_default(),
+        outcome: "provisioned".into(),
+        message: String::new(),
+    }
+}
+
 /// Finishes what a decided request calls for; answers the position of the
 /// last event written (0 when there was nothing to do).
 pub async fn fulfil(handler: &CommandHandler, request_id: &str) -> Result<Position, CommandError> {
@@ -58,82 +117,94 @@ pub async fn fulfil(handler: &CommandHandler, request_id: &str) -> Result<Positi
     if !req.exists() {
         return Ok(0);
     }
-    let c = &req.created;
-    let pair = pair_key(&c.user_id, &c.entitlement_id);
-    let meta = system_meta(Some(format!("fulfil\0{request_id}")), request_id);
-    let mut position = 0;
-    if req.approved != Some(true) {
-        if req.status != Status::InProgress {
-            // Rejected, cancelled or expired: free the pair for a new request.
-            let (_, out) = handler
-                .execute::<AccessPair>(
-                    &pair,
-                    &AccessCommand::Close {
-                        request_id: request_id.into(),
-                    },
-                    &meta,
-                )
-                .await?;
-            position = out.position;
-        }
-        return Ok(position);
-    }
     if req.fulfilled {
         // Done already (by the reactor, or an earlier try): the request's
         // last event, written after the grant, is the position that covers it.
         return Ok(at.position);
     }
-    let grant_id = if req.is_removal() {
-        let (before, _) = handler.load::<AccessPair>(&pair).await?;
-        let ended = before.grant.map(|g| g.grant_id).unwrap_or_default();
-        let (_, out) = handler
-            .execute::<AccessPair>(
-                &pair,
-                &AccessCommand::EndForRequest {
-                    request_id: request_id.into(),
-                },
-                &meta,
-            )
-            .await?;
-        position = out.position;
-        ended
-    } else {
-        let now = meta.ctx.now_unix_micros;
-        let starts = c.start_date_micros.max(now);
-        let (ent, _) = handler.load::<Entitlement>(&c.entitlement_id).await?;
-        let max = ent.fields.duration_grant_seconds * 1_000_000;
-        let deprovision = if req.end_date_micros > 0 {
-            req.end_date_micros
-        } else if max > 0 {
-            starts + max
-        } else {
-            0
-        };
-        let grant = v1::GrantIssued {
-            grant_id: grant_id_for(request_id),
-            user_id: c.user_id.clone(),
-            app_id: c.app_id.clone(),
-            entitlement_id: c.entitlement_id.clone(),
-            grant_type: "request".into(),
-            request_id: request_id.into(),
-            starts_at_micros: starts,
-            deprovision_at_micros: deprovision,
-        };
-        let (after, out) = handler
-            .execute::<AccessPair>(&pair, &AccessCommand::IssueForRequest(grant), &meta)
-            .await?;
-        position = out.position;
-        after.grant.map(|g| g.grant_id).unwrap_or_default()
+    let meta = system_meta(Some(format!("fulfil\0{request_id}")), request_id);
+    let Some(command) = pair_command(handler, request_id, &req, meta.ctx.now_unix_micros).await?
+    else {
+        return Ok(0);
     };
-    let done = RequestCommand::Fulfil {
-        grant_id,
-        outcome: "provisioned".into(),
-        message: String::new(),
-    };
-    let (_, out) = handler
+    let pair = pair_key(&req.created.user_id, &req.created.entitlement_id);
+    let (before, _) = handler.load::<AccessPair>(&pair).await?;
+    let (after, out) = handler.execute::<AccessPair>(&pair, &command, &meta).await?;
+    if req.approved != Some(true) {
+        return Ok(out.position);
+    }
+    let done = fulfil_command(&req, &before, &after);
+    let (_, fulfilled) = handler
         .execute::<AccessRequest>(request_id, &done, &meta)
         .await?;
-    Ok(position.max(out.position))
+    Ok(out.position.max(fulfilled.position))
+}
+
+/// Runs `command` on request `id` and, if it decides the request, what
+/// [`fulfil`] would then write (the grant or its end, or the pair's closing,
+/// and the request's fulfilment), as one atomic append: no crash can leave
+/// an approved request without its grant. Needs a log that commits
+/// atomically ([`CommandHandler::commits_atomically`]); the events are the
+/// ones the two-step path writes (same ids), so the fulfilment reactor
+/// finds nothing left to do.
+pub async fn decide_and_fulfil(
+    handler: &CommandHandler,
+    id: &str,
+    command: &RequestCommand,
+    meta: &CommandMeta,
+) -> Result<(AccessRequest, Outcome), CommandError> {
+    let (current, _) = handler.load::<AccessRequest>(id).await?;
+    let pair = pair_key(&current.created.user_id, &current.created.entitlement_id);
+    let request_stream = <AccessRequest as iga_domain::Aggregate>::stream_id(id);
+    let pair_stream = <AccessPair as iga_domain::Aggregate>::stream_id(&pair);
+    let _serialised = handler
+        .lock_streams(&[&request_stream, &pair_stream])
+        .await;
+    let follow_meta = system_meta(Some(format!("fulfil\0{id}")), id);
+    for attempt in 0..crate::MAX_ATTEMPTS {
+        if attempt > 0 {
+            // Another process won the race; back off a little, with jitter.
+            let max_ms = 1u64 << attempt.min(6);
+            tokio::time::sleep(Duration::from_millis(rand::random_range(0..=max_ms))).await;
+        }
+        let request = handler.decide::<AccessRequest>(id, command, meta).await?;
+        // In the order the two-step path writes them: the decision, the
+        // pair's change, then the request's fulfilment.
+        let mut on_pair = None;
+        let mut fulfilment = request.then();
+        if !request.is_empty() && request.state.exists() {
+            let now = follow_meta.ctx.now_unix_micros;
+            if let Some(cmd) = pair_command(handler, id, &request.state, now).await? {
+                let (before, _) = handler.load::<AccessPair>(&pair).await?;
+                let d = handler.decide::<AccessPair>(&pair, &cmd, &follow_meta).await?;
+                if request.state.approved == Some(true) {
+                    let done = fulfil_command(&request.state, &before, &d.state);
+                    handler.decide_more(&mut fulfilment, &done, &follow_meta)?;
+                }
+                on_pair = Some(d);
+            }
+        }
+        let mut decided: Vec<&dyn crate::Decided> = vec![&request, &fulfilment];
+        if let Some(d) = &on_pair {
+            decided.insert(1, d);
+        }
+        match handler.commit(&decided).await {
+            Ok(results) => {
+                let (last, result) = match results.last() {
+                    Some(Some(r)) if !fulfilment.is_empty() => (&fulfilment, Some(r)),
+                    _ => (&request, results[0].as_ref()),
+                };
+                let mut out = handler.outcome_of(last, result, &results).await?;
+                out.events_written = request.events_len() + fulfilment.events_len();
+                return Ok((fulfilment.state, out));
+            }
+            Err(CommandError::EventLog(iga_eventlog::EventLogError::Conflict { .. })) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(CommandError::TooMuchContention {
+        stream: request_stream,
+    })
 }
 
 /// Runs [`fulfil`] for every decided request in the log.

@@ -9,6 +9,11 @@
 //!
 //! The answer carries the global position of the last event written: the
 //! consistency token a client sends to the read side.
+//!
+//! When the log can append to several streams as one (the embedded log), a
+//! command whose consequences live on other aggregates (a decision and the
+//! grant it leads to) is decided step by step with [`Decision`]s, and all of
+//! them are appended together with [`CommandHandler::commit`].
 
 pub mod apps;
 pub mod bootstrap;
@@ -29,8 +34,10 @@ use std::sync::Arc;
 
 use iga_domain::{Aggregate, Context};
 use iga_eventlog::{
-    EventEnvelope, EventLogError, EventStore, ExpectedVersion, Position, RecordedEvent,
+    AppendResult, EventEnvelope, EventLogError, EventStore, ExpectedVersion, Position,
+    RecordedEvent, StreamAppend,
 };
+use iga_schemas::DomainEvent;
 use sha2::{Digest, Sha256};
 
 /// How many times a command is re-decided after losing a race to another
@@ -241,13 +248,7 @@ impl CommandHandler {
         meta: &CommandMeta,
     ) -> Result<(A, Outcome), CommandError> {
         let stream = A::stream_id(id);
-        let stripe = {
-            use std::hash::{BuildHasher, BuildHasherDefault};
-            let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-                .hash_one(&stream);
-            (h % STRIPES as u64) as usize
-        };
-        let _serialised = self.stripes[stripe].lock().await;
+        let _serialised = self.stripes[stripe_of(&stream)].lock().await;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 // Another process won the race; back off a little, with jitter.
@@ -298,21 +299,7 @@ impl CommandHandler {
                 };
                 return Ok((state, outcome));
             }
-            let envelopes: Vec<EventEnvelope> = events
-                .iter()
-                .enumerate()
-                .map(|(i, e)| EventEnvelope {
-                    event_id: event_id(meta.idempotency_key.as_deref(), &stream, i),
-                    occurred_at_unix_micros: meta.ctx.now_unix_micros,
-                    actor_id: meta.ctx.actor_id.clone(),
-                    correlation_id: meta.correlation_id.clone(),
-                    causation_id: meta.correlation_id.clone(),
-                    event_type: e.event_type().to_string(),
-                    schema_version: e.schema_version(),
-                    payload: e.encode_payload(),
-                    ..Default::default()
-                })
-                .collect();
+            let envelopes = envelopes(&stream, &events, meta);
             let expected = if version == 0 {
                 ExpectedVersion::NoStream
             } else {
@@ -348,6 +335,261 @@ impl CommandHandler {
         }
         Err(CommandError::TooMuchContention { stream })
     }
+}
+
+/// Commands decided on one aggregate and not yet appended: their events, in
+/// order, and the state they lead to. Appended by [`CommandHandler::commit`],
+/// alone or with decisions on other aggregates, all or nothing.
+pub struct Decision<A> {
+    stream: String,
+    /// The stream version the commands were decided on.
+    version: u64,
+    /// When the aggregate's first and last events were recorded (0: none).
+    first_at: i64,
+    last_at: i64,
+    /// The aggregate with the decided events applied.
+    pub state: A,
+    events: Vec<EventEnvelope>,
+    now: i64,
+}
+
+impl<A> Decision<A> {
+    /// Whether the commands decided anything (none may be a no-op).
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// How many events the commands decided.
+    pub fn events_len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// An empty decision on the same aggregate, continuing where this one
+    /// ends: for events that must follow another stream's in one commit.
+    pub fn then(&self) -> Decision<A>
+    where
+        A: Clone,
+    {
+        let decided = !self.events.is_empty();
+        Decision {
+            stream: self.stream.clone(),
+            version: self.version + self.events.len() as u64,
+            first_at: if self.first_at == 0 && decided {
+                self.now
+            } else {
+                self.first_at
+            },
+            last_at: if decided { self.now } else { self.last_at },
+            state: self.state.clone(),
+            events: Vec::new(),
+            now: self.now,
+        }
+    }
+
+    fn part(&self) -> StreamAppend {
+        StreamAppend {
+            stream: self.stream.clone(),
+            expected: if self.version == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(self.version)
+            },
+            events: self.events.clone(),
+        }
+    }
+
+    /// What the append did for this aggregate (`position`: the whole append's).
+    fn outcome(&self, r: &AppendResult, position: Position) -> Outcome {
+        Outcome {
+            version: r.last_version,
+            position,
+            events_written: self.events.len(),
+            created_at_unix_micros: if self.first_at == 0 {
+                self.now
+            } else {
+                self.first_at
+            },
+            updated_at_unix_micros: self.now,
+        }
+    }
+}
+
+/// A [`Decision`] of any aggregate type, so one commit can hold several.
+pub trait Decided: Send + Sync {
+    fn part(&self) -> StreamAppend;
+    /// Puts the decided state in the handler's cache, once appended as `r`.
+    fn appended(&self, handler: &CommandHandler, r: &AppendResult);
+}
+
+impl<A: Aggregate + Send + Sync + 'static> Decided for Decision<A> {
+    fn part(&self) -> StreamAppend {
+        Decision::part(self)
+    }
+
+    fn appended(&self, handler: &CommandHandler, r: &AppendResult) {
+        // A retried append may answer an earlier success's versions; only a
+        // fresh one extends the cache.
+        if r.last_version == self.version + self.events.len() as u64 {
+            let f = Folded {
+                state: Arc::new(()),
+                version: r.last_version,
+                first_at: self.outcome(r, r.position).created_at_unix_micros,
+                last_at: self.now,
+                last_position: r.position,
+            };
+            handler.remember(self.stream.clone(), &self.state, f);
+        }
+    }
+}
+
+impl CommandHandler {
+    /// Whether decisions on several aggregates can be committed as one append.
+    pub fn commits_atomically(&self) -> bool {
+        self.store.appends_streams_atomically()
+    }
+
+    /// Takes the in-process locks of `streams` (in stripe order, so two
+    /// callers never wait on each other in a cycle). Held while deciding
+    /// and committing, they make commands on those streams in this process
+    /// queue instead of conflicting.
+    pub async fn lock_streams(&self, streams: &[&str]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = streams.iter().map(|s| stripe_of(s)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            guards.push(self.stripes[i].lock().await);
+        }
+        guards
+    }
+
+    /// Loads aggregate `id` and decides `command` on it, appending nothing.
+    /// Honours `If-Match` (`meta.expected_version`). Idempotency keys are not
+    /// looked up here: keyed commands go through [`CommandHandler::execute`].
+    pub async fn decide<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        id: &str,
+        command: &A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Decision<A>, CommandError> {
+        let (state, f) = self.folded::<A>(id).await?;
+        if let Some(expected) = meta.expected_version {
+            if expected != f.version {
+                return Err(CommandError::PreconditionFailed {
+                    expected,
+                    actual: f.version,
+                });
+            }
+        }
+        let mut decision = Decision {
+            stream: A::stream_id(id),
+            version: f.version,
+            first_at: f.first_at,
+            last_at: f.last_at,
+            state,
+            events: Vec::new(),
+            now: meta.ctx.now_unix_micros,
+        };
+        self.decide_more(&mut decision, command, meta)?;
+        Ok(decision)
+    }
+
+    /// Decides one more command on the state `decision` leads to; its events
+    /// follow the earlier ones in the same append.
+    pub fn decide_more<A: Aggregate>(
+        &self,
+        decision: &mut Decision<A>,
+        command: &A::Command,
+        meta: &CommandMeta,
+    ) -> Result<(), CommandError> {
+        let events = decision.state.decide(command, &meta.ctx)?;
+        let envelopes = envelopes(&decision.stream, &events, meta);
+        let state = std::mem::take(&mut decision.state);
+        decision.state = events.iter().fold(state, |s, e| s.evolve(e));
+        decision.events.extend(envelopes);
+        decision.now = decision.now.max(meta.ctx.now_unix_micros);
+        Ok(())
+    }
+
+    /// Appends every non-empty decision as one atomic append: all are
+    /// stored or none is. Needs a log that can
+    /// ([`CommandHandler::commits_atomically`]); on others it is refused
+    /// (`InvalidAppend`) before anything is written. Answers one result per
+    /// decision (`None` for an empty one). `Conflict` means re-decide.
+    pub async fn commit(
+        &self,
+        decisions: &[&dyn Decided],
+    ) -> Result<Vec<Option<AppendResult>>, CommandError> {
+        let parts: Vec<(usize, StreamAppend)> = decisions
+            .iter()
+            .map(|d| d.part())
+            .enumerate()
+            .filter(|(_, p)| !p.events.is_empty())
+            .collect();
+        let mut results = vec![None; decisions.len()];
+        if parts.is_empty() {
+            return Ok(results);
+        }
+        let (slots, parts): (Vec<usize>, Vec<StreamAppend>) = parts.into_iter().unzip();
+        let appended = self.store.append_streams(parts).await?;
+        for (slot, r) in slots.into_iter().zip(appended) {
+            decisions[slot].appended(self, &r);
+            results[slot] = Some(r);
+        }
+        Ok(results)
+    }
+
+    /// The outcome for `decision` after [`CommandHandler::commit`] answered
+    /// `results` (the position is the whole commit's last, so a read with it
+    /// sees every part).
+    pub async fn outcome_of<A>(
+        &self,
+        decision: &Decision<A>,
+        result: Option<&AppendResult>,
+        results: &[Option<AppendResult>],
+    ) -> Result<Outcome, CommandError> {
+        let last = results.iter().flatten().map(|r| r.position).max();
+        Ok(match (result, last) {
+            (Some(r), Some(position)) => decision.outcome(r, position),
+            _ => Outcome {
+                version: decision.version,
+                position: match last {
+                    Some(p) => p,
+                    None => self.store.head().await?,
+                },
+                events_written: 0,
+                created_at_unix_micros: decision.first_at,
+                updated_at_unix_micros: decision.last_at,
+            },
+        })
+    }
+}
+
+/// The lock stripe of `stream`.
+fn stripe_of(stream: &str) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(stream);
+    (h % STRIPES as u64) as usize
+}
+
+/// The envelopes of `events`, decided on `stream` under `meta`.
+fn envelopes(stream: &str, events: &[DomainEvent], meta: &CommandMeta) -> Vec<EventEnvelope> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EventEnvelope {
+            event_id: event_id(meta.idempotency_key.as_deref(), stream, i),
+            occurred_at_unix_micros: meta.ctx.now_unix_micros,
+            actor_id: meta.ctx.actor_id.clone(),
+            correlation_id: meta.correlation_id.clone(),
+            causation_id: meta.correlation_id.clone(),
+            event_type: e.event_type().to_string(),
+            schema_version: e.schema_version(),
+            payload: e.encode_payload(),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// The outcome of the earlier run of this keyed command, if its events are in the stream.

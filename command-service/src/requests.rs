@@ -676,17 +676,28 @@ async fn act(
     command: RequestCommand,
 ) -> Result<Response, Problem> {
     let meta = meta(principal, headers)?;
-    let (req, out) = state
-        .handler
-        .execute::<AccessRequest>(id, &command, &meta)
-        .await
-        .map_err(|e| e.for_aggregate("request", id))?;
-    let mut position = out.position;
-    if out.events_written > 0
-        && (req.approved.is_some() || req.status != iga_domain::request::Status::InProgress)
-    {
-        position = position.max(crate::fulfilment::fulfil(&state.handler, id).await?);
-    }
+    let handler = &state.handler;
+    // Where the log can, the decision and what it leads to (the grant, or the
+    // pair's closing) are one append. Keyed commands (`Idempotency-Key`) take
+    // the two-step path, whose `execute` looks up earlier runs.
+    let position = if handler.commits_atomically() && meta.idempotency_key.is_none() {
+        let (_, out) = crate::fulfilment::decide_and_fulfil(handler, id, &command, &meta)
+            .await
+            .map_err(|e| e.for_aggregate("request", id))?;
+        out.position
+    } else {
+        let (req, out) = handler
+            .execute::<AccessRequest>(id, &command, &meta)
+            .await
+            .map_err(|e| e.for_aggregate("request", id))?;
+        let mut position = out.position;
+        if out.events_written > 0
+            && (req.approved.is_some() || req.status != iga_domain::request::Status::InProgress)
+        {
+            position = position.max(crate::fulfilment::fulfil(handler, id).await?);
+        }
+        position
+    };
     let view = request_view(state, id).await?;
     Ok(iga_http::object_response(
         StatusCode::OK,

@@ -181,7 +181,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// consecutive positions in the order given, or none is. Each part is
     /// checked as [`EventStore::append`] checks it (its expected version,
     /// limits, ids), and the first part that fails fails the whole with its
-    /// error. If every event of every part is stored already (a retry), the
+    /// error. A stream may have several parts; a later one's expected
+    /// version counts the earlier ones' events. If every event of every part is stored already (a retry), the
     /// original results are answered and nothing is stored. Answers one
     /// result per part, in order.
     async fn append_streams(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>> {
@@ -194,25 +195,18 @@ pub trait EventStore: Send + Sync + 'static {
 }
 
 /// Checks a multi-stream append: at least one part, each part valid on its
-/// own, no stream twice, no event id twice, at most
-/// `limits.max_events_per_append` events in all.
+/// own, no event id twice, at most `limits.max_events_per_append` events in
+/// all.
 pub fn validate_append_streams(parts: &[StreamAppend], limits: &Limits) -> Result<()> {
     if parts.is_empty() {
         return Err(EventLogError::InvalidAppend(
             "an append needs at least one stream".into(),
         ));
     }
-    let mut streams = std::collections::HashSet::new();
     let mut ids = std::collections::HashSet::new();
     let mut total = 0;
     for part in parts {
         validate_append(&part.stream, &part.events, limits)?;
-        if !streams.insert(part.stream.as_str()) {
-            return Err(EventLogError::InvalidAppend(format!(
-                "stream {} appears twice in one append",
-                part.stream
-            )));
-        }
         for e in &part.events {
             if !ids.insert(e.event_id.as_str()) {
                 return Err(EventLogError::InvalidAppend(format!(

@@ -433,9 +433,14 @@ impl Writer {
             return Ok(Planned::Done(results));
         }
 
+        // The stream versions this request's earlier parts lead to.
+        let mut ahead: HashMap<&str, u64> = HashMap::new();
         let mut currents = Vec::with_capacity(req.parts.len());
         for part in &req.parts {
-            let current = match heads.get(&part.stream) {
+            let known = ahead
+                .get(part.stream.as_str())
+                .or_else(|| heads.get(&part.stream));
+            let current = match known {
                 Some(v) => *v,
                 None => self
                     .db
@@ -458,6 +463,7 @@ impl Writer {
                 })));
             }
             currents.push(current);
+            ahead.insert(&part.stream, current + part.events.len() as u64);
         }
 
         let mut results = Vec::with_capacity(req.parts.len());
