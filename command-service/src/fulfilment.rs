@@ -64,7 +64,9 @@ async fn pair_command(
     let request_id = request_id.to_string();
     if req.approved != Some(true) {
         // Rejected, cancelled or expired: free the pair for a new request.
-        return Ok((req.status != Status::InProgress).then_some(AccessCommand::Close { request_id }));
+        return Ok(
+            (req.status != Status::InProgress).then_some(AccessCommand::Close { request_id })
+        );
     }
     if req.fulfilled {
         return Ok(None);
@@ -129,7 +131,9 @@ pub async fn fulfil(handler: &CommandHandler, request_id: &str) -> Result<Positi
     };
     let pair = pair_key(&req.created.user_id, &req.created.entitlement_id);
     let (before, _) = handler.load::<AccessPair>(&pair).await?;
-    let (after, out) = handler.execute::<AccessPair>(&pair, &command, &meta).await?;
+    let (after, out) = handler
+        .execute::<AccessPair>(&pair, &command, &meta)
+        .await?;
     if req.approved != Some(true) {
         return Ok(out.position);
     }
@@ -157,9 +161,7 @@ pub async fn decide_and_fulfil(
     let pair = pair_key(&current.created.user_id, &current.created.entitlement_id);
     let request_stream = <AccessRequest as iga_domain::Aggregate>::stream_id(id);
     let pair_stream = <AccessPair as iga_domain::Aggregate>::stream_id(&pair);
-    let _serialised = handler
-        .lock_streams(&[&request_stream, &pair_stream])
-        .await;
+    let _serialised = handler.lock_streams(&[&request_stream, &pair_stream]).await;
     let follow_meta = system_meta(Some(format!("fulfil\0{id}")), id);
     for attempt in 0..crate::MAX_ATTEMPTS {
         if attempt > 0 {
@@ -176,7 +178,9 @@ pub async fn decide_and_fulfil(
             let now = follow_meta.ctx.now_unix_micros;
             if let Some(cmd) = pair_command(handler, id, &request.state, now).await? {
                 let (before, _) = handler.load::<AccessPair>(&pair).await?;
-                let d = handler.decide::<AccessPair>(&pair, &cmd, &follow_meta).await?;
+                let d = handler
+                    .decide::<AccessPair>(&pair, &cmd, &follow_meta)
+                    .await?;
                 if request.state.approved == Some(true) {
                     let done = fulfil_command(&request.state, &before, &d.state);
                     handler.decide_more(&mut fulfilment, &done, &follow_meta)?;

@@ -568,8 +568,8 @@ impl CommandHandler {
 /// The lock stripe of `stream`.
 fn stripe_of(stream: &str) -> usize {
     use std::hash::{BuildHasher, BuildHasherDefault};
-    let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .hash_one(stream);
+    let h =
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(stream);
     (h % STRIPES as u64) as usize
 }
 

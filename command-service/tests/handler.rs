@@ -1,13 +1,22 @@
 //! The command path against a real sled log: conflicts are re-decided,
-//! idempotency keys make retries append nothing, bootstrap is idempotent.
+//! idempotency keys make retries append nothing, bootstrap is idempotent, a
+//! deciding approval and its grant are one append.
 
 use std::sync::Arc;
 
-use command_service::{bootstrap, CommandError, CommandHandler, CommandMeta};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use command_service::{bootstrap, fulfilment, CommandError, CommandHandler, CommandMeta};
+use iga_domain::access::{pair_key, AccessCommand, AccessPair};
+use iga_domain::request::{AccessRequest, RequestCommand};
 use iga_domain::user::{User, UserCommand};
 use iga_domain::{Context, DomainError};
 use iga_eventlog::sled_store::SledEventStore;
-use iga_eventlog::{EventStore, Limits};
+use iga_eventlog::{
+    AppendResult, EventEnvelope, EventStore, ExpectedVersion, Limits, Position, RecordedEvent,
+    StreamAppend, Subscription,
+};
+use iga_schemas::v1;
 
 fn meta(key: Option<&str>) -> CommandMeta {
     CommandMeta {
@@ -142,4 +151,184 @@ async fn domain_errors_surface() {
         err,
         CommandError::Domain(DomainError::NotFound(_))
     ));
+}
+
+/// The sled log, counting the appends the handler asks of it.
+struct Counted {
+    log: SledEventStore,
+    single: AtomicUsize,
+    multi: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl EventStore for Counted {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<EventEnvelope>,
+    ) -> iga_eventlog::Result<AppendResult> {
+        self.single.fetch_add(1, Ordering::SeqCst);
+        self.log.append(stream, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        max: usize,
+    ) -> iga_eventlog::Result<Vec<RecordedEvent>> {
+        self.log.read_stream(stream, from, max).await
+    }
+    async fn read_all(
+        &self,
+        after: Position,
+        max: usize,
+    ) -> iga_eventlog::Result<Vec<RecordedEvent>> {
+        self.log.read_all(after, max).await
+    }
+    async fn subscribe(&self, after: Position) -> iga_eventlog::Result<Subscription> {
+        self.log.subscribe(after).await
+    }
+    async fn head(&self) -> iga_eventlog::Result<Position> {
+        self.log.head().await
+    }
+    fn describe(&self) -> String {
+        self.log.describe()
+    }
+    fn appends_streams_atomically(&self) -> bool {
+        self.log.appends_streams_atomically()
+    }
+    async fn append_streams(
+        &self,
+        parts: Vec<StreamAppend>,
+    ) -> iga_eventlog::Result<Vec<AppendResult>> {
+        self.multi.fetch_add(1, Ordering::SeqCst);
+        self.log.append_streams(parts).await
+    }
+}
+
+fn as_user(user: &str) -> CommandMeta {
+    CommandMeta {
+        ctx: Context {
+            actor_id: user.into(),
+            actor_roles: vec![],
+            now_unix_micros: command_service::now_unix_micros(),
+        },
+        ..meta(None)
+    }
+}
+
+/// The approval that decides a request, the grant it leads to and the
+/// request's fulfilment are one append, in the order the two-step path
+/// writes them, with its ids: the fulfilment reactor then finds nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deciding_approval_and_its_grant_are_one_append() {
+    let store = Arc::new(Counted {
+        log: SledEventStore::open_temporary(Limits::default()).unwrap(),
+        single: AtomicUsize::new(0),
+        multi: AtomicUsize::new(0),
+    });
+    let handler = CommandHandler::new(store.clone());
+    assert!(handler.commits_atomically());
+    let open = AccessCommand::Open {
+        user_id: "ben".into(),
+        entitlement_id: "e1".into(),
+        request_id: "r1".into(),
+        remove: false,
+        holder_gone: false,
+    };
+    let pair = pair_key("ben", "e1");
+    handler
+        .execute::<AccessPair>(&pair, &open, &as_user("ben"))
+        .await
+        .unwrap();
+    let created = v1::AccessRequestCreated {
+        request_id: "r1".into(),
+        requester_id: "ben".into(),
+        user_id: "ben".into(),
+        app_id: "a1".into(),
+        entitlement_id: "e1".into(),
+        catalog_type: "entitlement".into(),
+        request_type: "entitlementGrant".into(),
+        priority: "low".into(),
+        phases: vec![v1::RequestPhase {
+            name: "Owners".into(),
+            quorum: 2,
+            approver_ids: vec!["o1".into(), "o2".into()],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let create = RequestCommand::Create {
+        created: Box::new(created),
+        auto_approve: false,
+    };
+    handler
+        .execute::<AccessRequest>("r1", &create, &as_user("ben"))
+        .await
+        .unwrap();
+    let approve = RequestCommand::Approve {
+        phase: None,
+        justification: String::new(),
+        comment: String::new(),
+    };
+    let singles = store.single.load(Ordering::SeqCst);
+
+    // The first of a quorum of two decides nothing: only the request moves.
+    let before = store.head().await.unwrap();
+    let (req, out) = fulfilment::decide_and_fulfil(&handler, "r1", &approve, &as_user("o1"))
+        .await
+        .unwrap();
+    assert_eq!((req.approved, out.events_written), (None, 1));
+    assert_eq!(
+        event_types(&store.log, before).await,
+        ["RequestApprovalRecorded"]
+    );
+
+    // The second decides it: approval, grant and fulfilment in one append.
+    let before = store.head().await.unwrap();
+    let (req, out) = fulfilment::decide_and_fulfil(&handler, "r1", &approve, &as_user("o2"))
+        .await
+        .unwrap();
+    assert!(req.fulfilled && req.approved == Some(true));
+    assert_eq!(store.multi.load(Ordering::SeqCst), 2);
+    assert_eq!(store.single.load(Ordering::SeqCst), singles);
+    let written = event_types(&store.log, before).await;
+    assert_eq!(
+        written,
+        [
+            "RequestApprovalRecorded",
+            "RequestPhaseCompleted",
+            "RequestApproved",
+            "GrantIssued",
+            "AccessRequestClosed",
+            "RequestFulfilled"
+        ]
+    );
+    assert_eq!(out.position, store.head().await.unwrap());
+    let (pair_state, _) = handler.load::<AccessPair>(&pair).await.unwrap();
+    assert!(pair_state.grant.is_some());
+
+    // What the reactor runs after the approval finds it done and writes nothing.
+    let head = store.head().await.unwrap();
+    assert_eq!(fulfilment::fulfil(&handler, "r1").await.unwrap(), head);
+    // Even from a cold cache (another process): the keyed ids match.
+    let cold = CommandHandler::new(store.clone());
+    assert_eq!(fulfilment::fulfil(&cold, "r1").await.unwrap(), head);
+    assert_eq!(store.head().await.unwrap(), head);
+}
+
+/// The event types after `after`, in log order.
+async fn event_types(log: &SledEventStore, after: Position) -> Vec<String> {
+    log.read_all(after, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            r.envelope
+                .event_type
+                .trim_start_matches("iga.v1.")
+                .to_string()
+        })
+        .collect()
 }
