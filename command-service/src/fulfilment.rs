@@ -28,7 +28,7 @@ use projection_service::timers::{Timer, TimerIndex};
 use projection_service::ReadModels;
 use tokio::sync::watch;
 
-use crate::{now_unix_micros, CommandError, CommandHandler, CommandMeta, Outcome};
+use crate::{now_unix_micros, CommandError, CommandHandler, CommandMeta, Decision, Outcome};
 
 /// The principal of commands the service issues itself.
 pub const SYSTEM: &str = "system";
@@ -144,6 +144,34 @@ pub async fn fulfil(handler: &CommandHandler, request_id: &str) -> Result<Positi
     Ok(out.position.max(fulfilled.position))
 }
 
+/// Decides what finishing the request `fulfilment` leads to takes (what
+/// [`fulfil`] writes): the pair's change onto `on_pair` (`before` is the
+/// pair before it), then, for an approved request, its fulfilment onto
+/// `fulfilment`. Nothing for a request still in progress.
+pub(crate) async fn decide_follow_ups(
+    handler: &CommandHandler,
+    request_id: &str,
+    before: &AccessPair,
+    on_pair: &mut Decision<AccessPair>,
+    fulfilment: &mut Decision<AccessRequest>,
+) -> Result<(), CommandError> {
+    let req = &fulfilment.state;
+    if !req.exists() {
+        return Ok(());
+    }
+    let meta = system_meta(Some(format!("fulfil\0{request_id}")), request_id);
+    let now = meta.ctx.now_unix_micros;
+    let Some(command) = pair_command(handler, request_id, req, now).await? else {
+        return Ok(());
+    };
+    handler.decide_more(on_pair, &command, &meta)?;
+    if req.approved == Some(true) {
+        let done = fulfil_command(req, before, &on_pair.state);
+        handler.decide_more(fulfilment, &done, &meta)?;
+    }
+    Ok(())
+}
+
 /// Runs `command` on request `id` and, if it decides the request, what
 /// [`fulfil`] would then write (the grant or its end, or the pair's closing,
 /// and the request's fulfilment), as one atomic append: no crash can leave
@@ -162,7 +190,6 @@ pub async fn decide_and_fulfil(
     let request_stream = <AccessRequest as iga_domain::Aggregate>::stream_id(id);
     let pair_stream = <AccessPair as iga_domain::Aggregate>::stream_id(&pair);
     let _serialised = handler.lock_streams(&[&request_stream, &pair_stream]).await;
-    let follow_meta = system_meta(Some(format!("fulfil\0{id}")), id);
     for attempt in 0..crate::MAX_ATTEMPTS {
         if attempt > 0 {
             // Another process won the race; back off a little, with jitter.
@@ -172,26 +199,13 @@ pub async fn decide_and_fulfil(
         let request = handler.decide::<AccessRequest>(id, command, meta).await?;
         // In the order the two-step path writes them: the decision, the
         // pair's change, then the request's fulfilment.
-        let mut on_pair = None;
+        let mut on_pair = handler.begin::<AccessPair>(&pair).await?;
         let mut fulfilment = request.then();
-        if !request.is_empty() && request.state.exists() {
-            let now = follow_meta.ctx.now_unix_micros;
-            if let Some(cmd) = pair_command(handler, id, &request.state, now).await? {
-                let (before, _) = handler.load::<AccessPair>(&pair).await?;
-                let d = handler
-                    .decide::<AccessPair>(&pair, &cmd, &follow_meta)
-                    .await?;
-                if request.state.approved == Some(true) {
-                    let done = fulfil_command(&request.state, &before, &d.state);
-                    handler.decide_more(&mut fulfilment, &done, &follow_meta)?;
-                }
-                on_pair = Some(d);
-            }
+        if !request.is_empty() {
+            let before = on_pair.state.clone();
+            decide_follow_ups(handler, id, &before, &mut on_pair, &mut fulfilment).await?;
         }
-        let mut decided: Vec<&dyn crate::Decided> = vec![&request, &fulfilment];
-        if let Some(d) = &on_pair {
-            decided.insert(1, d);
-        }
+        let decided: [&dyn crate::Decided; 3] = [&request, &on_pair, &fulfilment];
         match handler.commit(&decided).await {
             Ok(results) => {
                 let (last, result) = match results.last() {

@@ -472,26 +472,34 @@ impl CommandHandler {
         command: &A::Command,
         meta: &CommandMeta,
     ) -> Result<Decision<A>, CommandError> {
-        let (state, f) = self.folded::<A>(id).await?;
+        let mut decision = self.begin::<A>(id).await?;
         if let Some(expected) = meta.expected_version {
-            if expected != f.version {
+            if expected != decision.version {
                 return Err(CommandError::PreconditionFailed {
                     expected,
-                    actual: f.version,
+                    actual: decision.version,
                 });
             }
         }
-        let mut decision = Decision {
+        self.decide_more(&mut decision, command, meta)?;
+        Ok(decision)
+    }
+
+    /// Loads aggregate `id` into a decision with no commands yet.
+    pub async fn begin<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<Decision<A>, CommandError> {
+        let (state, f) = self.folded::<A>(id).await?;
+        Ok(Decision {
             stream: A::stream_id(id),
             version: f.version,
             first_at: f.first_at,
             last_at: f.last_at,
             state,
             events: Vec::new(),
-            now: meta.ctx.now_unix_micros,
-        };
-        self.decide_more(&mut decision, command, meta)?;
-        Ok(decision)
+            now: now_unix_micros(),
+        })
     }
 
     /// Decides one more command on the state `decision` leads to; its events

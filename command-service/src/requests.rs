@@ -10,6 +10,11 @@
 //!    even for identical requests sent at the same moment;
 //! 3. write the request; an auto-approving policy approves it at once, and
 //!    it is fulfilled before the answer.
+//!
+//! Where the log commits several streams atomically (the embedded log), 2
+//! and 3 (and an auto-approval's grant) are one append, and so is a
+//! deciding approval with its grant; elsewhere, and for commands with an
+//! `Idempotency-Key`, they are appended one by one.
 
 use std::collections::HashSet;
 
@@ -517,6 +522,31 @@ async fn create_or_validate(
                 .map_err(CommandError::from)?;
             // Open it on the pair: of identical requests, one wins.
             let pair = pair_key(user_id, &f.entitlement_id);
+            if state.handler.commits_atomically() && meta.idempotency_key.is_none() {
+                match open_and_create(
+                    &state,
+                    &meta,
+                    &pair,
+                    user_id,
+                    &f.entitlement_id,
+                    &request_id,
+                    remove,
+                    &command,
+                )
+                .await?
+                {
+                    Ok(at) => {
+                        position = position.max(at);
+                        answer.result.push(request_id);
+                    }
+                    Err(e) => answer.errors.push(PairError {
+                        user: user_id.clone(),
+                        catalog_id: item.id.clone(),
+                        ..e
+                    }),
+                }
+                continue;
+            }
             if let Err(e) = open_on_pair(
                 &state,
                 &meta,
@@ -565,8 +595,10 @@ async fn create_or_validate(
     Ok(response)
 }
 
-/// Opens the request on its pair; `Ok(Err(_))` is the pair's refusal.
-async fn open_on_pair(
+/// The command opening `request_id` on its pair. An open request of the
+/// same kind whose stream was never written (its writer died between the
+/// two appends of the two-step path) is replaced once it is old enough.
+async fn open_command(
     state: &CommandState,
     meta: &CommandMeta,
     pair: &str,
@@ -574,7 +606,7 @@ async fn open_on_pair(
     entitlement_id: &str,
     request_id: &str,
     remove: bool,
-) -> Result<Result<(), PairError>, Problem> {
+) -> Result<AccessCommand, CommandError> {
     let (current, at) = state.handler.snapshot::<AccessPair>(pair).await?;
     let open = if remove {
         &current.open_remove_request
@@ -588,13 +620,60 @@ async fn open_on_pair(
         }
         _ => false,
     };
-    let command = AccessCommand::Open {
+    Ok(AccessCommand::Open {
         user_id: user_id.into(),
         entitlement_id: entitlement_id.into(),
         request_id: request_id.into(),
         remove,
         holder_gone,
+    })
+}
+
+/// The pair's refusal of an open (`what`: the domain's words), as the
+/// per-pair error of a create.
+async fn refused(
+    state: &CommandState,
+    pair: &str,
+    what: String,
+    user_id: &str,
+    entitlement_id: &str,
+    remove: bool,
+) -> Result<PairError, CommandError> {
+    let (now, _) = state.handler.load::<AccessPair>(pair).await?;
+    let refusal = now.refusal(remove);
+    let request = match &refusal {
+        Some(PairRefusal::Duplicate(id)) => Some(id.clone()),
+        _ => None,
     };
+    Ok(PairError {
+        error: refusal.as_ref().map_or("DUPLICATE", |r| r.code()).into(),
+        message: format!("{what} for this user and item"),
+        user: user_id.into(),
+        catalog_id: entitlement_id.into(),
+        request_id: request,
+    })
+}
+
+/// Opens the request on its pair; `Ok(Err(_))` is the pair's refusal.
+async fn open_on_pair(
+    state: &CommandState,
+    meta: &CommandMeta,
+    pair: &str,
+    user_id: &str,
+    entitlement_id: &str,
+    request_id: &str,
+    remove: bool,
+) -> Result<Result<(), PairError>, Problem> {
+    let command = open_command(
+        state,
+        meta,
+        pair,
+        user_id,
+        entitlement_id,
+        request_id,
+        remove,
+    )
+    .await?;
     let side = meta.for_side_stream();
     match state
         .handler
@@ -602,23 +681,101 @@ async fn open_on_pair(
         .await
     {
         Ok(_) => Ok(Ok(())),
-        Err(CommandError::Domain(DomainError::AlreadyExists(what))) => {
-            let (now, _) = state.handler.load::<AccessPair>(pair).await?;
-            let refusal = now.refusal(remove);
-            let request = match &refusal {
-                Some(PairRefusal::Duplicate(id)) => Some(id.clone()),
-                _ => None,
-            };
-            Ok(Err(PairError {
-                error: refusal.as_ref().map_or("DUPLICATE", |r| r.code()).into(),
-                message: format!("{what} for this user and item"),
-                user: user_id.into(),
-                catalog_id: entitlement_id.into(),
-                request_id: request,
-            }))
-        }
+        Err(CommandError::Domain(DomainError::AlreadyExists(what))) => Ok(Err(refused(
+            state,
+            pair,
+            what,
+            user_id,
+            entitlement_id,
+            remove,
+        )
+        .await?)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Opens the request on its pair and writes it as one append (and, for an
+/// auto-approved request, its grant and fulfilment too): no crash can leave
+/// a pair held by a request that was never written. Needs a log that
+/// commits atomically. Answers the position of the append, or the pair's
+/// refusal.
+#[allow(clippy::too_many_arguments)]
+async fn open_and_create(
+    state: &CommandState,
+    meta: &CommandMeta,
+    pair: &str,
+    user_id: &str,
+    entitlement_id: &str,
+    request_id: &str,
+    remove: bool,
+    create: &RequestCommand,
+) -> Result<Result<u64, PairError>, Problem> {
+    let handler = &state.handler;
+    let request_stream = AccessRequest::stream_id(request_id);
+    let pair_stream = AccessPair::stream_id(pair);
+    let _serialised = handler.lock_streams(&[&request_stream, &pair_stream]).await;
+    let side = meta.for_side_stream();
+    for attempt in 0..crate::MAX_ATTEMPTS {
+        if attempt > 0 {
+            // Another process won the race; back off a little, with jitter.
+            let max_ms = 1u64 << attempt.min(6);
+            tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
+                0..=max_ms,
+            )))
+            .await;
+        }
+        let open = open_command(
+            state,
+            meta,
+            pair,
+            user_id,
+            entitlement_id,
+            request_id,
+            remove,
+        )
+        .await?;
+        let opened = match handler.decide::<AccessPair>(pair, &open, &side).await {
+            Ok(d) => d,
+            Err(CommandError::Domain(DomainError::AlreadyExists(what))) => {
+                return Ok(Err(refused(
+                    state,
+                    pair,
+                    what,
+                    user_id,
+                    entitlement_id,
+                    remove,
+                )
+                .await?));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let request = handler
+            .decide::<AccessRequest>(request_id, create, meta)
+            .await?;
+        let mut on_pair = opened.then();
+        let mut fulfilment = request.then();
+        crate::fulfilment::decide_follow_ups(
+            handler,
+            request_id,
+            &opened.state,
+            &mut on_pair,
+            &mut fulfilment,
+        )
+        .await?;
+        let decided: [&dyn crate::Decided; 4] = [&opened, &request, &on_pair, &fulfilment];
+        match handler.commit(&decided).await {
+            Ok(results) => {
+                let position = results.iter().flatten().map(|r| r.position).max();
+                return Ok(Ok(position.unwrap_or(0)));
+            }
+            Err(CommandError::EventLog(iga_eventlog::EventLogError::Conflict { .. })) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CommandError::TooMuchContention {
+        stream: request_stream,
+    }
+    .into())
 }
 
 /// Creates access requests: one per user × item that passes its checks, an error for each other pair.
