@@ -14,6 +14,14 @@
 //!   stored returns the original [`AppendResult`] and stores nothing.
 //! - **Subscriptions** start after a position, catch up, then go live, with no
 //!   gap and no duplicate at the switch.
+//!
+//! One capability is optional: [`EventStore::append_streams`], an append to
+//! several streams that is stored whole or not at all. The embedded log does
+//! it in one group commit. The other two answer `false` to
+//! [`EventStore::appends_streams_atomically`] for now: a JetStream atomic
+//! batch across subjects, each with its own expected sequence, is not built
+//! yet, and the `kurrentdb` client does not expose KurrentDB's multi-stream
+//! append.
 
 pub mod contract;
 pub mod jetstream;

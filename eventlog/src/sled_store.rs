@@ -13,7 +13,9 @@
 //! append waiting (up to a bound), checks each against the stream heads
 //! (including earlier appends of the same group), writes the whole group in one
 //! batch, flushes once, then acknowledges every append of the group. An append
-//! is acknowledged only after its batch is flushed.
+//! is acknowledged only after its batch is flushed. An append to several
+//! streams (`append_streams`) is one request: every part is checked before
+//! any is added to the batch, so it is stored whole or not at all.
 //!
 //! **Durable head.** Readers never see past the last flushed position, so a
 //! projection can never get ahead of what survives a crash. sled 0.34 flushes
