@@ -191,21 +191,21 @@ pub async fn decide_and_fulfil(
     let pair_stream = <AccessPair as iga_domain::Aggregate>::stream_id(&pair);
     let _serialised = handler.lock_streams(&[&request_stream, &pair_stream]).await;
     for attempt in 0..crate::MAX_ATTEMPTS {
-        if attempt > 0 {
-            // Another process won the race; back off a little, with jitter.
-            let max_ms = 1u64 << attempt.min(6);
-            tokio::time::sleep(Duration::from_millis(rand::random_range(0..=max_ms))).await;
-        }
+        crate::back_off(attempt).await;
         let request = handler.decide::<AccessRequest>(id, command, meta).await?;
         // In the order the two-step path writes them: the decision, the
         // pair's change, then the request's fulfilment.
-        let mut on_pair = handler.begin::<AccessPair>(&pair).await?;
         let mut fulfilment = request.then();
+        let mut decided: Vec<&dyn crate::Decided> = vec![&request];
+        let on_pair;
         if !request.is_empty() {
-            let before = on_pair.state.clone();
-            decide_follow_ups(handler, id, &before, &mut on_pair, &mut fulfilment).await?;
+            let mut d = handler.begin::<AccessPair>(&pair).await?;
+            let before = d.state.clone();
+            decide_follow_ups(handler, id, &before, &mut d, &mut fulfilment).await?;
+            on_pair = d;
+            decided.push(&on_pair);
         }
-        let decided: [&dyn crate::Decided; 3] = [&request, &on_pair, &fulfilment];
+        decided.push(&fulfilment);
         match handler.commit(&decided).await {
             Ok(results) => {
                 let (last, result) = match results.last() {

@@ -250,14 +250,7 @@ impl CommandHandler {
         let stream = A::stream_id(id);
         let _serialised = self.stripes[stripe_of(&stream)].lock().await;
         for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                // Another process won the race; back off a little, with jitter.
-                let max_ms = 1u64 << attempt.min(6);
-                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
-                    0..=max_ms,
-                )))
-                .await;
-            }
+            back_off(attempt).await;
             // A keyed command needs the stream's event ids (to spot a retry);
             // others can start from the cache.
             let (state, version, times) = match meta.idempotency_key.as_deref() {
@@ -570,6 +563,16 @@ impl CommandHandler {
                 updated_at_unix_micros: decision.last_at,
             },
         })
+    }
+}
+
+/// Before attempt `attempt` (from 0) at a command that lost a race to
+/// another process: nothing at first, then a little, with jitter.
+pub(crate) async fn back_off(attempt: u32) {
+    if attempt > 0 {
+        let max_ms = 1u64 << attempt.min(6);
+        let ms = rand::random_range(0..=max_ms);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }
 

@@ -522,19 +522,15 @@ async fn create_or_validate(
                 .map_err(CommandError::from)?;
             // Open it on the pair: of identical requests, one wins.
             let pair = pair_key(user_id, &f.entitlement_id);
+            let opening = Opening {
+                pair: &pair,
+                user_id,
+                entitlement_id: &f.entitlement_id,
+                request_id: &request_id,
+                remove,
+            };
             if state.handler.commits_atomically() && meta.idempotency_key.is_none() {
-                match open_and_create(
-                    &state,
-                    &meta,
-                    &pair,
-                    user_id,
-                    &f.entitlement_id,
-                    &request_id,
-                    remove,
-                    &command,
-                )
-                .await?
-                {
+                match open_and_create(&state, &meta, &opening, &command).await? {
                     Ok(at) => {
                         position = position.max(at);
                         answer.result.push(request_id);
@@ -547,17 +543,7 @@ async fn create_or_validate(
                 }
                 continue;
             }
-            if let Err(e) = open_on_pair(
-                &state,
-                &meta,
-                &pair,
-                user_id,
-                &f.entitlement_id,
-                &request_id,
-                remove,
-            )
-            .await?
-            {
+            if let Err(e) = open_on_pair(&state, &meta, &opening).await? {
                 answer.errors.push(PairError {
                     user: user_id.clone(),
                     catalog_id: item.id.clone(),
@@ -595,36 +581,41 @@ async fn create_or_validate(
     Ok(response)
 }
 
-/// The command opening `request_id` on its pair. An open request of the
-/// same kind whose stream was never written (its writer died between the
-/// two appends of the two-step path) is replaced once it is old enough.
+/// A request to open on its access pair.
+struct Opening<'a> {
+    pair: &'a str,
+    user_id: &'a str,
+    entitlement_id: &'a str,
+    request_id: &'a str,
+    remove: bool,
+}
+
+/// The command opening the request on its pair. An open request of the same
+/// kind whose stream was never written (its writer died between the two
+/// appends of the step-by-step path) is replaced once it is old enough.
 async fn open_command(
     state: &CommandState,
     meta: &CommandMeta,
-    pair: &str,
-    user_id: &str,
-    entitlement_id: &str,
-    request_id: &str,
-    remove: bool,
+    o: &Opening<'_>,
 ) -> Result<AccessCommand, CommandError> {
-    let (current, at) = state.handler.snapshot::<AccessPair>(pair).await?;
-    let open = if remove {
+    let (current, at) = state.handler.snapshot::<AccessPair>(o.pair).await?;
+    let open = if o.remove {
         &current.open_remove_request
     } else {
         &current.open_grant_request
     };
     let holder_gone = match open {
-        Some(other) if other != request_id => {
+        Some(other) if other != o.request_id => {
             let (r, _) = state.handler.load::<AccessRequest>(other).await?;
             !r.exists() && meta.ctx.now_unix_micros - at.updated_at_unix_micros > ORPHAN_MICROS
         }
         _ => false,
     };
     Ok(AccessCommand::Open {
-        user_id: user_id.into(),
-        entitlement_id: entitlement_id.into(),
-        request_id: request_id.into(),
-        remove,
+        user_id: o.user_id.into(),
+        entitlement_id: o.entitlement_id.into(),
+        request_id: o.request_id.into(),
+        remove: o.remove,
         holder_gone,
     })
 }
@@ -633,14 +624,11 @@ async fn open_command(
 /// per-pair error of a create.
 async fn refused(
     state: &CommandState,
-    pair: &str,
+    o: &Opening<'_>,
     what: String,
-    user_id: &str,
-    entitlement_id: &str,
-    remove: bool,
 ) -> Result<PairError, CommandError> {
-    let (now, _) = state.handler.load::<AccessPair>(pair).await?;
-    let refusal = now.refusal(remove);
+    let (now, _) = state.handler.load::<AccessPair>(o.pair).await?;
+    let refusal = now.refusal(o.remove);
     let request = match &refusal {
         Some(PairRefusal::Duplicate(id)) => Some(id.clone()),
         _ => None,
@@ -648,8 +636,8 @@ async fn refused(
     Ok(PairError {
         error: refusal.as_ref().map_or("DUPLICATE", |r| r.code()).into(),
         message: format!("{what} for this user and item"),
-        user: user_id.into(),
-        catalog_id: entitlement_id.into(),
+        user: o.user_id.into(),
+        catalog_id: o.entitlement_id.into(),
         request_id: request,
     })
 }
@@ -658,38 +646,19 @@ async fn refused(
 async fn open_on_pair(
     state: &CommandState,
     meta: &CommandMeta,
-    pair: &str,
-    user_id: &str,
-    entitlement_id: &str,
-    request_id: &str,
-    remove: bool,
+    o: &Opening<'_>,
 ) -> Result<Result<(), PairError>, Problem> {
-    let command = open_command(
-        state,
-        meta,
-        pair,
-        user_id,
-        entitlement_id,
-        request_id,
-        remove,
-    )
-    .await?;
+    let command = open_command(state, meta, o).await?;
     let side = meta.for_side_stream();
     match state
         .handler
-        .execute::<AccessPair>(pair, &command, &side)
+        .execute::<AccessPair>(o.pair, &command, &side)
         .await
     {
         Ok(_) => Ok(Ok(())),
-        Err(CommandError::Domain(DomainError::AlreadyExists(what))) => Ok(Err(refused(
-            state,
-            pair,
-            what,
-            user_id,
-            entitlement_id,
-            remove,
-        )
-        .await?)),
+        Err(CommandError::Domain(DomainError::AlreadyExists(what))) => {
+            Ok(Err(refused(state, o, what).await?))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -699,64 +668,35 @@ async fn open_on_pair(
 /// a pair held by a request that was never written. Needs a log that
 /// commits atomically. Answers the position of the append, or the pair's
 /// refusal.
-#[allow(clippy::too_many_arguments)]
 async fn open_and_create(
     state: &CommandState,
     meta: &CommandMeta,
-    pair: &str,
-    user_id: &str,
-    entitlement_id: &str,
-    request_id: &str,
-    remove: bool,
+    o: &Opening<'_>,
     create: &RequestCommand,
 ) -> Result<Result<u64, PairError>, Problem> {
     let handler = &state.handler;
-    let request_stream = AccessRequest::stream_id(request_id);
-    let pair_stream = AccessPair::stream_id(pair);
+    let request_stream = AccessRequest::stream_id(o.request_id);
+    let pair_stream = AccessPair::stream_id(o.pair);
     let _serialised = handler.lock_streams(&[&request_stream, &pair_stream]).await;
     let side = meta.for_side_stream();
     for attempt in 0..crate::MAX_ATTEMPTS {
-        if attempt > 0 {
-            // Another process won the race; back off a little, with jitter.
-            let max_ms = 1u64 << attempt.min(6);
-            tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
-                0..=max_ms,
-            )))
-            .await;
-        }
-        let open = open_command(
-            state,
-            meta,
-            pair,
-            user_id,
-            entitlement_id,
-            request_id,
-            remove,
-        )
-        .await?;
-        let opened = match handler.decide::<AccessPair>(pair, &open, &side).await {
+        crate::back_off(attempt).await;
+        let open = open_command(state, meta, o).await?;
+        let opened = match handler.decide::<AccessPair>(o.pair, &open, &side).await {
             Ok(d) => d,
             Err(CommandError::Domain(DomainError::AlreadyExists(what))) => {
-                return Ok(Err(refused(
-                    state,
-                    pair,
-                    what,
-                    user_id,
-                    entitlement_id,
-                    remove,
-                )
-                .await?));
+                return Ok(Err(refused(state, o, what).await?));
             }
             Err(e) => return Err(e.into()),
         };
         let request = handler
-            .decide::<AccessRequest>(request_id, create, meta)
+            .decide::<AccessRequest>(o.request_id, create, meta)
             .await?;
         let mut on_pair = opened.then();
         let mut fulfilment = request.then();
         crate::fulfilment::decide_follow_ups(
             handler,
-            request_id,
+            o.request_id,
             &opened.state,
             &mut on_pair,
             &mut fulfilment,
