@@ -10,7 +10,7 @@
 //! The answer carries the global position of the last event written: the
 //! consistency token a client sends to the read side.
 //!
-//! When the log can append to several streams as one (the embedded log), a
+//! When the log can append to several streams as one (sled, JetStream), a
 //! command whose consequences live on other aggregates (a decision and the
 //! grant it leads to) is decided step by step with [`Decision`]s, and all of
 //! them are appended together with [`CommandHandler::commit`].

@@ -11,10 +11,10 @@
 //! 3. write the request; an auto-approving policy approves it at once, and
 //!    it is fulfilled before the answer.
 //!
-//! Where the log commits several streams atomically (the embedded log), 2
-//! and 3 (and an auto-approval's grant) are one append, and so is a
-//! deciding approval with its grant; elsewhere, and for commands with an
-//! `Idempotency-Key`, they are appended one by one.
+//! Where the log commits several streams atomically (the embedded log and
+//! JetStream), 2 and 3 (and an auto-approval's grant) are one append, and so
+//! is a deciding approval with its grant; on KurrentDB, and for commands with
+//! an `Idempotency-Key`, they are appended one by one.
 
 use std::collections::HashSet;
 

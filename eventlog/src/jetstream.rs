@@ -18,7 +18,10 @@
 //! (0 for a new stream), so the server refuses it if anything was appended to
 //! that subject since. **Atomicity**: appends of several events are JetStream
 //! atomic batches (server 2.12+, `allow_atomic`), stored contiguously or not at
-//! all. **Idempotency** has two layers: JetStream drops a message whose
+//! all; so is an append to several streams (`append_streams`), one batch
+//! across their subjects, where the first message of each stream carries its
+//! expected sequence and a stream's later parts follow inside the batch.
+//! **Idempotency** has two layers: JetStream drops a message whose
 //! `Nats-Msg-Id` it saw within the duplicate window, and when an append is
 //! refused (stale expected version, or duplicate ids) the aggregate's own
 //! events are searched for the append's ids, so a retry answers its original
@@ -47,8 +50,9 @@ use prost::Message;
 use serde::Deserialize;
 
 use crate::{
-    validate_append, AppendResult, EventEnvelope, EventLogError, EventStore, ExpectedVersion,
-    Limits, Position, RecordedEvent, Result, Subscription,
+    validate_append, validate_append_streams, AppendResult, EventEnvelope, EventLogError,
+    EventStore, ExpectedVersion, Limits, Position, RecordedEvent, Result, StreamAppend,
+    Subscription,
 };
 
 /// Where and how the JetStream log lives. Parsed from an event-log URL such as
@@ -275,6 +279,13 @@ struct Tail {
     sequence: u64,
 }
 
+/// Events to publish after an aggregate's `tail`.
+struct Outgoing<'a> {
+    stream: &'a str,
+    tail: Tail,
+    events: &'a [EventEnvelope],
+}
+
 /// The subjects stored events are announced on: `<prefix>-stored.<stream id>`.
 fn stored_prefix(prefix: &str) -> String {
     format!("{prefix}-stored")
@@ -461,6 +472,43 @@ impl JetStreamEventStore {
 
     fn remembered(&self, stream: &str) -> Option<Tail> {
         self.inner.tails.lock().unwrap().get(stream).copied()
+    }
+
+    /// The tail an append expecting `expected` goes after: none for a new
+    /// stream, the remembered one if it is at the expected version, else
+    /// the stream leader's.
+    async fn expected_tail(&self, stream: &str, expected: ExpectedVersion) -> Result<Tail> {
+        match expected {
+            ExpectedVersion::NoStream => Ok(Tail {
+                version: 0,
+                sequence: 0,
+            }),
+            ExpectedVersion::Exact(v) => match self.remembered(stream) {
+                Some(t) if t.version == v => Ok(t),
+                _ => self.tail(stream).await,
+            },
+            ExpectedVersion::Any => self.tail(stream).await,
+        }
+    }
+
+    /// The original results of a multi-stream append whose events are all
+    /// stored already (a retry); `None` if none of them is;
+    /// `IdempotencyMismatch` if only some are.
+    async fn retry_of_parts(&self, parts: &[StreamAppend]) -> Result<Option<Vec<AppendResult>>> {
+        let mut found = Vec::with_capacity(parts.len());
+        for part in parts {
+            found.push(self.find_retry(&part.stream, &part.events).await?);
+        }
+        if found.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        found
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| EventLogError::IdempotencyMismatch {
+                event_id: parts[0].events[0].event_id.clone(),
+            })
     }
 
     /// The aggregate's last event, read from the stream leader.
@@ -657,7 +705,19 @@ impl JetStreamEventStore {
         tail: Tail,
         events: &[EventEnvelope],
     ) -> Result<Published> {
-        let _permit = if events.len() > 1 {
+        let part = Outgoing {
+            stream,
+            tail,
+            events,
+        };
+        self.publish_parts(&[part]).await
+    }
+
+    /// Publishes every part, in order, as one message or one atomic batch
+    /// (see [`JetStreamEventStore::publish`]).
+    async fn publish_parts(&self, parts: &[Outgoing<'_>]) -> Result<Published> {
+        let n: usize = parts.iter().map(|p| p.events.len()).sum();
+        let _permit = if n > 1 {
             Some(self.inner.batches.acquire().await.expect("never closed"))
         } else {
             None
@@ -665,9 +725,9 @@ impl JetStreamEventStore {
         let deadline = tokio::time::Instant::now() + self.inner.config.timeout;
         let mut pause = Duration::from_millis(2);
         loop {
-            match self.publish_once(stream, tail, events).await? {
+            match self.publish_once(parts).await? {
                 Published::Busy if tokio::time::Instant::now() + pause < deadline => {
-                    tracing::debug!(%stream, "server busy with other atomic batches; sending again");
+                    tracing::debug!("server busy with other atomic batches; sending again");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(100));
                 }
@@ -682,21 +742,29 @@ impl JetStreamEventStore {
         }
     }
 
-    async fn publish_once(
-        &self,
-        stream: &str,
-        tail: Tail,
-        events: &[EventEnvelope],
-    ) -> Result<Published> {
-        let subject = self.subject(stream);
+    async fn publish_once(&self, parts: &[Outgoing<'_>]) -> Result<Published> {
         let client = &self.inner.client;
         let batch_id = uuid::Uuid::now_v7().simple().to_string();
-        let n = events.len();
+        // Each event with its stream, its version, and, on the first event
+        // of a stream in this publish, the sequence that stream must be at
+        // (later parts of the same stream follow inside the atomic batch).
+        let mut messages = Vec::new();
+        let mut versions: HashMap<&str, u64> = HashMap::new();
+        for part in parts {
+            let expect = (!versions.contains_key(part.stream)).then_some(part.tail.sequence);
+            let version = versions.entry(part.stream).or_insert(part.tail.version);
+            for (i, e) in part.events.iter().enumerate() {
+                *version += 1;
+                messages.push((part.stream, *version, if i == 0 { expect } else { None }, e));
+            }
+        }
+        let n = messages.len();
         let mut reply = None;
-        for (i, e) in events.iter().enumerate() {
+        for (i, (stream, version, expect, e)) in messages.into_iter().enumerate() {
+            let subject = self.subject(stream);
             let mut env = e.clone();
             env.stream_id = stream.to_string();
-            env.stream_version = tail.version + 1 + i as u64;
+            env.stream_version = version;
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", env.event_id.as_str());
             headers.insert("Iga-Stream", stream);
@@ -705,10 +773,10 @@ impl JetStreamEventStore {
                 env.stream_version.to_string().as_str(),
             );
             headers.insert("Iga-Event-Type", env.event_type.as_str());
-            if i == 0 {
+            if let Some(sequence) = expect {
                 headers.insert(
                     "Nats-Expected-Last-Subject-Sequence",
-                    tail.sequence.to_string().as_str(),
+                    sequence.to_string().as_str(),
                 );
             }
             if n > 1 {
@@ -824,17 +892,7 @@ impl EventStore for JetStreamEventStore {
         let n = events.len() as u64;
         let started = std::time::Instant::now();
         loop {
-            let tail = match expected {
-                ExpectedVersion::NoStream => Tail {
-                    version: 0,
-                    sequence: 0,
-                },
-                ExpectedVersion::Exact(v) => match self.remembered(stream) {
-                    Some(t) if t.version == v => t,
-                    _ => self.tail(stream).await?,
-                },
-                ExpectedVersion::Any => self.tail(stream).await?,
-            };
+            let tail = self.expected_tail(stream, expected).await?;
             let outcome = match expected {
                 ExpectedVersion::Exact(v) if tail.version != v => Published::WrongLastSequence,
                 _ => self.publish(stream, tail, &events).await?,
@@ -948,6 +1006,132 @@ impl EventStore for JetStreamEventStore {
 
     fn describe(&self) -> String {
         self.inner.config.describe()
+    }
+
+    fn appends_streams_atomically(&self) -> bool {
+        true
+    }
+
+    /// One atomic batch across the parts' subjects. The first event of each
+    /// stream names the sequence that stream must be at; its later parts
+    /// follow inside the batch, which nothing can interleave.
+    async fn append_streams(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>> {
+        validate_append_streams(&parts, &self.inner.limits)?;
+        let started = std::time::Instant::now();
+        loop {
+            let mut tails = Vec::with_capacity(parts.len());
+            // The version each stream is at after the parts before.
+            let mut after: HashMap<&str, u64> = HashMap::new();
+            let mut stale = false;
+            for part in &parts {
+                let tail = match after.get(part.stream.as_str()) {
+                    Some(&version) => {
+                        let ok = match part.expected {
+                            ExpectedVersion::Any => true,
+                            ExpectedVersion::NoStream => version == 0,
+                            ExpectedVersion::Exact(v) => v == version,
+                        };
+                        if !ok {
+                            return Err(EventLogError::Conflict {
+                                stream: part.stream.clone(),
+                                expected: part.expected,
+                                actual: version,
+                            });
+                        }
+                        Tail {
+                            version,
+                            sequence: 0, // not sent: the batch orders it
+                        }
+                    }
+                    None => {
+                        let tail = self.expected_tail(&part.stream, part.expected).await?;
+                        stale |=
+                            matches!(part.expected, ExpectedVersion::Exact(v) if v != tail.version);
+                        tail
+                    }
+                };
+                after.insert(&part.stream, tail.version + part.events.len() as u64);
+                tails.push(tail);
+            }
+            let outcome = if stale {
+                Published::WrongLastSequence
+            } else {
+                let outgoing: Vec<Outgoing<'_>> = parts
+                    .iter()
+                    .zip(&tails)
+                    .map(|(p, t)| Outgoing {
+                        stream: &p.stream,
+                        tail: *t,
+                        events: &p.events,
+                    })
+                    .collect();
+                self.publish_parts(&outgoing).await?
+            };
+            match outcome {
+                Published::Busy => unreachable!("publish retries a busy server itself"),
+                Published::Stored { last_sequence } => {
+                    let total: u64 = parts.iter().map(|p| p.events.len() as u64).sum();
+                    let mut sequence = last_sequence + 1 - total;
+                    let mut results = Vec::with_capacity(parts.len());
+                    for (part, tail) in parts.iter().zip(&tails) {
+                        let n = part.events.len() as u64;
+                        sequence += n;
+                        let result = AppendResult {
+                            first_version: tail.version + 1,
+                            last_version: tail.version + n,
+                            position: sequence - 1,
+                        };
+                        self.remember(
+                            &part.stream,
+                            Tail {
+                                version: result.last_version,
+                                sequence: result.position,
+                            },
+                        );
+                        results.push(result);
+                    }
+                    metrics::counter!("iga_eventlog_appended_events_total").increment(total);
+                    metrics::histogram!("iga_eventlog_append_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    return Ok(results);
+                }
+                Published::Duplicate { .. } | Published::DuplicateInBatch => {
+                    return self.retry_of_parts(&parts).await?.ok_or_else(|| {
+                        EventLogError::IdempotencyMismatch {
+                            event_id: parts[0].events[0].event_id.clone(),
+                        }
+                    });
+                }
+                Published::WrongLastSequence => {
+                    if let Some(original) = self.retry_of_parts(&parts).await? {
+                        return Ok(original);
+                    }
+                    let mut seen = std::collections::HashSet::new();
+                    for part in &parts {
+                        if !seen.insert(part.stream.as_str())
+                            || part.expected == ExpectedVersion::Any
+                        {
+                            continue;
+                        }
+                        let actual = self.tail(&part.stream).await?.version;
+                        let ok = match part.expected {
+                            ExpectedVersion::NoStream => actual == 0,
+                            ExpectedVersion::Exact(v) => actual == v,
+                            ExpectedVersion::Any => true,
+                        };
+                        if !ok {
+                            return Err(EventLogError::Conflict {
+                                stream: part.stream.clone(),
+                                expected: part.expected,
+                                actual,
+                            });
+                        }
+                    }
+                    // Only `Any` parts moved (or a remembered tail was
+                    // behind): append after the new tails.
+                }
+            }
+        }
     }
 }
 

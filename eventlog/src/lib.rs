@@ -17,11 +17,10 @@
 //!
 //! One capability is optional: [`EventStore::append_streams`], an append to
 //! several streams that is stored whole or not at all. The embedded log does
-//! it in one group commit. The other two answer `false` to
-//! [`EventStore::appends_streams_atomically`] for now: a JetStream atomic
-//! batch across subjects, each with its own expected sequence, is not built
-//! yet, and the `kurrentdb` client does not expose KurrentDB's multi-stream
-//! append.
+//! it in one group commit, JetStream in one atomic batch across subjects
+//! (each stream's first message names the sequence it must be at). KurrentDB
+//! answers `false` to [`EventStore::appends_streams_atomically`]: the
+//! `kurrentdb` client does not expose its multi-stream append.
 
 pub mod contract;
 pub mod jetstream;
@@ -178,9 +177,9 @@ pub trait EventStore: Send + Sync + 'static {
         true
     }
 
-    /// Whether [`EventStore::append_streams`] is available. The embedded log
-    /// has it; on the others a caller appends part by part (and a reactor
-    /// finishes what a crash between the parts left undone).
+    /// Whether [`EventStore::append_streams`] is available. sled and
+    /// JetStream have it; on KurrentDB a caller appends part by part (and a
+    /// reactor finishes what a crash between the parts left undone).
     fn appends_streams_atomically(&self) -> bool {
         false
     }
