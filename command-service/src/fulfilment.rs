@@ -178,7 +178,8 @@ pub(crate) async fn decide_follow_ups(
 /// an approved request without its grant. Needs a log that commits
 /// atomically ([`CommandHandler::commits_atomically`]); the events are the
 /// ones the two-step path writes (same ids), so the fulfilment reactor
-/// finds nothing left to do.
+/// finds nothing left to do. A retried keyed command answers its first
+/// outcome.
 pub async fn decide_and_fulfil(
     handler: &CommandHandler,
     id: &str,
@@ -193,6 +194,14 @@ pub async fn decide_and_fulfil(
     for attempt in 0..crate::MAX_ATTEMPTS {
         crate::back_off(attempt).await;
         let request = handler.decide::<AccessRequest>(id, command, meta).await?;
+        if let Some(done) = request.retried {
+            // A retry of a keyed command: answer as the first time, after
+            // finishing what it led to (idempotent; `fulfil` takes the locks).
+            drop(_serialised);
+            let finished = fulfil(handler, id).await?;
+            let position = done.position.max(finished);
+            return Ok((request.state, Outcome { position, ..done }));
+        }
         // In the order the two-step path writes them: the decision, the
         // pair's change, then the request's fulfilment.
         let mut fulfilment = request.then();

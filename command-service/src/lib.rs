@@ -344,6 +344,9 @@ pub struct Decision<A> {
     pub state: A,
     events: Vec<EventEnvelope>,
     now: i64,
+    /// What the earlier run of this keyed command did, when its events are
+    /// in the stream already (a retry): then nothing is decided again.
+    pub retried: Option<Outcome>,
 }
 
 impl<A> Decision<A> {
@@ -376,6 +379,7 @@ impl<A> Decision<A> {
             state: self.state.clone(),
             events: Vec::new(),
             now: self.now,
+            retried: None,
         }
     }
 
@@ -457,15 +461,41 @@ impl CommandHandler {
     }
 
     /// Loads aggregate `id` and decides `command` on it, appending nothing.
-    /// Honours `If-Match` (`meta.expected_version`). Idempotency keys are not
-    /// looked up here: keyed commands go through [`CommandHandler::execute`].
+    /// Honours `If-Match` (`meta.expected_version`). A command with an
+    /// idempotency key whose events are in the stream already answers a
+    /// decision with nothing in it and `retried` set, as `execute` does.
     pub async fn decide<A: Aggregate + Send + Sync + 'static>(
         &self,
         id: &str,
         command: &A::Command,
         meta: &CommandMeta,
     ) -> Result<Decision<A>, CommandError> {
-        let mut decision = self.begin::<A>(id).await?;
+        let mut decision = match meta.idempotency_key.as_deref() {
+            None => self.begin::<A>(id).await?,
+            Some(key) => {
+                // A keyed command needs the stream's event ids (to spot a retry).
+                let (state, version, recorded) = self.load_recorded::<A>(id).await?;
+                let stream = A::stream_id(id);
+                let retried = already_applied(Some(key), &stream, &recorded);
+                let at = |r: Option<&RecordedEvent>| {
+                    r.map(|r| r.envelope.occurred_at_unix_micros).unwrap_or(0)
+                };
+                let decision = Decision {
+                    stream,
+                    version,
+                    first_at: at(recorded.first()),
+                    last_at: at(recorded.last()),
+                    state,
+                    events: Vec::new(),
+                    now: now_unix_micros(),
+                    retried,
+                };
+                if decision.retried.is_some() {
+                    return Ok(decision);
+                }
+                decision
+            }
+        };
         if let Some(expected) = meta.expected_version {
             if expected != decision.version {
                 return Err(CommandError::PreconditionFailed {
@@ -492,6 +522,7 @@ impl CommandHandler {
             state,
             events: Vec::new(),
             now: now_unix_micros(),
+            retried: None,
         })
     }
 

@@ -13,8 +13,9 @@
 //!
 //! Where the log commits several streams atomically (the embedded log and
 //! JetStream), 2 and 3 (and an auto-approval's grant) are one append, and so
-//! is a deciding approval with its grant; on KurrentDB, and for commands with
-//! an `Idempotency-Key`, they are appended one by one.
+//! is a deciding approval with its grant; on KurrentDB they are appended one
+//! by one. The retry of a keyed command (`Idempotency-Key`) answers its first
+//! outcome either way.
 
 use std::collections::HashSet;
 
@@ -455,6 +456,24 @@ async fn create_or_validate(
     let mut position = 0;
     for (ui, user_id) in users.iter().enumerate() {
         for (ci, item) in body.catalogs.iter().enumerate() {
+            let request_id = format!(
+                "{prefix}{}",
+                match &meta.idempotency_key {
+                    Some(k) => crate::users::derived_id("request", &format!("{k}\0{ui}\0{ci}")),
+                    None => uuid::Uuid::now_v7().to_string(),
+                }
+            );
+            if write && meta.idempotency_key.is_some() {
+                // The retry of a keyed create finds its request written (the
+                // id is derived from the key): answered as the first time,
+                // before the pair's checks, which would now see it open.
+                let (existing, at) = state.handler.snapshot::<AccessRequest>(&request_id).await?;
+                if existing.exists() {
+                    position = position.max(at.position);
+                    answer.result.push(request_id);
+                    continue;
+                }
+            }
             let checked =
                 match check_pair(&state, &settings, &body, user_id, item, (start, end)).await? {
                     Ok(c) => c,
@@ -466,13 +485,6 @@ async fn create_or_validate(
             if !write {
                 continue;
             }
-            let request_id = format!(
-                "{prefix}{}",
-                match &meta.idempotency_key {
-                    Some(k) => crate::users::derived_id("request", &format!("{k}\0{ui}\0{ci}")),
-                    None => uuid::Uuid::now_v7().to_string(),
-                }
-            );
             let (policy_id, policy_version, allow_self, auto, phases) =
                 resolve_phases(&state, &checked, &principal.user_id, remove).await?;
             let f = &checked.entitlement.fields;
@@ -529,19 +541,25 @@ async fn create_or_validate(
                 request_id: &request_id,
                 remove,
             };
-            if state.handler.commits_atomically() && meta.idempotency_key.is_none() {
+            if state.handler.commits_atomically() {
                 match open_and_create(&state, &meta, &opening, &command).await? {
-                    Ok(at) => {
+                    // A retry of a keyed create: the step-by-step path below
+                    // answers it as the first time.
+                    Ok(None) => {}
+                    Ok(Some(at)) => {
                         position = position.max(at);
                         answer.result.push(request_id);
+                        continue;
                     }
-                    Err(e) => answer.errors.push(PairError {
-                        user: user_id.clone(),
-                        catalog_id: item.id.clone(),
-                        ..e
-                    }),
+                    Err(e) => {
+                        answer.errors.push(PairError {
+                            user: user_id.clone(),
+                            catalog_id: item.id.clone(),
+                            ..e
+                        });
+                        continue;
+                    }
                 }
-                continue;
             }
             if let Err(e) = open_on_pair(&state, &meta, &opening).await? {
                 answer.errors.push(PairError {
@@ -666,14 +684,15 @@ async fn open_on_pair(
 /// Opens the request on its pair and writes it as one append (and, for an
 /// auto-approved request, its grant and fulfilment too): no crash can leave
 /// a pair held by a request that was never written. Needs a log that
-/// commits atomically. Answers the position of the append, or the pair's
-/// refusal.
+/// commits atomically. Answers the position of the append, the pair's
+/// refusal, or `None` for the retry of a keyed create (which the
+/// step-by-step path answers as the first time).
 async fn open_and_create(
     state: &CommandState,
     meta: &CommandMeta,
     o: &Opening<'_>,
     create: &RequestCommand,
-) -> Result<Result<u64, PairError>, Problem> {
+) -> Result<Result<Option<u64>, PairError>, Problem> {
     let handler = &state.handler;
     let request_stream = AccessRequest::stream_id(o.request_id);
     let pair_stream = AccessPair::stream_id(o.pair);
@@ -692,6 +711,9 @@ async fn open_and_create(
         let request = handler
             .decide::<AccessRequest>(o.request_id, create, meta)
             .await?;
+        if opened.retried.is_some() || request.retried.is_some() {
+            return Ok(Ok(None));
+        }
         let mut on_pair = opened.then();
         let mut fulfilment = request.then();
         crate::fulfilment::decide_follow_ups(
@@ -706,7 +728,7 @@ async fn open_and_create(
         match handler.commit(&decided).await {
             Ok(results) => {
                 let position = results.iter().flatten().map(|r| r.position).max();
-                return Ok(Ok(position.unwrap_or(0)));
+                return Ok(Ok(Some(position.unwrap_or(0))));
             }
             Err(CommandError::EventLog(iga_eventlog::EventLogError::Conflict { .. })) => continue,
             Err(e) => return Err(e.into()),
@@ -775,9 +797,8 @@ async fn act(
     let meta = meta(principal, headers)?;
     let handler = &state.handler;
     // Where the log can, the decision and what it leads to (the grant, or the
-    // pair's closing) are one append. Keyed commands (`Idempotency-Key`) take
-    // the two-step path, whose `execute` looks up earlier runs.
-    let position = if handler.commits_atomically() && meta.idempotency_key.is_none() {
+    // pair's closing) are one append.
+    let position = if handler.commits_atomically() {
         let (_, out) = crate::fulfilment::decide_and_fulfil(handler, id, &command, &meta)
             .await
             .map_err(|e| e.for_aggregate("request", id))?;

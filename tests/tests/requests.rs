@@ -1075,3 +1075,61 @@ async fn idempotency_keys_hold_on_action_routes_too() {
     let other = send(json!({"comment": "something else"})).await.unwrap();
     assert_eq!(other.status(), 422);
 }
+
+/// A keyed create and a keyed approval, sent twice, answer the first outcome
+/// and write once: one request, one grant (on logs that append a decision
+/// and its grant as one, the retry is found before anything is decided).
+#[tokio::test]
+async fn keyed_create_and_approve_retries_answer_the_first_outcome() {
+    let w = world().await;
+    let api = &w.api;
+    let keyed = |token: String, path: String, key: &'static str, body: Value| async move {
+        let r = client()
+            .post(api.s.url(&path))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let pos = r
+            .headers()
+            .get("x-consistency-token")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (r.status().as_u16(), pos, r.json::<Value>().await.unwrap())
+    };
+    let create = json!({"catalogs": item(&w.ent)});
+    let path = "/api/v1/requests".to_string();
+    let (s1, _, first) = keyed(w.ben.1.clone(), path.clone(), "create-1", create.clone()).await;
+    let (s2, _, again) = keyed(w.ben.1.clone(), path, "create-1", create).await;
+    assert_eq!((s1, s2), (201, 201), "{first} {again}");
+    assert_eq!(again, first, "a retried create answers the first outcome");
+    let rid = first["result"][0].as_str().unwrap().to_string();
+
+    let path = format!("/api/v1/requests/{rid}/approve");
+    let (s1, _, first) = keyed(w.owner.1.clone(), path.clone(), "approve-1", json!({})).await;
+    let (s2, pos, again) = keyed(w.owner.1.clone(), path, "approve-1", json!({})).await;
+    assert_eq!((s1, s2), (200, 200), "{first} {again}");
+    assert_eq!(again, first, "a retried approval answers the first outcome");
+    assert_eq!(first["decision"]["outcome"].as_str(), Some("provisioned"));
+    let (_, reqs) = get(
+        api,
+        ADMIN,
+        &format!("/api/v1/requests?userId={}", w.ben.0),
+        &pos,
+    )
+    .await;
+    assert_eq!(reqs["list"].as_array().map(Vec::len), Some(1), "{reqs}");
+    let (_, hist) = get(
+        api,
+        ADMIN,
+        &format!(
+            "/api/v1/grants/history?userId={}&entitlementId={}",
+            w.ben.0, w.ent
+        ),
+        &pos,
+    )
+    .await;
+    assert_eq!(hist["list"].as_array().map(Vec::len), Some(1), "{hist}");
+}
