@@ -218,18 +218,17 @@ fn as_user(user: &str) -> CommandMeta {
     }
 }
 
-/// The approval that decides a request, the grant it leads to and the
-/// request's fulfilment are one append, in the order the two-step path
-/// writes them, with its ids: the fulfilment reactor then finds nothing to do.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deciding_approval_and_its_grant_are_one_append() {
-    let store = Arc::new(Counted {
+fn counted_sled() -> Arc<Counted> {
+    Arc::new(Counted {
         log: SledEventStore::open_temporary(Limits::default()).unwrap(),
         single: AtomicUsize::new(0),
         multi: AtomicUsize::new(0),
-    });
-    let handler = CommandHandler::new(store.clone());
-    assert!(handler.commits_atomically());
+    })
+}
+
+/// Request `r1` of user `ben` for `e1`, opened on its pair and written,
+/// awaiting `quorum` approvals of `o1`, `o2`; answers the pair's id.
+async fn request_awaiting(handler: &CommandHandler, quorum: u32) -> String {
     let open = AccessCommand::Open {
         user_id: "ben".into(),
         entitlement_id: "e1".into(),
@@ -253,7 +252,7 @@ async fn a_deciding_approval_and_its_grant_are_one_append() {
         priority: "low".into(),
         phases: vec![v1::RequestPhase {
             name: "Owners".into(),
-            quorum: 2,
+            quorum,
             approver_ids: vec!["o1".into(), "o2".into()],
             ..Default::default()
         }],
@@ -267,6 +266,18 @@ async fn a_deciding_approval_and_its_grant_are_one_append() {
         .execute::<AccessRequest>("r1", &create, &as_user("ben"))
         .await
         .unwrap();
+    pair
+}
+
+/// The approval that decides a request, the grant it leads to and the
+/// request's fulfilment are one append, in the order the two-step path
+/// writes them, with its ids: the fulfilment reactor then finds nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deciding_approval_and_its_grant_are_one_append() {
+    let store = counted_sled();
+    let handler = CommandHandler::new(store.clone());
+    assert!(handler.commits_atomically());
+    let pair = request_awaiting(&handler, 2).await;
     let approve = RequestCommand::Approve {
         phase: None,
         justification: String::new(),
@@ -331,4 +342,55 @@ async fn event_types(log: &SledEventStore, after: Position) -> Vec<String> {
                 .to_string()
         })
         .collect()
+}
+
+/// The step-by-step path (what a log without `append_streams` takes: the
+/// decision, then `fulfil` as the handler and the reactor run it) writes the
+/// same events, with the same ids, in the same order, as the one-append path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_paths_write_the_same_events() {
+    let approve = RequestCommand::Approve {
+        phase: None,
+        justification: String::new(),
+        comment: String::new(),
+    };
+    // Keyed, so the decision's event ids are the same in both runs.
+    let keyed = CommandMeta {
+        idempotency_key: Some("approve-1".into()),
+        ..as_user("o1")
+    };
+    let mut written = Vec::new();
+    for one_append in [true, false] {
+        let store = counted_sled();
+        let handler = CommandHandler::new(store.clone());
+        request_awaiting(&handler, 1).await;
+        let before = store.head().await.unwrap();
+        if one_append {
+            fulfilment::decide_and_fulfil(&handler, "r1", &approve, &keyed)
+                .await
+                .unwrap();
+        } else {
+            handler
+                .execute::<AccessRequest>("r1", &approve, &keyed)
+                .await
+                .unwrap();
+            fulfilment::fulfil(&handler, "r1").await.unwrap();
+        }
+        let (req, _) = handler.load::<AccessRequest>("r1").await.unwrap();
+        assert!(req.fulfilled, "one append: {one_append}");
+        let events: Vec<_> = store
+            .log
+            .read_all(before, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let e = r.envelope;
+                (e.stream_id, e.stream_version, e.event_type, e.event_id)
+            })
+            .collect();
+        written.push(events);
+    }
+    assert_eq!(written[0].len(), 6, "{:?}", written[0]);
+    assert_eq!(written[0], written[1]);
 }
