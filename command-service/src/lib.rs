@@ -251,76 +251,20 @@ impl CommandHandler {
         let _serialised = self.stripes[stripe_of(&stream)].lock().await;
         for attempt in 0..MAX_ATTEMPTS {
             back_off(attempt).await;
-            // A keyed command needs the stream's event ids (to spot a retry);
-            // others can start from the cache.
-            let (state, version, times) = match meta.idempotency_key.as_deref() {
-                Some(key) => {
-                    let (state, version, recorded) = self.load_recorded::<A>(id).await?;
-                    if let Some(done) = already_applied(Some(key), &stream, &recorded) {
-                        return Ok((state, done)); // a retry of a command that was applied: answer as the first time
-                    }
-                    let at =
-                        |r: Option<&RecordedEvent>| r.map(|r| r.envelope.occurred_at_unix_micros);
-                    (state, version, (at(recorded.first()), at(recorded.last())))
-                }
-                None => {
-                    let (state, f) = self.folded::<A>(id).await?;
-                    let times = if f.version == 0 {
-                        (None, None)
-                    } else {
-                        (Some(f.first_at), Some(f.last_at))
-                    };
-                    (state, f.version, times)
-                }
-            };
-            if let Some(expected) = meta.expected_version {
-                if expected != version {
-                    return Err(CommandError::PreconditionFailed {
-                        expected,
-                        actual: version,
-                    });
-                }
+            let decision = self.decide::<A>(id, command, meta).await?;
+            if let Some(done) = decision.retried {
+                return Ok((decision.state, done)); // a retry of a command that was applied: answer as the first time
             }
-            let events = state.decide(command, &meta.ctx)?;
-            if events.is_empty() {
-                let outcome = Outcome {
-                    version,
-                    position: self.store.head().await?,
-                    events_written: 0,
-                    created_at_unix_micros: times.0.unwrap_or(0),
-                    updated_at_unix_micros: times.1.unwrap_or(0),
-                };
-                return Ok((state, outcome));
+            if decision.is_empty() {
+                let outcome = self.outcome_of(&decision, None, &[]).await?;
+                return Ok((decision.state, outcome));
             }
-            let envelopes = envelopes(&stream, &events, meta);
-            let expected = if version == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(version)
-            };
-            match self.store.append(&stream, expected, envelopes).await {
+            let part = decision.part();
+            match self.store.append(&stream, part.expected, part.events).await {
                 Ok(r) => {
-                    let outcome = Outcome {
-                        version: r.last_version,
-                        position: r.position,
-                        events_written: events.len(),
-                        created_at_unix_micros: times.0.unwrap_or(meta.ctx.now_unix_micros),
-                        updated_at_unix_micros: meta.ctx.now_unix_micros,
-                    };
-                    let state = events.iter().fold(state, |s, e| s.evolve(e));
-                    // A retried append (same event ids) may answer versions of
-                    // an earlier success; only a fresh one extends the cache.
-                    if r.last_version == version + events.len() as u64 {
-                        let f = Folded {
-                            state: Arc::new(()),
-                            version: r.last_version,
-                            first_at: outcome.created_at_unix_micros,
-                            last_at: outcome.updated_at_unix_micros,
-                            last_position: r.position,
-                        };
-                        self.remember(stream.clone(), &state, f);
-                    }
-                    return Ok((state, outcome));
+                    decision.appended(self, &r);
+                    let outcome = decision.outcome(&r, r.position);
+                    return Ok((decision.state, outcome));
                 }
                 Err(EventLogError::Conflict { .. }) => continue, // lost a race: re-decide
                 Err(e) => return Err(e.into()),
@@ -343,7 +287,6 @@ pub struct Decision<A> {
     /// The aggregate with the decided events applied.
     pub state: A,
     events: Vec<EventEnvelope>,
-    now: i64,
     /// What the earlier run of this keyed command did, when its events are
     /// in the stream already (a retry): then nothing is decided again.
     pub retried: Option<Outcome>,
@@ -366,20 +309,23 @@ impl<A> Decision<A> {
     where
         A: Clone,
     {
-        let decided = !self.events.is_empty();
         Decision {
             stream: self.stream.clone(),
             version: self.version + self.events.len() as u64,
-            first_at: if self.first_at == 0 && decided {
-                self.now
-            } else {
-                self.first_at
-            },
-            last_at: if decided { self.now } else { self.last_at },
+            first_at: self.created_at(),
+            last_at: self.events.last().map_or(self.last_at, recorded_at),
             state: self.state.clone(),
             events: Vec::new(),
-            now: self.now,
             retried: None,
+        }
+    }
+
+    /// When the aggregate's first event is (or, decided here, will be)
+    /// recorded; 0 for none.
+    fn created_at(&self) -> i64 {
+        match self.events.first() {
+            Some(first) if self.first_at == 0 => recorded_at(first),
+            _ => self.first_at,
         }
     }
 
@@ -395,20 +341,21 @@ impl<A> Decision<A> {
         }
     }
 
-    /// What the append did for this aggregate (`position`: the whole append's).
+    /// What the append did for this aggregate (`position`: the whole
+    /// append's); the times are the ones its events are recorded with.
     fn outcome(&self, r: &AppendResult, position: Position) -> Outcome {
         Outcome {
             version: r.last_version,
             position,
             events_written: self.events.len(),
-            created_at_unix_micros: if self.first_at == 0 {
-                self.now
-            } else {
-                self.first_at
-            },
-            updated_at_unix_micros: self.now,
+            created_at_unix_micros: self.created_at(),
+            updated_at_unix_micros: self.events.last().map_or(self.last_at, recorded_at),
         }
     }
+}
+
+fn recorded_at(e: &EventEnvelope) -> i64 {
+    e.occurred_at_unix_micros
 }
 
 /// A [`Decision`] of any aggregate type, so one commit can hold several.
@@ -427,11 +374,12 @@ impl<A: Aggregate + Send + Sync + 'static> Decided for Decision<A> {
         // A retried append may answer an earlier success's versions; only a
         // fresh one extends the cache.
         if r.last_version == self.version + self.events.len() as u64 {
+            let outcome = self.outcome(r, r.position);
             let f = Folded {
                 state: Arc::new(()),
                 version: r.last_version,
-                first_at: self.outcome(r, r.position).created_at_unix_micros,
-                last_at: self.now,
+                first_at: outcome.created_at_unix_micros,
+                last_at: outcome.updated_at_unix_micros,
                 last_position: r.position,
             };
             handler.remember(self.stream.clone(), &self.state, f);
@@ -487,7 +435,6 @@ impl CommandHandler {
                     last_at: at(recorded.last()),
                     state,
                     events: Vec::new(),
-                    now: now_unix_micros(),
                     retried,
                 };
                 if decision.retried.is_some() {
@@ -521,7 +468,6 @@ impl CommandHandler {
             last_at: f.last_at,
             state,
             events: Vec::new(),
-            now: now_unix_micros(),
             retried: None,
         })
     }
@@ -539,7 +485,6 @@ impl CommandHandler {
         let state = std::mem::take(&mut decision.state);
         decision.state = events.iter().fold(state, |s, e| s.evolve(e));
         decision.events.extend(envelopes);
-        decision.now = decision.now.max(meta.ctx.now_unix_micros);
         Ok(())
     }
 
