@@ -1083,21 +1083,14 @@ async fn idempotency_keys_hold_on_action_routes_too() {
 async fn keyed_create_and_approve_retries_answer_the_first_outcome() {
     let w = world().await;
     let api = &w.api;
-    let keyed = |token: String, path: String, key: &'static str, body: Value| async move {
-        let r = client()
-            .post(api.s.url(&path))
-            .bearer_auth(token)
-            .header("Idempotency-Key", key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let pos = r
-            .headers()
-            .get("x-consistency-token")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (r.status().as_u16(), pos, r.json::<Value>().await.unwrap())
+    let keyed = |token: String, path: String, key: &'static str, body: Value| {
+        common::answer(
+            client()
+                .post(api.s.url(&path))
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&body),
+        )
     };
     let create = json!({"catalogs": item(&w.ent)});
     let path = "/api/v1/requests".to_string();

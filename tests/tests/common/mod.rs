@@ -343,6 +343,12 @@ pub async fn send(
         Some(b) => req.json(&b),
         None => req,
     };
+    answer(req).await
+}
+
+/// Sends a write built elsewhere (with headers of its own); answers status,
+/// consistency token and body, as [`send`] does.
+pub async fn answer(req: reqwest::RequestBuilder) -> (u16, String, serde_json::Value) {
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
     let position = r
