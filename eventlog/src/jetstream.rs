@@ -1026,12 +1026,7 @@ impl EventStore for JetStreamEventStore {
             for part in &parts {
                 let tail = match after.get(part.stream.as_str()) {
                     Some(&version) => {
-                        let ok = match part.expected {
-                            ExpectedVersion::Any => true,
-                            ExpectedVersion::NoStream => version == 0,
-                            ExpectedVersion::Exact(v) => v == version,
-                        };
-                        if !ok {
+                        if !part.expected.admits(version) {
                             return Err(EventLogError::Conflict {
                                 stream: part.stream.clone(),
                                 expected: part.expected,
@@ -1045,8 +1040,7 @@ impl EventStore for JetStreamEventStore {
                     }
                     None => {
                         let tail = self.expected_tail(&part.stream, part.expected).await?;
-                        stale |=
-                            matches!(part.expected, ExpectedVersion::Exact(v) if v != tail.version);
+                        stale |= !part.expected.admits(tail.version);
                         tail
                     }
                 };
@@ -1114,12 +1108,7 @@ impl EventStore for JetStreamEventStore {
                             continue;
                         }
                         let actual = self.tail(&part.stream).await?.version;
-                        let ok = match part.expected {
-                            ExpectedVersion::NoStream => actual == 0,
-                            ExpectedVersion::Exact(v) => actual == v,
-                            ExpectedVersion::Any => true,
-                        };
-                        if !ok {
+                        if !part.expected.admits(actual) {
                             return Err(EventLogError::Conflict {
                                 stream: part.stream.clone(),
                                 expected: part.expected,

@@ -452,12 +452,7 @@ impl Writer {
                     .transpose()?
                     .unwrap_or(0),
             };
-            let ok = match part.expected {
-                ExpectedVersion::Any => true,
-                ExpectedVersion::NoStream => current == 0,
-                ExpectedVersion::Exact(v) => current == v,
-            };
-            if !ok {
+            if !part.expected.admits(current) {
                 return Ok(Planned::Done(Err(EventLogError::Conflict {
                     stream: part.stream.clone(),
                     expected: part.expected,
