@@ -3,8 +3,8 @@
 //!
 //! A [`Projection`] turns events into key/value writes on its own sled tree.
 //! The [`runner::ProjectionRunner`] feeds it events in batches from a log
-//! subscription and commits each batch's writes *and* the projection's
-//! checkpoint in one atomic sled batch, so after any crash a read model is
+//! subscription and commits each batch's writes *and* the projections'
+//! checkpoints in one sled transaction, so after any crash a read model is
 //! exactly the fold of the events up to its checkpoint. Read models are
 //! disposable: [`runner::rebuild`] replays the log from position 0 into fresh
 //! trees and switches to them.

@@ -1,8 +1,9 @@
 //! Runs projections over the event log, in batches, with exactly-once effect.
 //!
 //! Each projection owns a sled tree named `<name>.<generation>`; its
-//! checkpoint is a key inside that same tree, so one `apply_batch` writes a
-//! batch's changes and its checkpoint together. Events at or below a
+//! checkpoint is a key inside that same tree, and one sled transaction over
+//! the trees writes every projection's changes and checkpoint for a batch
+//! together. Events at or below a
 //! projection's checkpoint are skipped. The current generation of each
 //! projection is recorded in the `meta` tree; a rebuild fills generation
 //! `n + 1` from position 0 and then switches to it.
@@ -157,16 +158,28 @@ impl ReadModels {
             .unwrap_or(false)
     }
 
-    /// Applies `events` to every projection that has not seen them, one atomic
-    /// batch per projection, then publishes the new position.
+    /// Applies `events` to every projection that has not seen them, all of
+    /// them in one transaction, then publishes the new position.
+    ///
+    /// One transaction, not one batch per projection: sled 0.34 stops every
+    /// read and write in the process while it commits (ARCHITECTURE.md, "What
+    /// sled imposes"), so once per runner batch rather than once per read
+    /// model; and a reader sees all read models at the same batch.
     pub fn apply(&self, events: &[RecordedEvent]) -> Result<()> {
         let Some(last) = events.last() else {
             return Ok(());
         };
         let decoded = decode_all(events)?;
+        let mut changed = Vec::new();
         for (projection, tree) in &self.projections {
-            if let Some(writes) = apply_to(projection.as_ref(), tree, events, &decoded)? {
-                projection.committed(&writes);
+            if let Some(writes) = stage(projection.as_ref(), tree, events, &decoded)? {
+                changed.push((projection, tree, writes));
+            }
+        }
+        if !changed.is_empty() {
+            commit(&changed)?;
+            for (projection, _, writes) in &changed {
+                projection.committed(writes);
             }
         }
         self.position.send_replace(last.position);
@@ -357,9 +370,10 @@ fn decode_all(events: &[RecordedEvent]) -> Result<Vec<DomainEvent>> {
         .collect()
 }
 
-/// Applies the events past the tree's checkpoint; answers the committed
-/// writes, or `None` when every event had been applied before.
-fn apply_to(
+/// Applies the events past the tree's checkpoint; answers the writes to
+/// commit (the checkpoint among them), or `None` when there is nothing to
+/// write.
+fn stage(
     projection: &dyn Projection,
     tree: &sled::Tree,
     events: &[RecordedEvent],
@@ -383,9 +397,29 @@ fn apply_to(
         return Ok(None);
     }
     staged.put(CHECKPOINT_KEY, last.to_be_bytes().to_vec());
-    let writes = staged.into_writes()?;
-    tree.apply_batch(crate::staged::batch_of(&writes))?;
-    Ok(Some(writes))
+    Ok(Some(staged.into_writes()?))
+}
+
+/// Writes every changed projection's writes in one sled transaction.
+fn commit(changed: &[(&Arc<dyn Projection>, &sled::Tree, crate::Writes)]) -> Result<()> {
+    use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+    let trees: Vec<&sled::Tree> = changed.iter().map(|(_, tree, _)| *tree).collect();
+    let batches: Vec<sled::Batch> = changed
+        .iter()
+        .map(|(_, _, writes)| crate::staged::batch_of(writes))
+        .collect();
+    trees
+        .as_slice()
+        .transaction(|trees| {
+            for (tree, batch) in trees.iter().zip(&batches) {
+                tree.apply_batch(batch)?;
+            }
+            Ok::<(), ConflictableTransactionError<()>>(())
+        })
+        .map_err(|e| match e {
+            TransactionError::Storage(e) => e.into(),
+            TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+        })
 }
 
 /// Moves a tree's checkpoint forward to `position` (never back).
