@@ -303,3 +303,70 @@ async fn read_models_stored_in_the_old_value_encoding_are_refilled() {
     models.apply(&all).unwrap();
     assert_eq!(dump(models.tree("a").unwrap()).unwrap(), before);
 }
+
+/// Fails on the first token revocation it sees, as a projection meeting a
+/// corrupt value would.
+struct FailsOnRevocation;
+
+impl Projection for FailsOnRevocation {
+    fn name(&self) -> &'static str {
+        "fails-on-revocation"
+    }
+
+    fn apply(
+        &self,
+        event: &iga_eventlog::RecordedEvent,
+        decoded: &DomainEvent,
+        tx: &mut projection_service::Staged<'_>,
+    ) -> projection_service::Result<()> {
+        if let DomainEvent::ApiTokenRevoked(_) = decoded {
+            return Err(projection_service::ProjectionError::Corrupt(format!(
+                "refused at position {}",
+                event.position
+            )));
+        }
+        tx.put(event.position.to_be_bytes().to_vec(), b"seen".to_vec());
+        Ok(())
+    }
+}
+
+/// A batch goes into every read model or into none: when one projection
+/// fails, the others that came before it in the batch have written nothing
+/// either, so the batch can be applied again once the cause is fixed.
+#[tokio::test]
+async fn a_batch_is_committed_to_all_read_models_or_to_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap();
+    write_users(&store, 0, 8).await;
+    let events = store.read_all(0, 1000).await.unwrap();
+    let revoked = events
+        .iter()
+        .position(|e| {
+            matches!(
+                e.envelope.decode_event(),
+                Ok(DomainEvent::ApiTokenRevoked(_))
+            )
+        })
+        .expect("user 0's token is revoked");
+    assert!(revoked > 0);
+    let models =
+        ReadModels::open_temporary(vec![Arc::new(UserDirectory), Arc::new(FailsOnRevocation)])
+            .unwrap();
+
+    // Up to the revocation, both apply.
+    models.apply(&events[..revoked]).unwrap();
+    let users = dump(models.tree(NAME).unwrap()).unwrap();
+    let seen = dump(models.tree("fails-on-revocation").unwrap()).unwrap();
+    assert_eq!(models.checkpoint().unwrap(), events[revoked - 1].position);
+
+    // A batch that reaches it changes neither, though `users` comes first.
+    let rest = &events[revoked - 1..];
+    let err = models.apply(rest).unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
+    assert_eq!(dump(models.tree(NAME).unwrap()).unwrap(), users);
+    assert_eq!(
+        dump(models.tree("fails-on-revocation").unwrap()).unwrap(),
+        seen
+    );
+    assert_eq!(models.checkpoint().unwrap(), events[revoked - 1].position);
+}
