@@ -3,8 +3,7 @@
 //! Each projection owns a sled tree named `<name>.<generation>`; its
 //! checkpoint is a key inside that same tree, and one sled transaction over
 //! the trees writes every projection's changes and checkpoint for a batch
-//! together. Events at or below a
-//! projection's checkpoint are skipped. The current generation of each
+//! together. Events at or below a projection's checkpoint are skipped. The current generation of each
 //! projection is recorded in the `meta` tree; a rebuild fills generation
 //! `n + 1` from position 0 and then switches to it.
 
@@ -370,7 +369,7 @@ fn decode_all(events: &[RecordedEvent]) -> Result<Vec<DomainEvent>> {
         .collect()
 }
 
-/// Applies the events past the tree's checkpoint; answers the writes to
+/// Stages the events past the tree's checkpoint; answers the writes to
 /// commit (the checkpoint among them), or `None` when there is nothing to
 /// write.
 fn stage(
