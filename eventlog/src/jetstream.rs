@@ -286,6 +286,12 @@ struct Outgoing<'a> {
     events: &'a [EventEnvelope],
 }
 
+/// Counts an append of `n` events that took since `started`.
+fn count_appended(n: u64, started: std::time::Instant) {
+    metrics::counter!("iga_eventlog_appended_events_total").increment(n);
+    metrics::histogram!("iga_eventlog_append_seconds").record(started.elapsed().as_secs_f64());
+}
+
 /// The subjects stored events are announced on: `<prefix>-stored.<stream id>`.
 fn stored_prefix(prefix: &str) -> String {
     format!("{prefix}-stored")
@@ -489,6 +495,24 @@ impl JetStreamEventStore {
             },
             ExpectedVersion::Any => self.tail(stream).await,
         }
+    }
+
+    /// The result of `n` events stored after `tail`, the last of them at
+    /// `position`; remembered as the aggregate's new tail.
+    fn stored(&self, stream: &str, tail: Tail, n: u64, position: Position) -> AppendResult {
+        let result = AppendResult {
+            first_version: tail.version + 1,
+            last_version: tail.version + n,
+            position,
+        };
+        self.remember(
+            stream,
+            Tail {
+                version: result.last_version,
+                sequence: position,
+            },
+        );
+        result
     }
 
     /// The original results of a multi-stream append whose events are all
@@ -900,21 +924,8 @@ impl EventStore for JetStreamEventStore {
             match outcome {
                 Published::Busy => unreachable!("publish retries a busy server itself"),
                 Published::Stored { last_sequence } => {
-                    let result = AppendResult {
-                        first_version: tail.version + 1,
-                        last_version: tail.version + n,
-                        position: last_sequence,
-                    };
-                    self.remember(
-                        stream,
-                        Tail {
-                            version: result.last_version,
-                            sequence: last_sequence,
-                        },
-                    );
-                    metrics::counter!("iga_eventlog_appended_events_total").increment(n);
-                    metrics::histogram!("iga_eventlog_append_seconds")
-                        .record(started.elapsed().as_secs_f64());
+                    let result = self.stored(stream, tail, n, last_sequence);
+                    count_appended(n, started);
                     return Ok(result);
                 }
                 Published::Duplicate { sequence } => {
@@ -1070,23 +1081,9 @@ impl EventStore for JetStreamEventStore {
                     for (part, tail) in parts.iter().zip(&tails) {
                         let n = part.events.len() as u64;
                         sequence += n;
-                        let result = AppendResult {
-                            first_version: tail.version + 1,
-                            last_version: tail.version + n,
-                            position: sequence - 1,
-                        };
-                        self.remember(
-                            &part.stream,
-                            Tail {
-                                version: result.last_version,
-                                sequence: result.position,
-                            },
-                        );
-                        results.push(result);
+                        results.push(self.stored(&part.stream, *tail, n, sequence - 1));
                     }
-                    metrics::counter!("iga_eventlog_appended_events_total").increment(total);
-                    metrics::histogram!("iga_eventlog_append_seconds")
-                        .record(started.elapsed().as_secs_f64());
+                    count_appended(total, started);
                     return Ok(results);
                 }
                 Published::Duplicate { .. } | Published::DuplicateInBatch => {
