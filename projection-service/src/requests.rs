@@ -562,16 +562,19 @@ impl Projection for RequestDirectory {
             return Ok(());
         };
         let key = request_key(id);
-        let before: Option<RequestView> = tx.get_value(&key)?;
-        let mut view = before.clone().unwrap_or_default();
-        view.apply(decoded, env.occurred_at_unix_micros, env.stream_version);
-        if view.id.is_empty() {
-            return Ok(()); // events of a request whose creation this model never saw
-        }
+        // Taken, not copied: it is put back below (and a view is never
+        // stored without an id, so the early return only leaves a request
+        // this model never had).
+        let before: Option<RequestView> = tx.take_value(&key)?;
         let old_tasks = match &before {
             Some(b) => tasks(tx, b)?,
             None => BTreeSet::new(),
         };
+        let mut view = before.unwrap_or_default();
+        view.apply(decoded, env.occurred_at_unix_micros, env.stream_version);
+        if view.id.is_empty() {
+            return Ok(()); // events of a request whose creation this model never saw
+        }
         let new_tasks = tasks(tx, &view)?;
         // Inboxes are newest first by creation; read off the view rather than
         // stored beside it (a key per request is a sled insert per request).
@@ -586,7 +589,7 @@ impl Projection for RequestDirectory {
         for (user, active) in new_tasks.difference(&old_tasks) {
             tx.put(task_key(user, *active, created, id), Vec::new());
         }
-        tx.put_value(key, &view);
+        tx.put_owned(key, view);
         Ok(())
     }
 }

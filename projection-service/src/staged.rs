@@ -116,9 +116,37 @@ impl<'a> Staged<'a> {
                 return Ok(Some(v.clone()));
             }
         }
+        self.get_value_bytes(key)
+    }
+
+    /// Moves the value at `key` out, to be changed and put back with
+    /// [`Staged::put_owned`]: a view staged by an earlier event of the batch
+    /// comes back without a copy (a request view is dozens of strings, and
+    /// a rebuild folds every request event into one). Until it is put back,
+    /// the key reads as the tree has it.
+    pub fn take_value<T: DeserializeOwned + 'static>(&mut self, key: &[u8]) -> Result<Option<T>> {
+        let staged_object =
+            matches!(self.writes.get(key), Some(Value::Object(o, _)) if o.is::<T>());
+        if staged_object {
+            if let Some(Value::Object(o, _)) = self.writes.remove(key) {
+                let v = o.downcast::<T>().expect("checked above");
+                return Ok(Some(*v));
+            }
+        }
+        // Staged bytes or a removal stay staged: read through them.
+        self.get_value_bytes(key)
+    }
+
+    fn get_value_bytes<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         self.get(key)?
             .map(|v| decode_value(&v).map_err(|e| ProjectionError::Corrupt(e.to_string())))
             .transpose()
+    }
+
+    /// Stages `value` at `key`, like [`Staged::put_value`] without a copy.
+    pub fn put_owned<T: Serialize + Send + 'static>(&mut self, key: impl Into<Vec<u8>>, value: T) {
+        self.writes
+            .insert(key.into(), Value::Object(Box::new(value), encode::<T>));
     }
 
     pub fn put_value<T: Serialize + Clone + Send + 'static>(
@@ -126,10 +154,7 @@ impl<'a> Staged<'a> {
         key: impl Into<Vec<u8>>,
         value: &T,
     ) {
-        self.writes.insert(
-            key.into(),
-            Value::Object(Box::new(value.clone()), encode::<T>),
-        );
+        self.put_owned(key, value.clone());
     }
 
     /// Whether nothing is staged.
@@ -171,6 +196,35 @@ pub(crate) fn batch_of(writes: &crate::Writes) -> sled::Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_taken_value_is_the_staged_one_and_comes_back_when_put() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        tree.insert(b"v", encode_value(&vec![1u32])).unwrap();
+        let mut staged = Staged::new(&tree);
+        staged.put_owned(b"v".to_vec(), vec![1u32, 2]);
+        // The batch's own value, not the tree's.
+        let mut v: Vec<u32> = staged.take_value(b"v").unwrap().unwrap();
+        assert_eq!(v, vec![1, 2]);
+        // Until it is put back, the key reads as the tree has it.
+        assert_eq!(staged.get_value::<Vec<u32>>(b"v").unwrap(), Some(vec![1]));
+        v.push(3);
+        staged.put_owned(b"v".to_vec(), v);
+        assert_eq!(
+            staged.into_writes().unwrap(),
+            vec![(b"v".to_vec(), Some(encode_value(&vec![1u32, 2, 3])))]
+        );
+        // Staged bytes and removals are read, and stay staged.
+        let mut other = Staged::new(&tree);
+        other.delete(b"v".to_vec());
+        assert_eq!(other.take_value::<Vec<u32>>(b"v").unwrap(), None);
+        assert_eq!(other.into_writes().unwrap(), vec![(b"v".to_vec(), None)]);
+        // Not staged: decoded from the tree.
+        let mut fresh = Staged::new(&tree);
+        assert_eq!(fresh.take_value::<Vec<u32>>(b"v").unwrap(), Some(vec![1]));
+        assert_eq!(fresh.take_value::<Vec<u32>>(b"none").unwrap(), None);
+    }
 
     #[test]
     fn removing_what_the_tree_never_held_writes_nothing() {
