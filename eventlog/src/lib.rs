@@ -1,5 +1,5 @@
 //! The event log: the [`EventStore`] trait every backend implements, the
-//! embedded sled backend ([`sled_store::SledEventStore`]), and the
+//! embedded log ([`embedded::EmbeddedLog`] on sled, the default, or on fjall), and the
 //! [`contract`] suite that every backend must pass.
 //!
 //! The trait is shaped by what all three production logs can do natively:
@@ -23,6 +23,8 @@
 //! `kurrentdb` client does not expose its multi-stream append.
 
 pub mod contract;
+pub mod embedded;
+pub mod fjall_store;
 pub mod jetstream;
 pub mod kurrent;
 pub mod nats_server;

@@ -1,71 +1,24 @@
-//! The embedded event log: one sled database, one writer thread doing group commit.
+//! The embedded log on sled 0.34: the default (`iga serve` with no
+//! `--event-log`). The log itself is [`EmbeddedLog`]; this is the engine.
 //!
-//! Layout (one sled tree, so a group of appends is one atomic `apply_batch`):
-//!
-//! | key | value |
-//! | --- | --- |
-//! | `e` + position (u64 BE) | encoded [`EventEnvelope`] |
-//! | `s` + stream + `0x00` + version (u64 BE) | position |
-//! | `h` + stream | stream version (u64 BE) |
-//! | `i` + event id (16 bytes) | position |
-//!
-//! **Group commit.** Appends are sent to a single writer thread. It takes every
-//! append waiting (up to a bound), checks each against the stream heads
-//! (including earlier appends of the same group), writes the whole group in one
-//! batch, flushes once, then acknowledges every append of the group. An append
-//! is acknowledged only after its batch is flushed. An append to several
-//! streams (`append_streams`) is one request: every part is checked before
-//! any is added to the batch, so it is stored whole or not at all.
-//!
-//! **Durable head.** Readers never see past the last flushed position, so a
-//! projection can never get ahead of what survives a crash. sled 0.34 flushes
-//! with `sync_file_range`, not a full `fsync`: a process crash loses nothing
-//! acknowledged, a power loss may. Deployments that need replicated durability
-//! use JetStream or KurrentDB.
+//! A group commit is one `apply_batch` and one `flush`. sled flushes with
+//! `sync_file_range`: a process crash loses nothing acknowledged, a power
+//! loss may. sled 0.34 also takes a process-wide lock for every batch
+//! (ARCHITECTURE.md, "What sled imposes").
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::Path;
 
-use prost::Message;
-use tokio::sync::{mpsc, oneshot, watch};
+use crate::embedded::{storage, EmbeddedLog, Engine, Entries};
+use crate::{EventLogError, Limits, Result};
 
-use crate::{
-    validate_append, validate_append_streams, AppendResult, EventEnvelope, EventLogError,
-    EventStore, ExpectedVersion, Limits, Position, RecordedEvent, Result, StreamAppend,
-    Subscription,
-};
+/// The embedded log on sled.
+pub type SledEventStore = EmbeddedLog<Sled>;
 
-/// Most appends the writer folds into one group commit.
-const MAX_GROUP: usize = 2048;
-/// Events a subscription reads from the log per round trip.
-const SUBSCRIPTION_BATCH: usize = 1024;
-
-/// One append: a single stream's, or several streams' stored as one.
-struct AppendRequest {
-    parts: Vec<StreamAppend>,
-    reply: oneshot::Sender<Result<Vec<AppendResult>>>,
-}
-
-/// The sled-backed [`EventStore`].
+/// The sled [`Engine`]: one database, its default tree.
 #[derive(Clone)]
-pub struct SledEventStore {
-    inner: Arc<Inner>,
-}
+pub struct Sled(sled::Db);
 
-struct Inner {
-    db: sled::Db,
-    path: PathBuf,
-    limits: Limits,
-    /// `None` only while dropping, so the writer sees the channel close.
-    appends: Option<mpsc::Sender<AppendRequest>>,
-    writer: Option<std::thread::JoinHandle<()>>,
-    /// The last flushed position; readers stop here.
-    durable_head: watch::Receiver<Position>,
-}
-
-impl SledEventStore {
+impl EmbeddedLog<Sled> {
     /// Opens (or creates) the log in directory `path`.
     pub fn open(path: impl AsRef<Path>, limits: Limits) -> Result<Self> {
         Self::open_with(sled::Config::new().path(path.as_ref()), limits)
@@ -87,532 +40,50 @@ impl SledEventStore {
                     path.display()
                 ))
             })?;
-        let head = last_position(&db)?;
-        let (head_tx, head_rx) = watch::channel(head);
-        let (tx, rx) = mpsc::channel(8192);
-        let writer = Writer {
-            db: db.clone(),
-            head,
-            durable_head: head_tx,
-            failed: None,
-        };
-        let writer = std::thread::Builder::new()
-            .name("iga-eventlog-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| EventLogError::Storage(format!("cannot start writer thread: {e}")))?;
-        Ok(SledEventStore {
-            inner: Arc::new(Inner {
-                db,
-                path,
-                limits,
-                appends: Some(tx),
-                writer: Some(writer),
-                durable_head: head_rx,
-            }),
-        })
-    }
-
-    fn durable_head(&self) -> Position {
-        *self.inner.durable_head.borrow()
-    }
-
-    /// Hands `parts` to the writer and waits for their group commit.
-    async fn submit(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>> {
-        let stopped = || EventLogError::Unavailable("the event log writer has stopped".into());
-        let (reply, rx) = oneshot::channel();
-        let appends = self.inner.appends.as_ref().expect("open while in use");
-        appends
-            .send(AppendRequest { parts, reply })
-            .await
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
-    }
-
-    fn read_all_sync(&self, after: Position, max: usize) -> Result<Vec<RecordedEvent>> {
-        read_range(&self.inner.db, after, self.durable_head(), max)
-    }
-
-    /// Checks the whole log: positions contiguous from 1, every envelope
-    /// decodes and agrees with the stream and id indexes, stream versions
-    /// contiguous from 1. Returns the number of events checked.
-    pub fn verify(&self) -> Result<u64> {
-        let db = &self.inner.db;
-        let mut expected_pos = 1u64;
-        let mut versions: HashMap<String, u64> = HashMap::new();
-        for kv in db.scan_prefix(b"e") {
-            let (k, v) = kv.map_err(storage)?;
-            let pos = be_u64(&k[1..])?;
-            if pos != expected_pos {
-                return Err(EventLogError::Corrupt(format!(
-                    "position {expected_pos} is missing (next stored is {pos})"
-                )));
-            }
-            expected_pos += 1;
-            let env = EventEnvelope::decode(v.as_ref())
-                .map_err(|e| EventLogError::Corrupt(format!("position {pos}: {e}")))?;
-            let v_expected = versions.entry(env.stream_id.clone()).or_insert(0);
-            *v_expected += 1;
-            if env.stream_version != *v_expected {
-                return Err(EventLogError::Corrupt(format!(
-                    "stream {} has version {} at position {pos}, expected {}",
-                    env.stream_id, env.stream_version, v_expected
-                )));
-            }
-            let idx = db
-                .get(stream_key(&env.stream_id, env.stream_version))
-                .map_err(storage)?;
-            let id = db.get(id_key(&env.event_id)).map_err(storage)?;
-            if idx.as_deref().map(be_u64).transpose()? != Some(pos)
-                || id.as_deref().map(be_u64).transpose()? != Some(pos)
-            {
-                return Err(EventLogError::Corrupt(format!(
-                    "indexes disagree with the event at position {pos}"
-                )));
-            }
-        }
-        for (stream, version) in &versions {
-            let head = db.get(head_key(stream)).map_err(storage)?;
-            if head.as_deref().map(be_u64).transpose()? != Some(*version) {
-                return Err(EventLogError::Corrupt(format!(
-                    "stream {stream} head disagrees with its {version} events"
-                )));
-            }
-        }
-        Ok(expected_pos - 1)
+        Self::start(Sled(db), path, limits)
     }
 }
 
-impl Drop for Inner {
-    /// Closing is synchronous: the writer finishes its last group and flushes,
-    /// and the database's file lock is released before the drop returns.
-    fn drop(&mut self) {
-        self.appends.take();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
-    }
-}
+impl Engine for Sled {
+    type Bytes = sled::IVec;
+    type Batch = sled::Batch;
+    const NAME: &'static str = "sled";
 
-#[async_trait::async_trait]
-impl EventStore for SledEventStore {
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<EventEnvelope>,
-    ) -> Result<AppendResult> {
-        validate_append(stream, &events, &self.inner.limits)?;
-        let part = StreamAppend {
-            stream: stream.to_string(),
-            expected,
-            events,
-        };
-        let mut results = self.submit(vec![part]).await?;
-        Ok(results.remove(0))
+    fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
+        self.0.get(key).map_err(storage)
     }
 
-    fn appends_streams_atomically(&self) -> bool {
-        true
+    fn range(&self, from: &[u8], to: &[u8]) -> Entries<'_, sled::IVec> {
+        Box::new(self.0.range(from..=to).map(|kv| kv.map_err(storage)))
     }
 
-    /// The parts go to the writer as one request, so they land in one group
-    /// commit (one sled batch): all of them or none.
-    async fn append_streams(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>> {
-        validate_append_streams(&parts, &self.inner.limits)?;
-        self.submit(parts).await
+    fn scan_prefix(&self, prefix: &[u8]) -> Entries<'_, sled::IVec> {
+        Box::new(self.0.scan_prefix(prefix).map(|kv| kv.map_err(storage)))
     }
 
-    async fn read_stream(
-        &self,
-        stream: &str,
-        from_version: u64,
-        max: usize,
-    ) -> Result<Vec<RecordedEvent>> {
-        let db = &self.inner.db;
-        let durable = self.durable_head();
-        let start = stream_key(stream, from_version.max(1));
-        let end = stream_key(stream, u64::MAX);
-        let mut out = Vec::new();
-        for kv in db.range(start..=end).take(max) {
-            let (_, pos) = kv.map_err(storage)?;
-            let pos = be_u64(&pos)?;
-            if pos > durable {
-                break;
-            }
-            let bytes = db.get(event_key(pos)).map_err(storage)?.ok_or_else(|| {
-                EventLogError::Corrupt(format!("position {pos} is indexed but missing"))
-            })?;
-            out.push(decode_recorded(pos, &bytes)?);
-        }
-        Ok(out)
+    fn last_key(&self, prefix: &[u8]) -> Result<Option<sled::IVec>> {
+        self.0
+            .scan_prefix(prefix)
+            .next_back()
+            .transpose()
+            .map(|kv| kv.map(|(k, _)| k))
+            .map_err(storage)
     }
 
-    async fn read_all(&self, after: Position, max: usize) -> Result<Vec<RecordedEvent>> {
-        self.read_all_sync(after, max)
+    fn batch(&self) -> sled::Batch {
+        sled::Batch::default()
     }
 
-    async fn subscribe(&self, after: Position) -> Result<Subscription> {
-        let (tx, rx) = mpsc::channel::<Result<RecordedEvent>>(SUBSCRIPTION_BATCH);
-        let store = self.clone();
-        let mut head = self.inner.durable_head.clone();
-        tokio::spawn(async move {
-            let mut after = after;
-            loop {
-                // Always read from the log itself, so the switch from backlog
-                // to live can neither skip nor repeat an event.
-                let batch = match store.read_all_sync(after, SUBSCRIPTION_BATCH) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                };
-                let caught_up = batch.len() < SUBSCRIPTION_BATCH;
-                for ev in batch {
-                    after = ev.position;
-                    if tx.send(Ok(ev)).await.is_err() {
-                        return; // the subscriber went away
-                    }
-                }
-                if caught_up {
-                    tokio::select! {
-                        changed = head.wait_for(|h| *h > after) => {
-                            if changed.is_err() { return; } // log closed
-                        }
-                        _ = tx.closed() => return,
-                    }
-                }
-            }
-        });
-        Ok(Box::pin(tokio_stream_from(rx)))
+    fn insert(&self, batch: &mut sled::Batch, key: &[u8], value: &[u8]) {
+        batch.insert(key, value);
     }
 
-    async fn head(&self) -> Result<Position> {
-        Ok(self.durable_head())
+    fn commit(&self, batch: sled::Batch) -> Result<()> {
+        self.0.apply_batch(batch).map_err(storage)?;
+        self.flush()
     }
 
-    fn describe(&self) -> String {
-        format!("sled:{}", self.inner.path.display())
+    fn flush(&self) -> Result<()> {
+        self.0.flush().map(|_| ()).map_err(storage)
     }
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
-/// The single writer. Runs on its own thread because sled's flush blocks.
-struct Writer {
-    db: sled::Db,
-    head: Position,
-    durable_head: watch::Sender<Position>,
-    /// Set when a group commit failed; the writer refuses appends from then on.
-    failed: Option<String>,
-}
-
-/// What an append in the current group will do, before the batch is flushed.
-enum Planned {
-    Write(Vec<AppendResult>),
-    Done(Result<Vec<AppendResult>>),
-}
-
-impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
-        let mut group = Vec::with_capacity(MAX_GROUP);
-        while let Some(first) = rx.blocking_recv() {
-            group.push(first);
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(req) => group.push(req),
-                    Err(_) => break,
-                }
-            }
-            self.commit_group(&mut group);
-        }
-        let _ = self.db.flush();
-    }
-
-    fn commit_group(&mut self, group: &mut Vec<AppendRequest>) {
-        if let Some(why) = &self.failed {
-            for req in group.drain(..) {
-                let _ = req.reply.send(Err(EventLogError::Unavailable(format!(
-                    "an earlier write failed ({why}); restart to recover"
-                ))));
-            }
-            return;
-        }
-        let started = Instant::now();
-        let mut batch = sled::Batch::default();
-        // Stream heads and event ids written earlier in this same group.
-        let mut heads: HashMap<String, u64> = HashMap::new();
-        let mut ids: HashMap<String, Position> = HashMap::new();
-        let mut pending_events: Vec<(Position, EventEnvelope)> = Vec::new();
-        let head_before = self.head;
-        let mut plans = Vec::with_capacity(group.len());
-        for req in group.iter() {
-            let plan = match self.plan(req, &mut heads, &mut ids, &mut pending_events, &mut batch) {
-                Ok(p) => p,
-                Err(e) => Planned::Done(Err(e)),
-            };
-            plans.push(plan);
-        }
-        let wrote = self.head > head_before;
-        let outcome = if wrote {
-            self.db
-                .apply_batch(batch)
-                .and_then(|_| self.db.flush().map(|_| ()))
-                .map_err(|e| EventLogError::Storage(e.to_string()))
-        } else {
-            Ok(())
-        };
-        let n_events = self.head - head_before;
-        match &outcome {
-            Ok(()) => {
-                if wrote {
-                    self.durable_head.send_replace(self.head);
-                }
-            }
-            Err(e) => {
-                // Whether the batch reached the disk is unknown, so this writer
-                // must not hand out positions again: refuse every later append.
-                tracing::error!(error = %e, "event log group commit failed; refusing further appends");
-                self.failed = Some(e.to_string());
-            }
-        }
-        metrics::counter!("iga_eventlog_appended_events_total").increment(n_events);
-        metrics::histogram!("iga_eventlog_group_commit_appends").record(group.len() as f64);
-        metrics::histogram!("iga_eventlog_group_commit_seconds")
-            .record(started.elapsed().as_secs_f64());
-        for (req, plan) in group.drain(..).zip(plans) {
-            let answer = match plan {
-                Planned::Done(r) => r,
-                Planned::Write(r) => match &outcome {
-                    Ok(()) => Ok(r),
-                    Err(e) => Err(EventLogError::Storage(e.to_string())),
-                },
-            };
-            let _ = req.reply.send(answer);
-        }
-    }
-
-    /// Checks every part of `req` against the log and the group so far,
-    /// then, only if all pass, adds their writes to `batch`: a request is
-    /// stored whole or not at all.
-    fn plan(
-        &mut self,
-        req: &AppendRequest,
-        heads: &mut HashMap<String, u64>,
-        ids: &mut HashMap<String, Position>,
-        pending: &mut Vec<(Position, EventEnvelope)>,
-        batch: &mut sled::Batch,
-    ) -> Result<Planned> {
-        // Idempotent retry: the ids are stored already (or earlier in this group).
-        let mut stored = Vec::with_capacity(req.parts.len());
-        for part in &req.parts {
-            let mut positions = Vec::with_capacity(part.events.len());
-            for e in &part.events {
-                let pos = match ids.get(&e.event_id) {
-                    Some(p) => Some(*p),
-                    None => self
-                        .db
-                        .get(id_key(&e.event_id))
-                        .map_err(storage)?
-                        .map(|v| be_u64(&v))
-                        .transpose()?,
-                };
-                positions.push(pos);
-            }
-            stored.push(positions);
-        }
-        if stored.iter().flatten().any(Option::is_some) {
-            let results = req
-                .parts
-                .iter()
-                .zip(&stored)
-                .map(|(part, positions)| self.original_result(part, positions, pending))
-                .collect();
-            return Ok(Planned::Done(results));
-        }
-
-        // The stream versions this request's earlier parts lead to.
-        let mut ahead: HashMap<&str, u64> = HashMap::new();
-        let mut currents = Vec::with_capacity(req.parts.len());
-        for part in &req.parts {
-            let known = ahead
-                .get(part.stream.as_str())
-                .or_else(|| heads.get(&part.stream));
-            let current = match known {
-                Some(v) => *v,
-                None => self
-                    .db
-                    .get(head_key(&part.stream))
-                    .map_err(storage)?
-                    .map(|v| be_u64(&v))
-                    .transpose()?
-                    .unwrap_or(0),
-            };
-            if !part.expected.admits(current) {
-                return Ok(Planned::Done(Err(EventLogError::Conflict {
-                    stream: part.stream.clone(),
-                    expected: part.expected,
-                    actual: current,
-                })));
-            }
-            currents.push(current);
-            ahead.insert(&part.stream, current + part.events.len() as u64);
-        }
-
-        let mut results = Vec::with_capacity(req.parts.len());
-        for (part, current) in req.parts.iter().zip(currents) {
-            let mut version = current;
-            for e in &part.events {
-                version += 1;
-                self.head += 1;
-                let mut env = e.clone();
-                env.stream_id = part.stream.clone();
-                env.stream_version = version;
-                batch.insert(event_key(self.head).to_vec(), env.encode_to_vec());
-                batch.insert(
-                    stream_key(&part.stream, version),
-                    self.head.to_be_bytes().to_vec(),
-                );
-                batch.insert(
-                    id_key(&env.event_id).to_vec(),
-                    self.head.to_be_bytes().to_vec(),
-                );
-                ids.insert(env.event_id.clone(), self.head);
-                pending.push((self.head, env));
-            }
-            batch.insert(head_key(&part.stream), version.to_be_bytes().to_vec());
-            heads.insert(part.stream.clone(), version);
-            results.push(AppendResult {
-                first_version: current + 1,
-                last_version: version,
-                position: self.head,
-            });
-        }
-        Ok(Planned::Write(results))
-    }
-
-    /// The result the original append of these (already stored) events had.
-    fn original_result(
-        &self,
-        part: &StreamAppend,
-        stored: &[Option<Position>],
-        pending: &[(Position, EventEnvelope)],
-    ) -> Result<AppendResult> {
-        let mismatch = || EventLogError::IdempotencyMismatch {
-            event_id: part.events[0].event_id.clone(),
-        };
-        let mut found = Vec::with_capacity(stored.len());
-        for (e, pos) in part.events.iter().zip(stored) {
-            let pos = pos.ok_or_else(mismatch)?;
-            let env = match pending.iter().find(|(p, _)| *p == pos) {
-                Some((_, env)) => env.clone(),
-                None => {
-                    let bytes = self
-                        .db
-                        .get(event_key(pos))
-                        .map_err(storage)?
-                        .ok_or_else(|| {
-                            EventLogError::Corrupt(format!(
-                                "event {} indexed at missing position {pos}",
-                                e.event_id
-                            ))
-                        })?;
-                    EventEnvelope::decode(bytes.as_ref())
-                        .map_err(|e| EventLogError::Corrupt(e.to_string()))?
-                }
-            };
-            if env.stream_id != part.stream || env.event_type != e.event_type {
-                return Err(mismatch());
-            }
-            found.push((pos, env.stream_version));
-        }
-        let contiguous = found.windows(2).all(|w| w[1].1 == w[0].1 + 1);
-        if !contiguous {
-            return Err(mismatch());
-        }
-        Ok(AppendResult {
-            first_version: found[0].1,
-            last_version: found[found.len() - 1].1,
-            position: found[found.len() - 1].0,
-        })
-    }
-}
-
-fn read_range(
-    db: &sled::Db,
-    after: Position,
-    durable: Position,
-    max: usize,
-) -> Result<Vec<RecordedEvent>> {
-    if after >= durable || max == 0 {
-        return Ok(Vec::new());
-    }
-    let n = ((durable - after) as usize).min(max);
-    let mut out = Vec::with_capacity(n);
-    for kv in db.range(event_key(after + 1)..=event_key(durable)).take(n) {
-        let (k, v) = kv.map_err(storage)?;
-        out.push(decode_recorded(be_u64(&k[1..])?, &v)?);
-    }
-    Ok(out)
-}
-
-fn decode_recorded(position: Position, bytes: &[u8]) -> Result<RecordedEvent> {
-    let envelope = EventEnvelope::decode(bytes)
-        .map_err(|e| EventLogError::Corrupt(format!("position {position}: {e}")))?;
-    Ok(RecordedEvent { position, envelope })
-}
-
-fn last_position(db: &sled::Db) -> Result<Position> {
-    match db.scan_prefix(b"e").next_back() {
-        Some(kv) => be_u64(&kv.map_err(storage)?.0[1..]),
-        None => Ok(0),
-    }
-}
-
-fn event_key(pos: Position) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = b'e';
-    k[1..].copy_from_slice(&pos.to_be_bytes());
-    k
-}
-
-fn stream_key(stream: &str, version: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(stream.len() + 10);
-    k.push(b's');
-    k.extend_from_slice(stream.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&version.to_be_bytes());
-    k
-}
-
-fn head_key(stream: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(stream.len() + 1);
-    k.push(b'h');
-    k.extend_from_slice(stream.as_bytes());
-    k
-}
-
-/// `i` + the id's 16 bytes (ids are validated as UUIDs before they get here).
-fn id_key(event_id: &str) -> [u8; 17] {
-    let mut k = [0u8; 17];
-    k[0] = b'i';
-    if let Ok(id) = uuid::Uuid::parse_str(event_id) {
-        k[1..].copy_from_slice(id.as_bytes());
-    }
-    k
-}
-
-fn be_u64(bytes: &[u8]) -> Result<u64> {
-    let arr: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| EventLogError::Corrupt(format!("expected 8 bytes, found {}", bytes.len())))?;
-    Ok(u64::from_be_bytes(arr))
-}
-
-fn storage(e: sled::Error) -> EventLogError {
-    EventLogError::Storage(e.to_string())
 }

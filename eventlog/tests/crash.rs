@@ -1,9 +1,11 @@
-//! Crash safety: a child process appends under load and is killed with SIGKILL
-//! at random moments; after each kill the log reopens with every acknowledged
-//! event at its acknowledged position, positions contiguous, nothing corrupt.
+//! Crash safety of the embedded log, on each engine: a child process appends
+//! under load and is killed with SIGKILL at random moments; after each kill
+//! the log reopens with every acknowledged event at its acknowledged
+//! position, positions contiguous, nothing corrupt.
 //!
 //! The child is this same test binary, re-run with `IGA_CRASH_CHILD_DIR` set
-//! so that only `crash_child` does anything.
+//! so that only `crash_child` does anything (on the engine named by
+//! `IGA_CRASH_CHILD_ENGINE`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -11,11 +13,29 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use iga_eventlog::contract::event;
+use iga_eventlog::fjall_store::FjallEventStore;
 use iga_eventlog::sled_store::SledEventStore;
 use iga_eventlog::{EventStore, ExpectedVersion, Limits};
 use rand::Rng;
 
 const CHILD_ENV: &str = "IGA_CRASH_CHILD_DIR";
+const ENGINE_ENV: &str = "IGA_CRASH_CHILD_ENGINE";
+
+/// Opens the log at `path` on `engine` (`sled` or `fjall`).
+fn open(engine: &str, path: &str) -> std::sync::Arc<dyn EventStore> {
+    match engine {
+        "fjall" => std::sync::Arc::new(FjallEventStore::open(path, Limits::default()).unwrap()),
+        _ => std::sync::Arc::new(SledEventStore::open(path, Limits::default()).unwrap()),
+    }
+}
+
+/// Checks the whole log at `path` and returns how many events it holds.
+fn verify(engine: &str, path: &str) -> iga_eventlog::Result<u64> {
+    match engine {
+        "fjall" => FjallEventStore::open(path, Limits::default())?.verify(),
+        _ => SledEventStore::open(path, Limits::default())?.verify(),
+    }
+}
 
 /// In the child: append forever from 32 writers, printing each acknowledgement.
 #[test]
@@ -29,7 +49,8 @@ fn crash_child() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let store = SledEventStore::open(&dir, Limits::default()).unwrap();
+        let engine = std::env::var(ENGINE_ENV).unwrap_or_default();
+        let store = open(&engine, &dir);
         let out = std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));
         println!("READY");
         let mut tasks = Vec::new();
@@ -65,9 +86,19 @@ fn uuid_suffix() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_events_survive_sigkill() {
+async fn acknowledged_events_survive_sigkill_on_sled() {
+    acknowledged_events_survive_sigkill("sled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_sigkill_on_fjall() {
+    acknowledged_events_survive_sigkill("fjall").await;
+}
+
+async fn acknowledged_events_survive_sigkill(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
+    let path_str = path.to_str().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut acked: HashMap<String, u64> = HashMap::new();
     let mut rng = rand::rng();
@@ -82,6 +113,7 @@ async fn acknowledged_events_survive_sigkill() {
                 "1",
             ])
             .env(CHILD_ENV, &path)
+            .env(ENGINE_ENV, engine)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -119,10 +151,8 @@ async fn acknowledged_events_survive_sigkill() {
                 this_round += 1;
             }
         }
-        let store = SledEventStore::open(&path, Limits::default()).unwrap();
-        let total = store
-            .verify()
-            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let total = verify(engine, path_str).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let store = open(engine, path_str);
         let all = store.read_all(0, usize::MAX).await.unwrap();
         assert_eq!(all.len() as u64, total);
         let stored: HashMap<&str, u64> = all

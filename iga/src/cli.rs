@@ -57,7 +57,9 @@ pub struct DataArgs {
     /// Directory holding the embedded event log and the read models.
     #[arg(long, env = "IGA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// The event log: absent or `sled:` for the embedded log under the data dir.
+    /// The event log: absent or `sled:` for the embedded log under the data
+    /// dir, `fjall:` for the embedded log on fjall (power-loss durable), or
+    /// a `nats://` or `kurrentdb://` URL.
     #[arg(long, env = "IGA_EVENT_LOG")]
     pub event_log: Option<String>,
 }

@@ -1,6 +1,9 @@
 //! `--event-log URL`: which event log to use.
 //!
 //! - absent, `sled:` or `sled`: the embedded log in `<data dir>/eventlog`;
+//! - `fjall:` or `fjall`: the embedded log on fjall, in `<data dir>/eventlog-fjall`
+//!   (see [`iga_eventlog::fjall_store`]). A data dir keeps the engine it was
+//!   created with: its read models were built from that log's positions;
 //! - `nats://host:port[,host:port...][?stream=..&prefix=..&replicas=..]`: NATS
 //!   JetStream (options in [`iga_eventlog::jetstream::JetStreamConfig::from_url`]);
 //! - `kurrentdb://`, `esdb://`, `kdb://` (and `+discover`): KurrentDB
@@ -9,6 +12,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use iga_eventlog::fjall_store::FjallEventStore;
 use iga_eventlog::jetstream::{JetStreamConfig, JetStreamEventStore};
 use iga_eventlog::kurrent::{KurrentConfig, KurrentEventStore};
 use iga_eventlog::sled_store::SledEventStore;
@@ -21,6 +25,7 @@ pub enum EventLog {
     Sled(Arc<SledEventStore>),
     JetStream(Arc<JetStreamEventStore>),
     Kurrent(Arc<KurrentEventStore>),
+    Fjall(Arc<FjallEventStore>),
 }
 
 impl EventLog {
@@ -30,12 +35,13 @@ impl EventLog {
             EventLog::Sled(s) => s.clone(),
             EventLog::JetStream(s) => s.clone(),
             EventLog::Kurrent(s) => s.clone(),
+            EventLog::Fjall(s) => s.clone(),
         }
     }
     /// The JetStream log, through which instances share reactor work.
     pub fn jetstream(&self) -> Option<JetStreamEventStore> {
         match self {
-            EventLog::Sled(_) | EventLog::Kurrent(_) => None,
+            EventLog::Sled(_) | EventLog::Kurrent(_) | EventLog::Fjall(_) => None,
             EventLog::JetStream(s) => Some(s.as_ref().clone()),
         }
     }
@@ -45,7 +51,8 @@ impl EventLog {
 pub async fn open(url: Option<&str>, data_dir: &Path, limits: Limits) -> Result<EventLog> {
     match url.map(str::trim) {
         None | Some("") | Some("sled:") | Some("sled") => {
-            let path = data_dir.join("eventlog");
+            refuse_other_engine(data_dir, FJALL_DIR, "fjall:")?;
+            let path = data_dir.join(SLED_DIR);
             let store = SledEventStore::open(&path, limits).map_err(|e| {
                 format!(
                     "event log {}: {e} (is another iga process using this data dir?)",
@@ -53,6 +60,17 @@ pub async fn open(url: Option<&str>, data_dir: &Path, limits: Limits) -> Result<
                 )
             })?;
             Ok(EventLog::Sled(Arc::new(store)))
+        }
+        Some("fjall:") | Some("fjall") => {
+            refuse_other_engine(data_dir, SLED_DIR, "sled:")?;
+            let path = data_dir.join(FJALL_DIR);
+            let store = FjallEventStore::open(&path, limits).map_err(|e| {
+                format!(
+                    "event log {}: {e} (is another iga process using this data dir?)",
+                    path.display()
+                )
+            })?;
+            Ok(EventLog::Fjall(Arc::new(store)))
         }
         Some(url) if url.starts_with("nats://") => {
             let config = JetStreamConfig::from_url(url)?;
@@ -71,10 +89,30 @@ pub async fn open(url: Option<&str>, data_dir: &Path, limits: Limits) -> Result<
             Ok(EventLog::Kurrent(Arc::new(store)))
         }
         Some(other) => Err(format!(
-            "event log {other:?}: unknown scheme; use sled:, nats://HOST:PORT, kurrentdb://... or esdb://..."
+            "event log {other:?}: unknown scheme; use sled:, fjall:, nats://HOST:PORT, kurrentdb://... or esdb://..."
         )
         .into()),
     }
+}
+
+/// Where each embedded engine keeps the log in a data dir.
+const SLED_DIR: &str = "eventlog";
+const FJALL_DIR: &str = "eventlog-fjall";
+
+/// Refuses to open a data dir whose embedded log is on the other engine:
+/// its read models hold positions of that log, not of a new empty one.
+fn refuse_other_engine(data_dir: &Path, other_dir: &str, other_url: &str) -> Result<()> {
+    let other = data_dir.join(other_dir);
+    if other.exists() {
+        return Err(format!(
+            "the data dir {} holds its event log in {}; open it with --event-log {other_url} \
+             (a data dir keeps the engine it was created with)",
+            data_dir.display(),
+            other.display()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// KurrentDB's connection string schemes.

@@ -286,15 +286,16 @@ pub async fn rebuild(args: DataArgs) -> Result<()> {
 pub async fn verify(args: DataArgs) -> Result<()> {
     let log =
         eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default()).await?;
-    let eventlog_url::EventLog::Sled(store) = log else {
-        return Err(
-            "iga verify checks the embedded sled log; a JetStream stream is checked by \
+    let n = match log {
+        eventlog_url::EventLog::Sled(store) => store.verify()?,
+        eventlog_url::EventLog::Fjall(store) => store.verify()?,
+        _ => return Err(
+            "iga verify checks the embedded log (sled or fjall); a JetStream stream is checked by \
                     its servers (`nats stream info`, `nats server check stream`), a KurrentDB \
                     database by its own tools (scavenge and index verification)"
                 .into(),
-        );
+        ),
     };
-    let n = store.verify()?;
     println!("event log ok: {n} events, positions contiguous, indexes consistent");
     Ok(())
 }

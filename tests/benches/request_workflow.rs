@@ -11,7 +11,8 @@
 //! cargo build --release -p iga && cargo bench -p iga-tests --bench request_workflow
 //! ```
 //! Each cell runs `IGA_BENCH_SECS` seconds (default 3). `IGA_BENCH_EVENT_LOG`
-//! picks the log: `sled` (default), `nats` (JetStream R1) or `nats-r3`
+//! picks the log: `sled` (default), `fjall` (the embedded log on fjall),
+//! `nats` (JetStream R1) or `nats-r3`
 //! (three local nodes, R3); the raw cells then append to the same kind.
 //! `IGA_BENCH_DATA_DIR` names a data dir to use and keep (for profiling
 //! `iga rebuild` of the run's log) instead of a temporary one.

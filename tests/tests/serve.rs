@@ -266,6 +266,12 @@ async fn sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild() {
         let out = Command::new(iga_binary())
             .args(["verify", "--data-dir"])
             .arg(dir.path())
+            .args(
+                common::on_fjall()
+                    .then_some(["--event-log", "fjall:"])
+                    .iter()
+                    .flatten(),
+            )
             .output()
             .unwrap();
         assert!(
@@ -329,6 +335,40 @@ fn bad_event_log_and_busy_data_dir_fail_fast_with_a_clear_error() {
         dir.path(),
         &[("IGA_ADMIN_TOKEN", "fail-token-0123456789abcdef")],
     );
-    let err = run(&[]);
+    let same_log: &[&str] = if common::on_fjall() {
+        &["--event-log", "fjall:"]
+    } else {
+        &[]
+    };
+    let err = run(same_log);
     assert!(err.contains("another iga process"), "{err}");
+}
+
+/// A data dir's embedded log stays on the engine it was created with: its
+/// read models hold that log's positions, so opening it on the other engine
+/// (a new, empty log) is refused with the flag to use, and creates nothing.
+#[test]
+fn an_embedded_log_keeps_its_engine() {
+    for (holds, asked, told) in [
+        ("eventlog", "fjall:", "--event-log sled:"),
+        ("eventlog-fjall", "sled:", "--event-log fjall:"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(holds)).unwrap();
+        let out = Command::new(iga_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(["--event-log", asked])
+            .env("IGA_ADMIN_TOKEN", "fail-token-0123456789abcdef")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(told), "{err}");
+        let entries: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(entries, vec![std::ffi::OsString::from(holds)], "{err}");
+    }
 }

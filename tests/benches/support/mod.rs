@@ -26,11 +26,12 @@ pub fn iga_binary() -> std::path::PathBuf {
 }
 
 /// The event log a benchmark runs on, from `IGA_BENCH_EVENT_LOG`: `sled`
-/// (the default), `nats` (one JetStream server, R1) or `nats-r3` (a
-/// three-node cluster on loopback, R3). The NATS servers are started here
-/// and killed when this is dropped.
+/// (the default), `fjall` (the embedded log on fjall), `nats` (one
+/// JetStream server, R1) or `nats-r3` (a three-node cluster on loopback,
+/// R3). The NATS servers are started here and killed when this is dropped.
 pub enum BenchLog {
     Sled,
+    Fjall,
     Nats(iga_eventlog::nats_server::NatsServer),
     NatsR3(iga_eventlog::nats_server::NatsCluster),
 }
@@ -40,9 +41,10 @@ impl BenchLog {
         use iga_eventlog::nats_server::{NatsCluster, NatsServer};
         match std::env::var("IGA_BENCH_EVENT_LOG").as_deref() {
             Err(_) | Ok("") | Ok("sled") => BenchLog::Sled,
+            Ok("fjall") => BenchLog::Fjall,
             Ok("nats") => BenchLog::Nats(NatsServer::start().expect("start nats-server")),
             Ok("nats-r3") => BenchLog::NatsR3(NatsCluster::start().expect("start nats cluster")),
-            Ok(other) => panic!("IGA_BENCH_EVENT_LOG={other}: use sled, nats or nats-r3"),
+            Ok(other) => panic!("IGA_BENCH_EVENT_LOG={other}: use sled, fjall, nats or nats-r3"),
         }
     }
 
@@ -50,6 +52,7 @@ impl BenchLog {
     pub fn url(&self, stream: &str) -> Option<String> {
         match self {
             BenchLog::Sled => None,
+            BenchLog::Fjall => Some("fjall:".into()),
             BenchLog::Nats(n) => Some(format!("{}?stream={stream}", n.url)),
             BenchLog::NatsR3(c) => Some(format!("nats://{}?replicas=3&stream={stream}", c.urls())),
         }
@@ -58,6 +61,7 @@ impl BenchLog {
     pub fn name(&self) -> &'static str {
         match self {
             BenchLog::Sled => "sled (embedded)",
+            BenchLog::Fjall => "fjall (embedded)",
             BenchLog::Nats(_) => "NATS JetStream, R1",
             BenchLog::NatsR3(_) => "NATS JetStream, three nodes, R3",
         }
@@ -68,6 +72,13 @@ impl BenchLog {
         use iga_eventlog::jetstream::{JetStreamConfig, JetStreamEventStore};
         match self.url(&format!("RAW{cell}")) {
             None => Arc::new(SledEventStore::open(dir.join("log"), Limits::default()).unwrap()),
+            Some(_) if matches!(self, BenchLog::Fjall) => Arc::new(
+                iga_eventlog::fjall_store::FjallEventStore::open(
+                    dir.join("log"),
+                    Limits::default(),
+                )
+                .unwrap(),
+            ),
             Some(url) => {
                 let mut config = JetStreamConfig::from_url(&url).unwrap();
                 config.subject_prefix = format!("raw{cell}");
@@ -90,6 +101,9 @@ impl BenchLog {
         let Some(url) = self.url(&format!("RAW{cell}")) else {
             return;
         };
+        if matches!(self, BenchLog::Fjall) {
+            return; // in its own temporary directory, like sled's
+        }
         let config = iga_eventlog::jetstream::JetStreamConfig::from_url(&url).unwrap();
         let client = config.connect_client().await.unwrap();
         async_nats::jetstream::new(client)

@@ -22,16 +22,25 @@ pub fn iga_binary() -> PathBuf {
 }
 
 /// Whether this run puts the servers' event log on NATS JetStream
-/// (`IGA_TEST_EVENT_LOG=nats`) rather than the embedded sled log (the default).
-/// `./scripts/test` runs the end-to-end suite both ways.
+/// (`IGA_TEST_EVENT_LOG=nats`) rather than the embedded log (the default:
+/// sled; `IGA_TEST_EVENT_LOG=fjall`: the embedded log on fjall).
+/// `./scripts/test` runs the end-to-end suite each way.
 pub fn on_jetstream() -> bool {
-    if distributed() {
-        return true;
-    }
+    distributed() || test_event_log() == "nats"
+}
+
+/// Whether this run puts the servers' event log on the embedded log's fjall
+/// engine (`IGA_TEST_EVENT_LOG=fjall`).
+pub fn on_fjall() -> bool {
+    !distributed() && test_event_log() == "fjall"
+}
+
+fn test_event_log() -> &'static str {
     match std::env::var("IGA_TEST_EVENT_LOG").as_deref() {
-        Ok("nats") => true,
-        Ok("sled") | Ok("") | Err(_) => false,
-        Ok(other) => panic!("IGA_TEST_EVENT_LOG={other}: use sled or nats"),
+        Ok("nats") => "nats",
+        Ok("fjall") => "fjall",
+        Ok("sled") | Ok("") | Err(_) => "sled",
+        Ok(other) => panic!("IGA_TEST_EVENT_LOG={other}: use sled, fjall or nats"),
     }
 }
 
@@ -86,6 +95,13 @@ impl TestEventLog {
                 .await
                 .expect("connect to the test's nats-server"),
             ),
+            None if on_fjall() => std::sync::Arc::new(
+                iga_eventlog::fjall_store::FjallEventStore::open(
+                    data_dir.join("eventlog-fjall"),
+                    Limits::default(),
+                )
+                .expect("open the test's fjall log"),
+            ),
             None => std::sync::Arc::new(
                 iga_eventlog::sled_store::SledEventStore::open(
                     data_dir.join("eventlog"),
@@ -98,7 +114,10 @@ impl TestEventLog {
 
     /// The `--event-log` value, if not the default.
     pub fn url(&self) -> Option<String> {
-        self.nats.as_ref().map(|n| n.url.clone())
+        match &self.nats {
+            Some(n) => Some(n.url.clone()),
+            None => on_fjall().then(|| "fjall:".to_string()),
+        }
     }
 }
 

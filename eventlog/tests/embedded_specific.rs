@@ -1,17 +1,34 @@
-//! Promises the sled backend makes beyond the contract: contiguous positions,
-//! durability across reopen, and a log that verifies.
+//! Promises the embedded log makes beyond the contract, on each engine:
+//! contiguous positions, durability across reopen, and a log that verifies.
+
+use std::path::Path;
 
 use iga_eventlog::contract::event;
+use iga_eventlog::embedded::{EmbeddedLog, Engine};
+use iga_eventlog::fjall_store::FjallEventStore;
 use iga_eventlog::sled_store::SledEventStore;
 use iga_eventlog::{EventStore, ExpectedVersion, Limits};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn positions_are_contiguous_and_survive_reopen() {
+async fn positions_are_contiguous_and_survive_reopen_on_sled() {
+    positions_are_contiguous_and_survive_reopen(|p| SledEventStore::open(p, Limits::default()))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_are_contiguous_and_survive_reopen_on_fjall() {
+    positions_are_contiguous_and_survive_reopen(|p| FjallEventStore::open(p, Limits::default()))
+        .await;
+}
+
+async fn positions_are_contiguous_and_survive_reopen<E: Engine>(
+    open: impl Fn(&Path) -> iga_eventlog::Result<EmbeddedLog<E>>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     let mut ids = Vec::new();
     {
-        let store = SledEventStore::open(&path, Limits::default()).unwrap();
+        let store = open(&path).unwrap();
         let mut tasks = Vec::new();
         for w in 0..16 {
             let store = store.clone();
@@ -38,7 +55,7 @@ async fn positions_are_contiguous_and_survive_reopen() {
         }
         assert_eq!(store.head().await.unwrap(), 1600);
     }
-    let store = SledEventStore::open(&path, Limits::default()).unwrap();
+    let store = open(&path).unwrap();
     assert_eq!(store.head().await.unwrap(), 1600);
     assert_eq!(store.verify().unwrap(), 1600);
     let all = store.read_all(0, 10_000).await.unwrap();
