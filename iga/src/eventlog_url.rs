@@ -9,7 +9,7 @@
 //! - `kurrentdb://`, `esdb://`, `kdb://` (and `+discover`): KurrentDB
 //!   (options in [`iga_eventlog::kurrent::KurrentConfig::from_url`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use iga_eventlog::fjall_store::FjallEventStore;
@@ -51,25 +51,13 @@ impl EventLog {
 pub async fn open(url: Option<&str>, data_dir: &Path, limits: Limits) -> Result<EventLog> {
     match url.map(str::trim) {
         None | Some("") | Some("sled:") | Some("sled") => {
-            refuse_other_engine(data_dir, FJALL_DIR, "fjall:")?;
-            let path = data_dir.join(SLED_DIR);
-            let store = SledEventStore::open(&path, limits).map_err(|e| {
-                format!(
-                    "event log {}: {e} (is another iga process using this data dir?)",
-                    path.display()
-                )
-            })?;
+            let path = embedded_path(data_dir, SLED_DIR, (FJALL_DIR, "fjall:"))?;
+            let store = SledEventStore::open(&path, limits).map_err(|e| busy(&path, e))?;
             Ok(EventLog::Sled(Arc::new(store)))
         }
         Some("fjall:") | Some("fjall") => {
-            refuse_other_engine(data_dir, SLED_DIR, "sled:")?;
-            let path = data_dir.join(FJALL_DIR);
-            let store = FjallEventStore::open(&path, limits).map_err(|e| {
-                format!(
-                    "event log {}: {e} (is another iga process using this data dir?)",
-                    path.display()
-                )
-            })?;
+            let path = embedded_path(data_dir, FJALL_DIR, (SLED_DIR, "sled:"))?;
+            let store = FjallEventStore::open(&path, limits).map_err(|e| busy(&path, e))?;
             Ok(EventLog::Fjall(Arc::new(store)))
         }
         Some(url) if url.starts_with("nats://") => {
@@ -99,9 +87,12 @@ pub async fn open(url: Option<&str>, data_dir: &Path, limits: Limits) -> Result<
 const SLED_DIR: &str = "eventlog";
 const FJALL_DIR: &str = "eventlog-fjall";
 
-/// Refuses to open a data dir whose embedded log is on the other engine:
-/// its read models hold positions of that log, not of a new empty one.
-fn refuse_other_engine(data_dir: &Path, other_dir: &str, other_url: &str) -> Result<()> {
+/// Where an embedded log on one engine lives in `data_dir` (`own_dir`).
+/// Refuses a data dir whose embedded log is on the other engine (`other`:
+/// its dir and URL): its read models hold positions of that log, not of a
+/// new empty one.
+fn embedded_path(data_dir: &Path, own_dir: &str, other: (&str, &str)) -> Result<PathBuf> {
+    let (other_dir, other_url) = other;
     let other = data_dir.join(other_dir);
     if other.exists() {
         return Err(format!(
@@ -112,7 +103,15 @@ fn refuse_other_engine(data_dir: &Path, other_dir: &str, other_url: &str) -> Res
         )
         .into());
     }
-    Ok(())
+    Ok(data_dir.join(own_dir))
+}
+
+/// An embedded log that would not open: most often another process has it.
+fn busy(path: &Path, e: iga_eventlog::EventLogError) -> String {
+    format!(
+        "event log {}: {e} (is another iga process using this data dir?)",
+        path.display()
+    )
 }
 
 /// KurrentDB's connection string schemes.
