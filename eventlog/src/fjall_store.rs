@@ -11,6 +11,9 @@
 //! on sled either way.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use fs2::FileExt;
 
 use crate::embedded::{storage, EmbeddedLog, Engine, Entries};
 use crate::{EventLogError, Limits, Result};
@@ -23,6 +26,10 @@ pub type FjallEventStore = EmbeddedLog<Fjall>;
 pub struct Fjall {
     keyspace: fjall::Keyspace,
     log: fjall::PartitionHandle,
+    /// Held locked while the log is open: fjall does not stop a second
+    /// process from opening the same directory, and two writers would
+    /// hand out the same positions.
+    _lock: Arc<std::fs::File>,
 }
 
 impl EmbeddedLog<Fjall> {
@@ -45,6 +52,7 @@ impl EmbeddedLog<Fjall> {
                 path.display()
             ))
         };
+        let _lock = Arc::new(lock(path)?);
         let keyspace = config
             .cache_size(256 * 1024 * 1024)
             .open()
@@ -52,8 +60,40 @@ impl EmbeddedLog<Fjall> {
         let log = keyspace
             .open_partition("log", Default::default())
             .map_err(unavailable)?;
-        Self::start(Fjall { keyspace, log }, path.to_path_buf(), limits)
+        Self::start(
+            Fjall {
+                keyspace,
+                log,
+                _lock,
+            },
+            path.to_path_buf(),
+            limits,
+        )
     }
+}
+
+/// Locks `<path>/iga.lock` (creating the directory), or says who holds it.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    let unavailable = |e: std::io::Error| {
+        EventLogError::Unavailable(format!(
+            "cannot open fjall event log at {}: {e}",
+            path.display()
+        ))
+    };
+    std::fs::create_dir_all(path).map_err(unavailable)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join("iga.lock"))
+        .map_err(unavailable)?;
+    file.try_lock_exclusive().map_err(|_| {
+        EventLogError::Unavailable(format!(
+            "fjall event log at {} is in use by another process",
+            path.display()
+        ))
+    })?;
+    Ok(file)
 }
 
 impl Engine for Fjall {

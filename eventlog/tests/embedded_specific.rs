@@ -102,3 +102,37 @@ async fn configured_event_size_limit_is_enforced() {
     assert!(err.to_string().contains("over the limit of 3"), "{err}");
     assert_eq!(store.head().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_log_open_elsewhere_is_refused_on_sled() {
+    a_log_open_elsewhere_is_refused(|p| SledEventStore::open(p, Limits::default())).await;
+}
+
+#[tokio::test]
+async fn a_log_open_elsewhere_is_refused_on_fjall() {
+    a_log_open_elsewhere_is_refused(|p| FjallEventStore::open(p, Limits::default())).await;
+}
+
+/// One writer per log: a second open while the first is in use fails (two
+/// writers would hand out the same positions), and succeeds once it closed.
+async fn a_log_open_elsewhere_is_refused<E: Engine>(
+    open: impl Fn(&Path) -> iga_eventlog::Result<EmbeddedLog<E>>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let first = open(&path).unwrap();
+    first
+        .append("s-1", ExpectedVersion::NoStream, vec![event("t", 1)])
+        .await
+        .unwrap();
+    let Err(err) = open(&path) else {
+        panic!("a second open of a log in use succeeded");
+    };
+    assert!(
+        matches!(err, iga_eventlog::EventLogError::Unavailable(_)),
+        "{err}"
+    );
+    drop(first);
+    let again = open(&path).unwrap();
+    assert_eq!(again.head().await.unwrap(), 1);
+}
