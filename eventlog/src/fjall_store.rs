@@ -7,8 +7,8 @@
 //! `sync_file_range` does not promise that); and fjall has no process-wide
 //! lock, so the log's writes do not stop the read models' reads and writes
 //! (sled's do). On the request workflow bench it did 40-54 % more commands
-//! at 16 clients and 50-64 % more at 64 (BENCHMARKS.md, "The log on fjall"). The read models stay
-//! on sled either way.
+//! at 16 clients and 50-64 % more at 64 (BENCHMARKS.md, "The log on
+//! fjall"). The read models stay on sled either way.
 
 use std::path::Path;
 use std::sync::Arc;
