@@ -106,11 +106,7 @@ impl Engine for Fjall {
     }
 
     fn range(&self, from: &[u8], to: &[u8]) -> Entries<'_, fjall::Slice> {
-        Box::new(
-            self.log
-                .range(from.to_vec()..=to.to_vec())
-                .map(|kv| kv.map_err(storage)),
-        )
+        Box::new(self.log.range(from..=to).map(|kv| kv.map_err(storage)))
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Entries<'_, fjall::Slice> {

@@ -3,9 +3,9 @@
 //! Each projection owns a sled tree named `<name>.<generation>`; its
 //! checkpoint is a key inside that same tree, and one sled transaction over
 //! the trees writes every projection's changes and checkpoint for a batch
-//! together. Events at or below a projection's checkpoint are skipped. The current generation of each
-//! projection is recorded in the `meta` tree; a rebuild fills generation
-//! `n + 1` from position 0 and then switches to it.
+//! together. Events at or below a projection's checkpoint are skipped. The
+//! current generation of each projection is recorded in the `meta` tree; a
+//! rebuild fills generation `n + 1` from position 0 and then switches to it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -70,15 +70,15 @@ impl BenchLog {
     /// A fresh log of the same kind for the raw append cells.
     pub async fn raw_store(&self, dir: &std::path::Path, cell: usize) -> Arc<dyn EventStore> {
         use iga_eventlog::jetstream::{JetStreamConfig, JetStreamEventStore};
-        match self.url(&format!("RAW{cell}")) {
-            None => Arc::new(SledEventStore::open(dir.join("log"), Limits::default()).unwrap()),
-            Some(_) if matches!(self, BenchLog::Fjall) => Arc::new(
+        match self.raw_jetstream_url(cell) {
+            None if matches!(self, BenchLog::Fjall) => Arc::new(
                 iga_eventlog::fjall_store::FjallEventStore::open(
                     dir.join("log"),
                     Limits::default(),
                 )
                 .unwrap(),
             ),
+            None => Arc::new(SledEventStore::open(dir.join("log"), Limits::default()).unwrap()),
             Some(url) => {
                 let mut config = JetStreamConfig::from_url(&url).unwrap();
                 config.subject_prefix = format!("raw{cell}");
@@ -90,20 +90,26 @@ impl BenchLog {
             }
         }
     }
+
+    /// The JetStream URL of raw cell `cell`; `None` on the embedded logs,
+    /// whose raw logs are in temporary directories of their own.
+    fn raw_jetstream_url(&self, cell: usize) -> Option<String> {
+        match self {
+            BenchLog::Sled | BenchLog::Fjall => None,
+            BenchLog::Nats(_) | BenchLog::NatsR3(_) => self.url(&format!("RAW{cell}")),
+        }
+    }
 }
 
 impl BenchLog {
-    /// Deletes the JetStream stream of raw cell `cell` (nothing for sled,
-    /// whose raw log is in its own temporary directory): hundreds of
+    /// Deletes the JetStream stream of raw cell `cell` (nothing for the
+    /// embedded logs, in their own temporary directories): hundreds of
     /// thousands of messages, and their ids in the duplicate window, would
     /// otherwise stay on the server the next workflow cell uses.
     pub async fn drop_raw_store(&self, cell: usize) {
-        let Some(url) = self.url(&format!("RAW{cell}")) else {
+        let Some(url) = self.raw_jetstream_url(cell) else {
             return;
         };
-        if matches!(self, BenchLog::Fjall) {
-            return; // in its own temporary directory, like sled's
-        }
         let config = iga_eventlog::jetstream::JetStreamConfig::from_url(&url).unwrap();
         let client = config.connect_client().await.unwrap();
         async_nats::jetstream::new(client)
