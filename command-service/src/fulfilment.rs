@@ -10,12 +10,13 @@
 //! between the decision and the grant.
 //!
 //! [`TimerDriver`] reads the `timers` read model and ends grants at their
-//! `deprovisionAt` and cancels requests at their `expiryDate`.
+//! `deprovisionAt`, cancels requests at their `expiryDate`, and grants
+//! approved requests at their `startDate` (never before).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use iga_domain::access::{pair_key, AccessCommand, AccessPair};
+use iga_domain::access::{pair_key, AccessCommand, AccessPair, GrantFacts};
 use iga_domain::entitlement::Entitlement;
 use iga_domain::request::{AccessRequest, RequestCommand, Status};
 use iga_domain::Context;
@@ -51,10 +52,32 @@ fn grant_id_for(request_id: &str) -> String {
     crate::users::derived_id("grant", request_id)
 }
 
+/// What holds now of the user, the entitlement and the app of a grant,
+/// loaded for the domain's check ([`iga_domain::access::grantable`]).
+pub(crate) async fn grant_facts(
+    handler: &CommandHandler,
+    user_id: &str,
+    entitlement_id: &str,
+    app_id: &str,
+) -> Result<GrantFacts, CommandError> {
+    let (user, _) = handler.load::<iga_domain::user::User>(user_id).await?;
+    let (app, _) = handler.load::<iga_domain::app::App>(app_id).await?;
+    let (ent, _) = handler.load::<Entitlement>(entitlement_id).await?;
+    // The built-in access entitlement lives as long as its app until first written.
+    let builtin =
+        !ent.exists() && app.exists() && app.fields.access_entitlement_id == entitlement_id;
+    Ok(GrantFacts {
+        user_enabled: user.exists() && user.enabled,
+        entitlement_live: (ent.exists() && !ent.deleted) || builtin,
+        app_active: app.exists() && !app.deleted && app.active,
+    })
+}
+
 /// The command finishing decided request `req` takes on its access pair:
 /// close it (rejected, cancelled, expired), end the grant (an approved
-/// removal) or issue one (an approved request); `None` when there is nothing
-/// to do (in progress, or fulfilled already).
+/// removal) or issue one (an approved request, once its start date came);
+/// `None` when there is nothing to do (in progress, not started, or
+/// fulfilled already).
 async fn pair_command(
     handler: &CommandHandler,
     request_id: &str,
@@ -75,6 +98,11 @@ async fn pair_command(
         return Ok(Some(AccessCommand::EndForRequest { request_id }));
     }
     let c = &req.created;
+    if c.start_date_micros > now {
+        // Not yet: the grant starts at startDate, when the start timer
+        // ([`TimerDriver`]) runs this again.
+        return Ok(None);
+    }
     let starts = c.start_date_micros.max(now);
     let (ent, _) = handler.load::<Entitlement>(&c.entitlement_id).await?;
     let max = ent.fields.duration_grant_seconds * 1_000_000;
@@ -85,30 +113,54 @@ async fn pair_command(
     } else {
         0
     };
-    Ok(Some(AccessCommand::IssueForRequest(v1::GrantIssued {
-        grant_id: grant_id_for(&request_id),
-        user_id: c.user_id.clone(),
-        app_id: c.app_id.clone(),
-        entitlement_id: c.entitlement_id.clone(),
-        grant_type: "request".into(),
-        request_id,
-        starts_at_micros: starts,
-        deprovision_at_micros: deprovision,
-    })))
+    let facts = grant_facts(handler, &c.user_id, &c.entitlement_id, &c.app_id).await?;
+    Ok(Some(AccessCommand::IssueForRequest {
+        grant: v1::GrantIssued {
+            grant_id: grant_id_for(&request_id),
+            user_id: c.user_id.clone(),
+            app_id: c.app_id.clone(),
+            entitlement_id: c.entitlement_id.clone(),
+            grant_type: "request".into(),
+            request_id,
+            starts_at_micros: starts,
+            deprovision_at_micros: deprovision,
+        },
+        facts,
+    }))
 }
 
-/// The approved request's own record of its fulfilment, once the pair went
-/// from `before` to `after`: the grant it issued, or the one it ended.
-fn fulfil_command(req: &AccessRequest, before: &AccessPair, after: &AccessPair) -> RequestCommand {
+/// The approved request's own record of its fulfilment by `command`, once
+/// the pair went from `before` to `after`: the grant it issued, or the one
+/// it ended; `failed`, with why, when the grant was no longer allowed.
+fn fulfil_command(
+    req: &AccessRequest,
+    command: &AccessCommand,
+    before: &AccessPair,
+    after: &AccessPair,
+) -> RequestCommand {
+    let refused = match command {
+        AccessCommand::IssueForRequest { facts, .. } if before.grant.is_none() => {
+            iga_domain::access::grantable(facts).err()
+        }
+        _ => None,
+    };
     let grant = if req.is_removal() { before } else { after };
     RequestCommand::Fulfil {
-        grant_id: grant
-            .grant
-            .as_ref()
-            .map(|g| g.grant_id.clone())
-            .unwrap_or_default(),
-        outcome: "provisioned".into(),
-        message: String::new(),
+        grant_id: match refused {
+            Some(_) => String::new(),
+            None => grant
+                .grant
+                .as_ref()
+                .map(|g| g.grant_id.clone())
+                .unwrap_or_default(),
+        },
+        outcome: if refused.is_some() {
+            "failed"
+        } else {
+            "provisioned"
+        }
+        .into(),
+        message: refused.map(|e| e.to_string()).unwrap_or_default(),
     }
 }
 
@@ -137,7 +189,7 @@ pub async fn fulfil(handler: &CommandHandler, request_id: &str) -> Result<Positi
     if req.approved != Some(true) {
         return Ok(out.position);
     }
-    let done = fulfil_command(&req, &before, &after);
+    let done = fulfil_command(&req, &command, &before, &after);
     let (_, fulfilled) = handler
         .execute::<AccessRequest>(request_id, &done, &meta)
         .await?;
@@ -166,7 +218,7 @@ pub(crate) async fn decide_follow_ups(
     };
     handler.decide_more(on_pair, &command, &meta)?;
     if req.approved == Some(true) {
-        let done = fulfil_command(req, before, &on_pair.state);
+        let done = fulfil_command(req, &command, before, &on_pair.state);
         handler.decide_more(fulfilment, &done, &meta)?;
     }
     Ok(())
@@ -277,6 +329,7 @@ fn timer_id(due: i64, timer: &Timer) -> String {
     match timer {
         Timer::GrantExpiry { grant_id, .. } => format!("timer-g-{grant_id}-{due}"),
         Timer::RequestExpiry { request_id } => format!("timer-r-{request_id}-{due}"),
+        Timer::RequestStart { request_id } => format!("timer-s-{request_id}-{due}"),
     }
 }
 
@@ -436,6 +489,7 @@ impl TimerDriver {
                     0
                 })
             }
+            Timer::RequestStart { request_id } => fulfil(&self.handler, request_id).await,
             Timer::RequestExpiry { request_id } => {
                 let meta = system_meta(None, request_id);
                 let (_, out) = self

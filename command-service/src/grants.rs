@@ -122,6 +122,14 @@ pub async fn add_manual_user(
         None => 0,
     };
     let (facts, _, _) = crate::refs::app_facts(&state, &app_id).await?;
+    // Checked when granted: the user enabled, the entitlement and app live.
+    let grantable = crate::fulfilment::grant_facts(
+        &state.handler,
+        &body.user_id,
+        &ent.fields.entitlement_id,
+        &app_id,
+    )
+    .await?;
     let grant = v1::GrantIssued {
         grant_id: crate::http::new_id(&meta, "grant"),
         user_id: body.user_id.clone(),
@@ -137,7 +145,11 @@ pub async fn add_manual_user(
         &meta,
         &body.user_id,
         &id,
-        AccessCommand::Grant { grant, app: facts },
+        AccessCommand::Grant {
+            grant,
+            app: facts,
+            facts: grantable,
+        },
         StatusCode::CREATED,
     )
     .await

@@ -22,6 +22,7 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(utoipa_axum::routes!(crate::users::create_user))
         .routes(utoipa_axum::routes!(crate::users::issue_token))
+        .routes(utoipa_axum::routes!(crate::users::revoke_token))
         .routes(utoipa_axum::routes!(crate::users::update_user))
         .routes(utoipa_axum::routes!(crate::apps::create_app))
         .routes(utoipa_axum::routes!(

@@ -17,8 +17,6 @@
 //! by one. The retry of a keyed command (`Idempotency-Key`) answers its first
 //! outcome either way.
 
-use std::collections::HashSet;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +26,7 @@ use iga_domain::app::App;
 use iga_domain::entitlement::{builtin_access, Entitlement};
 use iga_domain::policy::Policy;
 use iga_domain::request::{AccessRequest, RequestCommand};
+use iga_domain::routing::{self, Routing, RoutingFacts, UserFacts};
 use iga_domain::user::User;
 use iga_domain::{Aggregate, DomainError};
 use iga_http::{ApiJson, Principal, Problem, CONSISTENCY_TOKEN};
@@ -278,14 +277,23 @@ async fn check_pair(
     }))
 }
 
-/// The policy for a pair, resolved into phases: answers
-/// (policy id, version, allow self-approval, auto-approve, phases).
+/// A pair's policy, resolved into phases ([`iga_domain::routing`]).
+struct Resolved {
+    policy_id: String,
+    policy_version: u64,
+    allow_self_approval: bool,
+    auto_approve: bool,
+    routing: Routing,
+}
+
+/// Loads the pair's policy (the entitlement's, else the app's, else the
+/// built-in default) and the users it names, and lets the domain resolve it.
 async fn resolve_phases(
     state: &CommandState,
     checked: &Checked,
     requester: &str,
     remove: bool,
-) -> Result<(String, u64, bool, bool, Vec<v1::RequestPhase>), Problem> {
+) -> Result<Resolved, Problem> {
     let f = &checked.entitlement.fields;
     let a = &checked.app.fields;
     let candidates = if remove {
@@ -301,82 +309,51 @@ async fn resolve_phases(
             break;
         }
     }
-    let (policy_id, version, definition) = match found {
+    let (policy_id, policy_version, definition) = match found {
         Some(p) => (p.id.clone(), p.version, p.definition.clone()),
-        None => (
-            String::new(),
-            0,
-            v1::PolicyDefinition {
-                display_name: "Default".into(),
-                steps: vec![v1::PolicyStep {
-                    name: "Approval".into(),
-                    approvers: Some(v1::PolicyApprovers {
-                        r#type: "APP_OWNERS".into(),
-                        ..Default::default()
-                    }),
-                    quorum: 1,
-                    require_justification: false,
-                }],
-                ..Default::default()
-            },
-        ),
+        None => (String::new(), 0, routing::default_policy()),
     };
-    let parties: HashSet<&str> = [requester, checked.user.id.as_str()].into_iter().collect();
-    let mut phases = Vec::new();
-    for step in &definition.steps {
-        let approvers = step.approvers.clone().unwrap_or_default();
-        let mut ids: Vec<String> = match approvers.r#type.as_str() {
-            "MANAGER" => checked.user.manager_ids.clone(),
-            "APP_OWNERS" => a.owner_ids.clone(),
-            "ENTITLEMENT_OWNERS" => f.owner_ids.clone(),
-            "USERS" => approvers.user_ids.clone(),
-            _ => vec![],
-        };
-        // Delegates act for their principals.
-        let mut with_delegates = Vec::new();
-        for id in ids.drain(..) {
-            let (u, _) = state.handler.load::<User>(&id).await?;
-            if !u.exists() || !u.enabled {
-                continue;
-            }
-            if !u.delegated_user_id.is_empty() {
-                with_delegates.push(u.delegated_user_id.clone());
-            }
-            with_delegates.push(id);
-        }
-        let mut seen = HashSet::new();
-        with_delegates.retain(|id| seen.insert(id.clone()));
-        if !definition.allow_self_approval {
-            with_delegates.retain(|id| !parties.contains(id.as_str()));
-        }
-        let mut role = if approvers.r#type == "ROLE" {
-            approvers.role.clone()
-        } else {
-            String::new()
-        };
-        if with_delegates.is_empty() && role.is_empty() {
-            role = "admin".into(); // resolved to nobody eligible: the admins decide
-        }
-        let quorum = if role.is_empty() {
-            step.quorum.clamp(1, with_delegates.len() as u32)
-        } else {
-            step.quorum.max(1)
-        };
-        phases.push(v1::RequestPhase {
-            name: step.name.clone(),
-            quorum,
-            require_justification: step.require_justification,
-            approver_ids: with_delegates,
-            role,
-        });
-    }
-    Ok((
+    let mut facts = RoutingFacts {
+        requester_id: requester.to_string(),
+        beneficiary_id: checked.user.id.clone(),
+        beneficiary_manager_ids: checked.user.manager_ids.clone(),
+        app_owner_ids: a.owner_ids.clone(),
+        entitlement_owner_ids: f.owner_ids.clone(),
+        users: Default::default(),
+    };
+    // The named users, then their delegates (one level: a delegate's own
+    // delegate stands for nobody).
+    let named = routing::users_to_load(&definition, &facts);
+    load_user_facts(state, named, &mut facts).await?;
+    let delegates = routing::delegates_to_load(&facts);
+    load_user_facts(state, delegates, &mut facts).await?;
+    Ok(Resolved {
         policy_id,
-        version,
-        definition.allow_self_approval,
-        definition.auto_approve,
-        phases,
-    ))
+        policy_version,
+        allow_self_approval: definition.allow_self_approval,
+        auto_approve: definition.auto_approve,
+        routing: routing::resolve(&definition, &facts),
+    })
+}
+
+async fn load_user_facts(
+    state: &CommandState,
+    ids: std::collections::BTreeSet<String>,
+    facts: &mut RoutingFacts,
+) -> Result<(), Problem> {
+    for id in ids {
+        let (u, _) = state.handler.load::<User>(&id).await?;
+        if u.exists() {
+            facts.users.insert(
+                id,
+                UserFacts {
+                    enabled: u.enabled,
+                    delegated_user_id: u.delegated_user_id.clone(),
+                },
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn create_or_validate(
@@ -485,8 +462,7 @@ async fn create_or_validate(
             if !write {
                 continue;
             }
-            let (policy_id, policy_version, allow_self, auto, phases) =
-                resolve_phases(&state, &checked, &principal.user_id, remove).await?;
+            let resolved = resolve_phases(&state, &checked, &principal.user_id, remove).await?;
             let f = &checked.entitlement.fields;
             let kind = match checked.item.kind {
                 ItemType::Entitlement => "entitlement",
@@ -511,10 +487,11 @@ async fn create_or_validate(
                 end_date_micros: checked.end_date_micros,
                 expiry_date_micros: expiry,
                 external_request_id: body.external_request_id.clone().unwrap_or_default(),
-                policy_id,
-                policy_version,
-                allow_self_approval: allow_self,
-                phases,
+                policy_id: resolved.policy_id,
+                policy_version: resolved.policy_version,
+                allow_self_approval: resolved.allow_self_approval,
+                phases: resolved.routing.phases,
+                excluded_approver_ids: resolved.routing.excluded,
                 requester_username: requester.username.clone(),
                 requester_display_name: requester.display_name.clone(),
                 user_username: checked.user.username.clone(),
@@ -527,7 +504,7 @@ async fn create_or_validate(
             };
             let command = RequestCommand::Create {
                 created: Box::new(created),
-                auto_approve: auto,
+                auto_approve: resolved.auto_approve,
             };
             AccessRequest::default()
                 .decide(&command, &meta.ctx)
@@ -943,6 +920,14 @@ pub async fn reassign(
     headers: HeaderMap,
     ApiJson(body, _): ApiJson<Reassign>,
 ) -> Result<Response, Problem> {
+    // Bounded before anything is loaded for it (the domain refuses it too).
+    if body.to_user_ids.len() > iga_domain::request::MAX_REASSIGN {
+        return Err(CommandError::from(iga_domain::DomainError::invalid(
+            "toUserIds",
+            format!("1 to {} users", iga_domain::request::MAX_REASSIGN),
+        ))
+        .into());
+    }
     crate::refs::users_exist(&state, &body.to_user_ids, "toUserIds").await?;
     let command = RequestCommand::Reassign {
         phase: body.phase_name,

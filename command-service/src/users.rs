@@ -1,4 +1,7 @@
-//! Writes of users: `POST /api/v1/users`.
+//! Writes of users: create, update, and API tokens (issue, revoke). Every
+//! change that makes a user an enabled admin or stops them being one goes
+//! through the admin roster ([`iga_domain::roster`]) in the same commit, so
+//! the last enabled admin is never lost.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -98,10 +101,7 @@ pub async fn create_user(
             }
             other => other.into(),
         })?;
-    let (user, outcome) = state
-        .handler
-        .execute::<User>(&user_id, &command, &meta)
-        .await?;
+    let (user, outcome) = execute_with_roster(&state.handler, &user_id, &command, &meta).await?;
     Ok(object_response(
         StatusCode::CREATED,
         outcome.version,
@@ -129,7 +129,7 @@ pub fn render(user: &User, outcome: &Outcome) -> model::User {
 
 /// Stream key of a username claim: a digest, since usernames may hold
 /// characters a stream id may not.
-fn username_key(username: &str) -> String {
+pub fn username_key(username: &str) -> String {
     hex::encode(&Sha256::digest(username.as_bytes())[..16])
 }
 
@@ -148,7 +148,24 @@ pub(crate) fn derived_id(kind: &str, key: &str) -> String {
 pub struct IssuedToken {
     pub id: String,
     pub token: String,
+    pub description: String,
     pub created_at: String,
+    /// Null: never expires.
+    pub expires_at: Option<String>,
+}
+
+/// What a new token is for and until when; both optional.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssueTokenBody {
+    /// At most 200 characters.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub description: String,
+    /// RFC 3339, in the future; absent: never expires.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
 }
 
 /// Issues an API token to a user (admin, or the user themselves).
@@ -160,10 +177,12 @@ pub struct IssuedToken {
     path = "/users/{id}/tokens",
     tag = "identities",
     params(("id" = String, Path, description = "User id")),
+    request_body(content = Option<IssueTokenBody>, description = "Optional: description and expiry"),
     responses(
         (status = 201, description = "Issued; the token is shown only here", body = IssuedToken),
-        (status = 403, description = "Neither admin nor the user", body = Problem),
-        (status = 404, description = "No such user", body = Problem),
+        (status = 400, description = "Invalid body", body = Problem),
+        (status = 404, description = "No such user, or not the caller's", body = Problem),
+        (status = 409, description = "The user is disabled, or holds too many tokens", body = Problem),
         (status = 422, description = "Idempotency-Key sent", body = Problem),
     ),
     security(("bearer" = []))
@@ -173,7 +192,9 @@ pub async fn issue_token(
     Extension(principal): Extension<Principal>,
     axum::extract::Path(user_id): axum::extract::Path<String>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
+    let body = iga_http::json::optional_json::<IssueTokenBody>(&body)?;
     let meta = meta(&principal, &headers)?;
     if meta.idempotency_key.is_some() {
         return Err(Problem::new(
@@ -183,15 +204,21 @@ pub async fn issue_token(
         .with_field("Idempotency-Key", "not accepted here"));
     }
     if principal.user_id != user_id && !principal.is_admin() {
-        return Err(Problem::forbidden(
-            "only an admin or the user themselves issues a token",
-        ));
+        // Another user's tokens are not the caller's to know of.
+        return Err(Problem::not_found(format!("user {user_id} not found")));
     }
+    let expires_at_micros = match body.expires_at.as_deref() {
+        Some(t) => iga_http::parse_rfc3339_micros("expiresAt", t)?,
+        None => 0,
+    };
     let token = format!("iga_{}", hex::encode(rand::random::<[u8; 32]>()));
     let token_id = uuid::Uuid::now_v7().to_string();
     let command = UserCommand::IssueToken {
         token_id: token_id.clone(),
         token_sha256_hex: iga_http::auth::token_sha256_hex(&token),
+        description: body.description.clone(),
+        expires_at_micros,
+        bootstrap: false,
     };
     let (_, outcome) = state
         .handler
@@ -201,7 +228,9 @@ pub async fn issue_token(
     let body = IssuedToken {
         id: token_id,
         token,
+        description: body.description,
         created_at: rfc3339(outcome.updated_at_unix_micros),
+        expires_at: (expires_at_micros != 0).then(|| rfc3339(expires_at_micros)),
     };
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
     resp.headers_mut()
@@ -268,9 +297,7 @@ pub async fn update_user(
         roles: list(body.roles),
         status: body.status,
     });
-    let (user, outcome) = state
-        .handler
-        .execute::<User>(&user_id, &command, &meta)
+    let (user, outcome) = execute_with_roster(&state.handler, &user_id, &command, &meta)
         .await
         .map_err(|e| e.for_aggregate("user", &user_id))?;
     Ok(object_response(
@@ -279,4 +306,113 @@ pub async fn update_user(
         Some(outcome.position),
         &render(&user, &outcome),
     ))
+}
+
+/// Revokes one of a user's tokens (admin, or the user themselves): it
+/// answers 401 from then on, on every instance.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}/tokens/{tokenId}",
+    tag = "identities",
+    params(
+        ("id" = String, Path, description = "User id"),
+        ("tokenId" = String, Path, description = "Token id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such user or live token, or not the caller's", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn revoke_token(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    axum::extract::Path((user_id, token_id)): axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    if principal.user_id != user_id && !principal.is_admin() {
+        return Err(Problem::not_found(format!("user {user_id} not found")));
+    }
+    let meta = meta(&principal, &headers)?;
+    let command = UserCommand::RevokeToken { token_id };
+    let (_, outcome) = state
+        .handler
+        .execute::<User>(&user_id, &command, &meta)
+        .await
+        .map_err(|e| e.for_aggregate("user", &user_id))?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut()
+        .insert(iga_http::CONSISTENCY_TOKEN, outcome.position.into());
+    Ok(resp)
+}
+
+/// Runs `command` on user `user_id` with the admin roster's change it
+/// implies, as one commit where the log can. Where it cannot, a change that
+/// removes an admin goes to the roster first and one that adds goes to it
+/// last, so a crash between the two leaves the roster knowing fewer admins
+/// (refusing more), never more.
+pub(crate) async fn execute_with_roster(
+    handler: &crate::CommandHandler,
+    user_id: &str,
+    command: &UserCommand,
+    meta: &crate::CommandMeta,
+) -> Result<(User, Outcome), CommandError> {
+    use iga_domain::roster::{AdminRoster, SetAdmin, ROSTER_ID};
+    let user_stream = User::stream_id(user_id);
+    let roster_stream = AdminRoster::stream_id(ROSTER_ID);
+    if !handler.commits_atomically() {
+        let (before, _) = handler.load::<User>(user_id).await?;
+        let (after, _) = handler
+            .decide::<User>(user_id, command, meta)
+            .await
+            .map(|d| (d.state, ()))?;
+        let set = SetAdmin {
+            user_id: user_id.into(),
+            enabled_admin: after.is_enabled_admin(),
+        };
+        let side = meta.for_side_stream();
+        if before.is_enabled_admin() && !set.enabled_admin {
+            handler
+                .execute::<AdminRoster>(ROSTER_ID, &set, &side)
+                .await?;
+            return handler.execute::<User>(user_id, command, meta).await;
+        }
+        let done = handler.execute::<User>(user_id, command, meta).await?;
+        if set.enabled_admin {
+            handler
+                .execute::<AdminRoster>(ROSTER_ID, &set, &side)
+                .await?;
+        }
+        return Ok(done);
+    }
+    let _serialised = handler.lock_streams(&[&user_stream, &roster_stream]).await;
+    for attempt in 0..crate::MAX_ATTEMPTS {
+        crate::back_off(attempt).await;
+        let user = handler.decide::<User>(user_id, command, meta).await?;
+        if let Some(done) = user.retried {
+            return Ok((user.state, done));
+        }
+        let mut roster = handler.begin::<AdminRoster>(ROSTER_ID).await?;
+        if !user.is_empty() {
+            let set = SetAdmin {
+                user_id: user_id.into(),
+                enabled_admin: user.state.is_enabled_admin(),
+            };
+            handler.decide_more(&mut roster, &set, &meta.for_side_stream())?;
+        }
+        let decided: [&dyn crate::Decided; 2] = [&roster, &user];
+        match handler.commit(&decided).await {
+            Ok(results) => {
+                let outcome = handler
+                    .outcome_of(&user, results[1].as_ref(), &results)
+                    .await?;
+                return Ok((user.state, outcome));
+            }
+            Err(CommandError::EventLog(iga_eventlog::EventLogError::Conflict { .. })) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(CommandError::TooMuchContention {
+        stream: user_stream,
+    })
 }

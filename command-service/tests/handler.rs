@@ -43,13 +43,26 @@ async fn bootstrap_is_idempotent() {
     assert_eq!(first.version, 2);
     let again = bootstrap::ensure_admin(&handler, &sha).await.unwrap();
     assert_eq!((again.events_written, again.version), (0, 2));
+    // A new bootstrap token revokes the one before it.
     let rotated = bootstrap::ensure_admin(&handler, &"cd".repeat(32))
         .await
         .unwrap();
-    assert_eq!((rotated.events_written, rotated.version), (1, 3));
+    assert_eq!((rotated.events_written, rotated.version), (2, 4));
     let (admin, _) = handler.load::<User>("admin").await.unwrap();
-    assert_eq!(admin.tokens.len(), 2);
+    assert_eq!(admin.tokens.len(), 1);
+    assert_eq!(admin.tokens[0].sha256_hex, "cd".repeat(32));
     assert_eq!(admin.roles, vec!["admin"]);
+    // The username is claimed and the roster holds the built-in admin.
+    let (name, _) = handler
+        .load::<iga_domain::username::Username>(&command_service::users::username_key("admin"))
+        .await
+        .unwrap();
+    assert_eq!(name.owner.as_deref(), Some("admin"));
+    let (roster, _) = handler
+        .load::<iga_domain::roster::AdminRoster>(iga_domain::roster::ROSTER_ID)
+        .await
+        .unwrap();
+    assert_eq!(roster.admins.iter().collect::<Vec<_>>(), ["admin"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,6 +78,9 @@ async fn concurrent_token_issues_are_redecided_not_lost() {
                 let cmd = UserCommand::IssueToken {
                     token_id: format!("t{i}"),
                     token_sha256_hex: format!("{i:064x}"),
+                    description: String::new(),
+                    expires_at_micros: 0,
+                    bootstrap: false,
                 };
                 h.execute::<User>("admin", &cmd, &meta(None))
                     .await

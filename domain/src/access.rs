@@ -64,6 +64,48 @@ impl AccessPair {
     }
 }
 
+/// What must hold of the user, the entitlement and its app for access to be
+/// granted, on every path that grants (a fulfilled request, a direct grant),
+/// checked when the grant is made, not when it was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantFacts {
+    pub user_enabled: bool,
+    /// The entitlement exists and is not deleted.
+    pub entitlement_live: bool,
+    /// The app exists, is not deleted and is active.
+    pub app_active: bool,
+}
+
+impl GrantFacts {
+    /// Facts under which anything may be granted (for tests and callers
+    /// that checked already).
+    pub const ALL_GOOD: GrantFacts = GrantFacts {
+        user_enabled: true,
+        entitlement_live: true,
+        app_active: true,
+    };
+}
+
+/// Whether access may be granted under `facts`; why not, otherwise.
+pub fn grantable(facts: &GrantFacts) -> Result<(), DomainError> {
+    if !facts.user_enabled {
+        return Err(DomainError::InvalidTransition(
+            "the user is disabled or does not exist".into(),
+        ));
+    }
+    if !facts.entitlement_live {
+        return Err(DomainError::InvalidTransition(
+            "the entitlement is deleted or does not exist".into(),
+        ));
+    }
+    if !facts.app_active {
+        return Err(DomainError::InvalidTransition(
+            "the app is inactive, deleted or does not exist".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub enum AccessCommand {
     /// Opens a request. `holder_gone` says the open request of this kind
@@ -79,8 +121,12 @@ pub enum AccessCommand {
     Close {
         request_id: String,
     },
-    /// Fulfils an approved grant request: issues the grant, closes the request.
-    IssueForRequest(v1::GrantIssued),
+    /// Fulfils an approved grant request: issues the grant (if `facts` allow
+    /// it still; otherwise nothing is granted), closes the request.
+    IssueForRequest {
+        grant: v1::GrantIssued,
+        facts: GrantFacts,
+    },
     /// Fulfils an approved removal request: ends the grant, closes the request.
     EndForRequest {
         request_id: String,
@@ -89,6 +135,7 @@ pub enum AccessCommand {
     Grant {
         grant: v1::GrantIssued,
         app: AppFacts,
+        facts: GrantFacts,
     },
     Revoke {
         reason: String,
@@ -184,14 +231,17 @@ impl Aggregate for AccessPair {
                     vec![]
                 },
             ),
-            C::IssueForRequest(grant) => {
+            C::IssueForRequest { grant, facts } => {
                 if self.fulfilled_requests.contains(&grant.request_id) {
                     return Ok(vec![]);
                 }
                 let mut events = Vec::new();
                 // Held already (granted directly meanwhile): the request is
-                // fulfilled by that grant, nothing new is issued.
-                if self.grant.is_none() {
+                // fulfilled by that grant, nothing new is issued. No longer
+                // grantable (the user disabled, the entitlement deleted, the
+                // app deactivated since the approval): nothing is issued and
+                // the request records why.
+                if self.grant.is_none() && grantable(facts).is_ok() {
                     events.push(grant.clone().into());
                 }
                 if self.open_grant_request.as_ref() == Some(&grant.request_id) {
@@ -212,9 +262,10 @@ impl Aggregate for AccessPair {
                 }
                 Ok(events)
             }
-            C::Grant { grant, app } => {
+            C::Grant { grant, app, facts } => {
                 admin_or_owner(app)?;
                 app.require_live()?;
+                grantable(facts)?;
                 if self.grant.is_some() {
                     return Err(DomainError::InvalidTransition(format!(
                         "user {} already holds entitlement {}",
@@ -394,11 +445,84 @@ mod tests {
         }
         .into();
         given::<AccessPair>(&[opened("r1")])
-            .when(&AccessCommand::IssueForRequest(issued("r1")), &system())
+            .when(&issue("r1", GrantFacts::ALL_GOOD), &system())
             .then(&[issued("r1").into(), closed.clone()]);
         given::<AccessPair>(&[opened("r1"), issued("r1").into(), closed])
-            .when(&AccessCommand::IssueForRequest(issued("r1")), &system())
+            .when(&issue("r1", GrantFacts::ALL_GOOD), &system())
             .then(&[]);
+    }
+
+    fn issue(request: &str, facts: GrantFacts) -> AccessCommand {
+        AccessCommand::IssueForRequest {
+            grant: issued(request),
+            facts,
+        }
+    }
+
+    fn broken() -> [(GrantFacts, &'static str); 3] {
+        let ok = GrantFacts::ALL_GOOD;
+        [
+            (
+                GrantFacts {
+                    user_enabled: false,
+                    ..ok
+                },
+                "the user is disabled or does not exist",
+            ),
+            (
+                GrantFacts {
+                    entitlement_live: false,
+                    ..ok
+                },
+                "the entitlement is deleted or does not exist",
+            ),
+            (
+                GrantFacts {
+                    app_active: false,
+                    ..ok
+                },
+                "the app is inactive, deleted or does not exist",
+            ),
+        ]
+    }
+
+    #[test]
+    fn given_an_approved_request_when_the_grant_is_no_longer_allowed_then_nothing_is_granted() {
+        let closed: DomainEvent = v1::AccessRequestClosed {
+            user_id: "u1".into(),
+            entitlement_id: "e1".into(),
+            request_id: "r1".into(),
+        }
+        .into();
+        for (facts, _) in broken() {
+            given::<AccessPair>(&[opened("r1")])
+                .when(&issue("r1", facts), &system())
+                .then(std::slice::from_ref(&closed));
+        }
+    }
+
+    #[test]
+    fn given_a_direct_grant_when_the_user_or_entitlement_or_app_is_not_live_then_it_is_refused() {
+        let app = AppFacts {
+            app_id: "a1".into(),
+            exists: true,
+            deleted: false,
+            owner_ids: vec![],
+        };
+        let mut g = issued("");
+        g.grant_type = "admin".into();
+        for (facts, why) in broken() {
+            given::<AccessPair>(&[])
+                .when(
+                    &AccessCommand::Grant {
+                        grant: g.clone(),
+                        app: app.clone(),
+                        facts,
+                    },
+                    &ctx("boss", &["admin"]),
+                )
+                .then_error(DomainError::InvalidTransition(why.into()));
+        }
     }
 
     #[test]
@@ -449,6 +573,7 @@ mod tests {
                 &AccessCommand::Grant {
                     grant: g.clone(),
                     app: app.clone(),
+                    facts: GrantFacts::ALL_GOOD,
                 },
                 &ctx("owner", &[]),
             )
@@ -458,6 +583,7 @@ mod tests {
                 &AccessCommand::Grant {
                     grant: g,
                     app: app.clone(),
+                    facts: GrantFacts::ALL_GOOD,
                 },
                 &ctx("someone", &[]),
             )

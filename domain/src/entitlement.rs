@@ -160,6 +160,13 @@ impl Aggregate for Entitlement {
                     any_owner,
                     "an admin, an owner of the app or of the entitlement updates it",
                 )?;
+                if !app_level {
+                    if let Some(field) = access_field(update) {
+                        return Err(DomainError::Forbidden(format!(
+                            "only an admin or an owner of the app changes {field}: it decides who gets access and how"
+                        )));
+                    }
+                }
                 let after = apply_update(&self.fields, update);
                 if self.fields.system_builtin && after.alias != self.fields.alias {
                     return Err(DomainError::invalid(
@@ -199,9 +206,11 @@ impl Aggregate for Entitlement {
                 self.owners_event(dedup(owners.clone()))
             }
             C::AddOwner { user, .. } => {
+                // Entitlement owners approve under ENTITLEMENT_OWNERS steps:
+                // choosing them decides who grants access.
                 need(
-                    any_owner,
-                    "an admin, an owner of the app or of the entitlement adds owners",
+                    app_level,
+                    "an admin or an owner of the app adds owners of an entitlement",
                 )?;
                 let mut owners = self.fields.owner_ids.clone();
                 owners.push(user.clone());
@@ -209,8 +218,8 @@ impl Aggregate for Entitlement {
             }
             C::RemoveOwner { user, .. } => {
                 need(
-                    any_owner,
-                    "an admin, an owner of the app or of the entitlement removes owners",
+                    app_level,
+                    "an admin or an owner of the app removes owners of an entitlement",
                 )?;
                 if !self.fields.owner_ids.contains(user) {
                     return Err(DomainError::NotFound(format!(
@@ -247,6 +256,26 @@ impl Aggregate for Entitlement {
         }
         self
     }
+}
+
+/// The first field of `update` that changes who gets access or how (grant
+/// and revoke policies, requestability, maximum duration, risk, emergency
+/// grants): those are for admins and app owners; an entitlement owner keeps
+/// the descriptive ones.
+pub fn access_field(update: &v1::AppEntitlementUpdated) -> Option<&'static str> {
+    [
+        (update.grant_policy_id.is_some(), "grantPolicyId"),
+        (update.revoke_policy_id.is_some(), "revokePolicyId"),
+        (update.requestable.is_some(), "requestable"),
+        (update.duration_grant_seconds.is_some(), "durationGrant"),
+        (update.risk_level_value_id.is_some(), "riskLevelValueId"),
+        (
+            update.emergency_grant_enabled.is_some(),
+            "emergencyGrantEnabled",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(set, field)| set.then_some(field))
 }
 
 impl Entitlement {
@@ -538,9 +567,9 @@ mod tests {
     }
 
     #[test]
-    fn entitlement_owners_update_and_manage_owners_but_do_not_delete() {
+    fn entitlement_owners_edit_descriptions_but_nothing_that_decides_access() {
         let update = v1::AppEntitlementUpdated {
-            requestable: Some(false),
+            description: Some("what it is".into()),
             ..Default::default()
         };
         let state = given::<Entitlement>(&[created().into()])
@@ -557,7 +586,75 @@ mod tests {
                 ..update
             }
             .into()]);
-        assert!(!state.fields.requestable);
+        assert_eq!(state.fields.description, "what it is");
+        // Every field that changes who gets access or how is refused.
+        let refused: Vec<(v1::AppEntitlementUpdated, &str)> = vec![
+            (
+                v1::AppEntitlementUpdated {
+                    grant_policy_id: Some("auto".into()),
+                    ..Default::default()
+                },
+                "grantPolicyId",
+            ),
+            (
+                v1::AppEntitlementUpdated {
+                    revoke_policy_id: Some("auto".into()),
+                    ..Default::default()
+                },
+                "revokePolicyId",
+            ),
+            (
+                v1::AppEntitlementUpdated {
+                    requestable: Some(false),
+                    ..Default::default()
+                },
+                "requestable",
+            ),
+            (
+                v1::AppEntitlementUpdated {
+                    duration_grant_seconds: Some(0),
+                    ..Default::default()
+                },
+                "durationGrant",
+            ),
+            (
+                v1::AppEntitlementUpdated {
+                    risk_level_value_id: Some("low".into()),
+                    ..Default::default()
+                },
+                "riskLevelValueId",
+            ),
+            (
+                v1::AppEntitlementUpdated {
+                    emergency_grant_enabled: Some(true),
+                    description: Some("with a harmless change".into()),
+                    ..Default::default()
+                },
+                "emergencyGrantEnabled",
+            ),
+        ];
+        for (update, field) in refused {
+            given::<Entitlement>(&[created().into()])
+                .when(
+                    &EntitlementCommand::Update {
+                        update: update.clone(),
+                        app: app(),
+                    },
+                    &ctx("ent-owner", &[]),
+                )
+                .then_error(DomainError::Forbidden(format!(
+                    "only an admin or an owner of the app changes {field}: it decides who gets access and how"
+                )));
+            // The app's owners may.
+            given::<Entitlement>(&[created().into()])
+                .when(
+                    &EntitlementCommand::Update { update, app: app() },
+                    &ctx("app-owner", &[]),
+                )
+                .state_for_test_ok();
+        }
+        // Owners approve ENTITLEMENT_OWNERS steps: an entitlement owner
+        // cannot choose them.
         given::<Entitlement>(&[created().into()])
             .when(
                 &EntitlementCommand::AddOwner {
@@ -565,6 +662,17 @@ mod tests {
                     app: app(),
                 },
                 &ctx("ent-owner", &[]),
+            )
+            .then_error(DomainError::Forbidden(
+                "only an admin or an owner of the app adds owners of an entitlement".into(),
+            ));
+        given::<Entitlement>(&[created().into()])
+            .when(
+                &EntitlementCommand::AddOwner {
+                    user: "u9".into(),
+                    app: app(),
+                },
+                &ctx("app-owner", &[]),
             )
             .then(&[v1::AppEntitlementOwnersSet {
                 app_id: "a1".into(),

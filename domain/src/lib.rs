@@ -14,6 +14,8 @@ pub mod idempotency;
 pub mod policy;
 pub mod request;
 pub mod resource;
+pub mod roster;
+pub mod routing;
 pub mod testing;
 pub mod user;
 pub mod username;

@@ -181,10 +181,19 @@ pub fn validate(d: &v1::PolicyDefinition) -> Result<(), DomainError> {
             format!("at most {MAX_STEPS} steps"),
         ));
     }
+    let mut names = std::collections::HashSet::new();
     for (i, step) in d.steps.iter().enumerate() {
         let field = |f: &str| format!("steps[{i}].{f}");
         if step.name.trim().is_empty() || step.name.chars().count() > 200 {
             return Err(DomainError::invalid(&field("name"), "1 to 200 characters"));
+        }
+        // Approvers name the phase they act in; two steps of one name would
+        // make "approve phase X" ambiguous.
+        if !names.insert(step.name.trim().to_lowercase()) {
+            return Err(DomainError::invalid(
+                &field("name"),
+                "step names are unique within a policy",
+            ));
         }
         let Some(a) = &step.approvers else {
             return Err(DomainError::invalid(&field("approvers"), "required"));
@@ -302,6 +311,7 @@ mod tests {
             );
         };
         bad(|d| d.steps.clear(), "steps");
+        bad(|d| d.steps[1].name = " manager".into(), "steps[1].name");
         bad(|d| d.steps[1].quorum = 3, "steps[1].quorum");
         bad(|d| d.steps[0].quorum = 0, "steps[0].quorum");
         bad(

@@ -14,6 +14,8 @@ use iga_schemas::v1;
 use crate::{Aggregate, Context, DomainError, DomainEvent};
 
 pub const PRIORITIES: &[&str] = &["low", "medium", "high"];
+/// Most users one reassignment hands a task to.
+pub const MAX_REASSIGN: usize = 25;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Status {
@@ -50,6 +52,16 @@ impl Phase {
         ids
     }
 
+    /// The person `user` counts as in this phase: a delegate counts as the
+    /// principal they stand for, anyone else as themselves.
+    pub fn person_of<'a>(&'a self, user: &'a str) -> &'a str {
+        self.def
+            .delegates
+            .iter()
+            .find(|d| d.delegate_id == user)
+            .map_or(user, |d| d.principal_id.as_str())
+    }
+
     fn may_act(&self, ctx: &Context) -> bool {
         ctx.is_admin()
             || self.assigned().contains(&ctx.actor_id)
@@ -78,10 +90,24 @@ impl AccessRequest {
 
     /// The phase now open, if the request is still in progress.
     pub fn current_phase(&self) -> Option<&Phase> {
+        self.current_phase_index().map(|i| &self.phases[i])
+    }
+
+    /// The position of the phase now open (from 0).
+    pub fn current_phase_index(&self) -> Option<usize> {
         if self.status != Status::InProgress || self.approved.is_some() {
             return None;
         }
-        self.phases.iter().find(|p| !p.complete)
+        self.phases.iter().position(|p| !p.complete)
+    }
+
+    /// Whether `user` may never act on this request: the requester, the
+    /// beneficiary, or a delegate of either (unless self-approval is allowed).
+    pub fn is_excluded(&self, user: &str) -> bool {
+        !self.created.allow_self_approval
+            && (user == self.created.requester_id
+                || user == self.created.user_id
+                || self.created.excluded_approver_ids.iter().any(|x| x == user))
     }
 
     /// Whether the request is for removing access.
@@ -89,15 +115,39 @@ impl AccessRequest {
         self.created.request_type.ends_with("Remove")
     }
 
-    fn approved_anywhere(&self, user: &str) -> Option<&str> {
+    /// The phase in which `user`, as the person they count as in phase
+    /// `current`, already approved: one person counts once across phases,
+    /// whether they act themselves or through their delegate.
+    fn approved_anywhere(&self, current: usize, user: &str) -> Option<&str> {
+        let person = self.phases[current].person_of(user);
         self.phases
             .iter()
-            .find(|p| p.approvals.iter().any(|a| a == user))
+            .find(|p| {
+                p.approvals.iter().any(|a| {
+                    let theirs = p.person_of(a);
+                    [a.as_str(), theirs]
+                        .iter()
+                        .any(|x| *x == user || *x == person)
+                })
+            })
             .map(|p| p.def.name.as_str())
     }
 
     fn is_party(&self, ctx: &Context) -> bool {
         ctx.actor_id == self.created.requester_id || ctx.actor_id == self.created.user_id
+    }
+
+    /// Where a phase event lands: at its position, or (events written
+    /// before phases had one) the first incomplete phase of its name.
+    fn phase_at(&self, index: u32, name: &str) -> Option<usize> {
+        if index > 0 {
+            let i = index as usize - 1;
+            return (i < self.phases.len()).then_some(i);
+        }
+        self.phases
+            .iter()
+            .position(|p| !p.complete && p.def.name == name)
+            .or_else(|| self.phases.iter().position(|p| p.def.name == name))
     }
 }
 
@@ -190,8 +240,8 @@ impl Aggregate for AccessRequest {
                 justification,
                 comment,
             } => {
-                let current = self.acting_phase(phase.as_deref(), ctx)?;
-                if let Some(earlier) = self.approved_anywhere(&ctx.actor_id) {
+                let (index, current) = self.acting_phase(phase.as_deref(), ctx)?;
+                if let Some(earlier) = self.approved_anywhere(index, &ctx.actor_id) {
                     return Err(DomainError::InvalidTransition(format!(
                         "{} already approved this request (phase {earlier:?}); one person counts once",
                         ctx.actor_id
@@ -204,24 +254,28 @@ impl Aggregate for AccessRequest {
                     ));
                 }
                 let name = current.def.name.clone();
+                let phase_index = index as u32 + 1;
                 let mut events: Vec<DomainEvent> = vec![v1::RequestApprovalRecorded {
                     request_id: id.clone(),
                     phase: name.clone(),
                     user_id: ctx.actor_id.clone(),
                     justification: justification.clone(),
                     comment: comment.clone(),
+                    phase_index,
                 }
                 .into()];
+                // Every approval recorded is a distinct person (refused above
+                // otherwise), so the count is the number of people.
                 if current.approvals.len() + 1 >= current.def.quorum.max(1) as usize {
                     events.push(
                         v1::RequestPhaseCompleted {
                             request_id: id.clone(),
                             phase: name.clone(),
+                            phase_index,
                         }
                         .into(),
                     );
-                    let last = self.phases.last().is_some_and(|p| p.def.name == name);
-                    if last {
+                    if index + 1 == self.phases.len() {
                         events.push(v1::RequestApproved { request_id: id }.into());
                     }
                 }
@@ -232,7 +286,7 @@ impl Aggregate for AccessRequest {
                 justification,
                 comment,
             } => {
-                let current = self.acting_phase(phase.as_deref(), ctx)?;
+                let (index, current) = self.acting_phase(phase.as_deref(), ctx)?;
                 if current.def.require_justification && justification.trim().is_empty() {
                     return Err(DomainError::invalid(
                         "justification",
@@ -245,6 +299,7 @@ impl Aggregate for AccessRequest {
                     user_id: ctx.actor_id.clone(),
                     justification: justification.clone(),
                     comment: comment.clone(),
+                    phase_index: index as u32 + 1,
                 }
                 .into()])
             }
@@ -261,15 +316,16 @@ impl Aggregate for AccessRequest {
                 if comment.trim().is_empty() || comment.len() > 4096 {
                     return Err(DomainError::invalid("comment", "1 to 4096 bytes"));
                 }
-                let phase = self
-                    .current_phase()
-                    .map(|p| p.def.name.clone())
+                let index = self.current_phase_index();
+                let phase = index
+                    .map(|i| self.phases[i].def.name.clone())
                     .unwrap_or_default();
                 Ok(vec![v1::RequestCommented {
                     request_id: id,
                     phase,
                     user_id: ctx.actor_id.clone(),
                     comment: comment.clone(),
+                    phase_index: index.map_or(0, |i| i as u32 + 1),
                 }
                 .into()])
             }
@@ -278,26 +334,29 @@ impl Aggregate for AccessRequest {
                 to_user_ids,
                 comment,
             } => {
-                let current = self.acting_phase(phase.as_deref(), ctx)?;
-                if to_user_ids.is_empty() {
-                    return Err(DomainError::invalid("toUserIds", "at least one user"));
-                }
-                if !self.created.allow_self_approval
-                    && to_user_ids
-                        .iter()
-                        .any(|u| *u == self.created.requester_id || *u == self.created.user_id)
-                {
+                let (index, current) = self.acting_phase(phase.as_deref(), ctx)?;
+                if to_user_ids.is_empty() || to_user_ids.len() > MAX_REASSIGN {
                     return Err(DomainError::invalid(
                         "toUserIds",
-                        "the requester and the beneficiary cannot approve this request",
+                        format!("1 to {MAX_REASSIGN} users"),
                     ));
                 }
+                if to_user_ids.iter().any(|u| self.is_excluded(u)) {
+                    return Err(DomainError::invalid(
+                        "toUserIds",
+                        "the requester, the beneficiary and their delegates cannot approve this request",
+                    ));
+                }
+                let mut to = to_user_ids.clone();
+                let mut seen = std::collections::HashSet::new();
+                to.retain(|u| seen.insert(u.clone()));
                 Ok(vec![v1::RequestReassigned {
                     request_id: id,
                     phase: current.def.name.clone(),
                     from_user_id: ctx.actor_id.clone(),
-                    to_user_ids: to_user_ids.clone(),
+                    to_user_ids: to,
                     comment: comment.clone(),
+                    phase_index: index as u32 + 1,
                 }
                 .into()])
             }
@@ -382,7 +441,6 @@ impl Aggregate for AccessRequest {
     }
 
     fn evolve(mut self, event: &DomainEvent) -> Self {
-        let phase = |s: &mut Self, name: &str| s.phases.iter_mut().position(|p| p.def.name == name);
         match event {
             DomainEvent::AccessRequestCreated(e) => {
                 self.created = e.clone();
@@ -397,12 +455,12 @@ impl Aggregate for AccessRequest {
                     .collect();
             }
             DomainEvent::RequestApprovalRecorded(e) => {
-                if let Some(i) = phase(&mut self, &e.phase) {
+                if let Some(i) = self.phase_at(e.phase_index, &e.phase) {
                     self.phases[i].approvals.push(e.user_id.clone());
                 }
             }
             DomainEvent::RequestPhaseCompleted(e) => {
-                if let Some(i) = phase(&mut self, &e.phase) {
+                if let Some(i) = self.phase_at(e.phase_index, &e.phase) {
                     self.phases[i].complete = true;
                 }
             }
@@ -413,7 +471,7 @@ impl Aggregate for AccessRequest {
                 self.outcome = Some("denied".into());
             }
             DomainEvent::RequestReassigned(e) => {
-                if let Some(i) = phase(&mut self, &e.phase) {
+                if let Some(i) = self.phase_at(e.phase_index, &e.phase) {
                     let p = &mut self.phases[i];
                     p.reassigned_from.push(e.from_user_id.clone());
                     for to in &e.to_user_ids {
@@ -442,13 +500,18 @@ impl Aggregate for AccessRequest {
 impl AccessRequest {
     /// The current phase, if `ctx` may act in it now (approve, reject,
     /// reassign, modify).
-    fn acting_phase(&self, named: Option<&str>, ctx: &Context) -> Result<&Phase, DomainError> {
+    fn acting_phase(
+        &self,
+        named: Option<&str>,
+        ctx: &Context,
+    ) -> Result<(usize, &Phase), DomainError> {
         let id = &self.created.request_id;
-        let Some(current) = self.current_phase() else {
+        let Some(index) = self.current_phase_index() else {
             return Err(DomainError::InvalidTransition(format!(
                 "request {id} is no longer in progress"
             )));
         };
+        let current = &self.phases[index];
         if let Some(name) = named.filter(|n| !n.is_empty()) {
             if name != current.def.name {
                 return Err(DomainError::InvalidTransition(format!(
@@ -457,9 +520,10 @@ impl AccessRequest {
                 )));
             }
         }
-        if !self.created.allow_self_approval && self.is_party(ctx) {
+        if self.is_excluded(&ctx.actor_id) {
             return Err(DomainError::Forbidden(
-                "the requester and the beneficiary cannot act on this request".into(),
+                "the requester, the beneficiary and their delegates cannot act on this request"
+                    .into(),
             ));
         }
         if !current.may_act(ctx) {
@@ -468,7 +532,7 @@ impl AccessRequest {
                 current.def.name
             )));
         }
-        Ok(current)
+        Ok((index, current))
     }
 }
 

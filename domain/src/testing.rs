@@ -46,6 +46,15 @@ impl<A: Aggregate> When<A> {
         }
     }
 
+    /// Asserts the command was accepted, whatever it produced.
+    #[track_caller]
+    pub fn state_for_test_ok(self) -> Vec<DomainEvent> {
+        match self.outcome {
+            Ok(events) => events,
+            Err(e) => panic!("expected the command to be accepted, got {e:?}"),
+        }
+    }
+
     /// Asserts the command was refused with exactly this error.
     #[track_caller]
     pub fn then_error(self, expected: DomainError) {

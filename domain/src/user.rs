@@ -18,13 +18,52 @@ pub struct User {
     pub delegated_user_id: String,
     pub roles: Vec<String>,
     pub enabled: bool,
-    /// `(token_id, sha256_hex)` of every live token.
-    pub tokens: Vec<(String, String)>,
+    /// Every live (not revoked) token.
+    pub tokens: Vec<Token>,
 }
+
+/// A live API token: its hash, never the token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Token {
+    pub id: String,
+    pub sha256_hex: String,
+    pub description: String,
+    /// 0: never.
+    pub expires_at_micros: i64,
+    pub bootstrap: bool,
+}
+
+/// Most live tokens one user holds.
+pub const MAX_TOKENS: usize = 50;
+/// The longest a token's description is, in characters.
+pub const MAX_TOKEN_DESCRIPTION: usize = 200;
+/// The shortest bootstrap token (`IGA_ADMIN_TOKEN`) accepted: 32 characters
+/// keep an offline search out of reach even for a chosen one.
+pub const MIN_BOOTSTRAP_TOKEN_LEN: usize = 32;
 
 impl User {
     pub fn exists(&self) -> bool {
         !self.id.is_empty()
+    }
+
+    /// Whether the user is an enabled admin.
+    pub fn is_enabled_admin(&self) -> bool {
+        self.exists() && self.enabled && self.roles.iter().any(|r| r == "admin")
+    }
+
+    /// Revocations of every live token, for `reason`.
+    fn revoke_all(&self, reason: &str) -> Vec<DomainEvent> {
+        self.tokens
+            .iter()
+            .map(|t| {
+                v1::ApiTokenRevoked {
+                    user_id: self.id.clone(),
+                    token_id: t.id.clone(),
+                    reason: reason.into(),
+                }
+                .into()
+            })
+            .collect()
     }
 }
 
@@ -32,10 +71,15 @@ impl User {
 pub enum UserCommand {
     Create(v1::UserCreated),
     /// Issues a token; a token whose hash the user already holds is a no-op,
-    /// so re-running a bootstrap appends nothing.
+    /// so re-running a bootstrap appends nothing. A `bootstrap` token
+    /// revokes the bootstrap tokens before it.
     IssueToken {
         token_id: String,
         token_sha256_hex: String,
+        description: String,
+        /// 0: never.
+        expires_at_micros: i64,
+        bootstrap: bool,
     },
     RevokeToken {
         token_id: String,
@@ -94,6 +138,9 @@ impl Aggregate for User {
             UserCommand::IssueToken {
                 token_id,
                 token_sha256_hex,
+                description,
+                expires_at_micros,
+                bootstrap,
             } => {
                 self.must_exist()?;
                 if ctx.actor_id != self.id && !ctx.is_admin() {
@@ -115,15 +162,57 @@ impl Aggregate for User {
                         "expected a SHA-256 hex digest",
                     ));
                 }
-                if self.tokens.iter().any(|(_, h)| h == token_sha256_hex) {
+                if self
+                    .tokens
+                    .iter()
+                    .any(|t| &t.sha256_hex == token_sha256_hex)
+                {
                     return Ok(vec![]);
                 }
-                Ok(vec![v1::ApiTokenIssued {
-                    user_id: self.id.clone(),
-                    token_id: token_id.clone(),
-                    token_sha256_hex: token_sha256_hex.clone(),
+                if description.chars().count() > MAX_TOKEN_DESCRIPTION {
+                    return Err(DomainError::invalid(
+                        "description",
+                        format!("at most {MAX_TOKEN_DESCRIPTION} characters"),
+                    ));
                 }
-                .into()])
+                if *expires_at_micros != 0 && *expires_at_micros <= ctx.now_unix_micros {
+                    return Err(DomainError::invalid("expiresAt", "must be in the future"));
+                }
+                let mut events = Vec::new();
+                let mut live = self.tokens.len();
+                if *bootstrap {
+                    // A new bootstrap token replaces the old: the one an
+                    // operator rotated away must stop working.
+                    for t in self.tokens.iter().filter(|t| t.bootstrap) {
+                        live -= 1;
+                        events.push(
+                            v1::ApiTokenRevoked {
+                                user_id: self.id.clone(),
+                                token_id: t.id.clone(),
+                                reason: "replaced".into(),
+                            }
+                            .into(),
+                        );
+                    }
+                }
+                if live >= MAX_TOKENS {
+                    return Err(DomainError::InvalidTransition(format!(
+                        "user {} holds {MAX_TOKENS} tokens already; revoke one first",
+                        self.id
+                    )));
+                }
+                events.push(
+                    v1::ApiTokenIssued {
+                        user_id: self.id.clone(),
+                        token_id: token_id.clone(),
+                        token_sha256_hex: token_sha256_hex.clone(),
+                        description: description.clone(),
+                        expires_at_micros: *expires_at_micros,
+                        bootstrap: *bootstrap,
+                    }
+                    .into(),
+                );
+                Ok(events)
             }
             UserCommand::Update(u) => {
                 self.must_exist()?;
@@ -191,7 +280,14 @@ impl Aggregate for User {
                 if changed == nothing {
                     return Ok(vec![]);
                 }
-                Ok(vec![changed.into()])
+                // Disabling a user ends every token they hold: enabling them
+                // again must not bring old tokens back.
+                let disabling = changed.status.as_deref() == Some("DISABLED");
+                let mut events: Vec<DomainEvent> = vec![changed.into()];
+                if disabling {
+                    events.extend(self.revoke_all("user disabled"));
+                }
+                Ok(events)
             }
             UserCommand::RevokeToken { token_id } => {
                 self.must_exist()?;
@@ -200,12 +296,13 @@ impl Aggregate for User {
                         "only an admin or the user themselves revokes a token".into(),
                     ));
                 }
-                if !self.tokens.iter().any(|(id, _)| id == token_id) {
+                if !self.tokens.iter().any(|t| &t.id == token_id) {
                     return Err(DomainError::NotFound(format!("token {token_id}")));
                 }
                 Ok(vec![v1::ApiTokenRevoked {
                     user_id: self.id.clone(),
                     token_id: token_id.clone(),
+                    reason: "revoked".into(),
                 }
                 .into()])
             }
@@ -244,10 +341,16 @@ impl Aggregate for User {
                     self.enabled = status == "ENABLED";
                 }
             }
-            DomainEvent::ApiTokenIssued(e) => self
-                .tokens
-                .push((e.token_id.clone(), e.token_sha256_hex.clone())),
-            DomainEvent::ApiTokenRevoked(e) => self.tokens.retain(|(id, _)| id != &e.token_id),
+            DomainEvent::ApiTokenIssued(e) => self.tokens.push(Token {
+                id: e.token_id.clone(),
+                sha256_hex: e.token_sha256_hex.clone(),
+                description: e.description.clone(),
+                expires_at_micros: e.expires_at_micros,
+                // Before the flag, the built-in admin's tokens were all
+                // bootstrap tokens (only the bootstrap issued them).
+                bootstrap: e.bootstrap || e.token_id.starts_with("bootstrap-"),
+            }),
+            DomainEvent::ApiTokenRevoked(e) => self.tokens.retain(|t| t.id != e.token_id),
             _ => {}
         }
         self
@@ -430,11 +533,17 @@ mod tests {
         let issue = UserCommand::IssueToken {
             token_id: "t1".into(),
             token_sha256_hex: HASH.into(),
+            description: String::new(),
+            expires_at_micros: 0,
+            bootstrap: false,
         };
         let issued = v1::ApiTokenIssued {
             user_id: "u1".into(),
             token_id: "t1".into(),
             token_sha256_hex: HASH.into(),
+            description: String::new(),
+            expires_at_micros: 0,
+            bootstrap: false,
         };
         given::<User>(&[created("u1", &[]).into()])
             .when(&issue, &ctx("u1", &[]))
@@ -451,6 +560,9 @@ mod tests {
                 &UserCommand::IssueToken {
                     token_id: "t1".into(),
                     token_sha256_hex: HASH.into(),
+                    description: String::new(),
+                    expires_at_micros: 0,
+                    bootstrap: false,
                 },
                 &ctx("u2", &[]),
             )
@@ -479,6 +591,7 @@ mod tests {
                 user_id: "u1".into(),
                 token_id: "t1".into(),
                 token_sha256_hex: HASH.into(),
+                ..Default::default()
             }
             .into(),
         ])
@@ -491,8 +604,130 @@ mod tests {
         .then(&[v1::ApiTokenRevoked {
             user_id: "u1".into(),
             token_id: "t1".into(),
+            reason: "revoked".into(),
         }
         .into()]);
         assert!(state.tokens.is_empty());
+    }
+
+    fn token(id: &str, hash: &str, bootstrap: bool) -> DomainEvent {
+        v1::ApiTokenIssued {
+            user_id: "u1".into(),
+            token_id: id.into(),
+            token_sha256_hex: hash.into(),
+            bootstrap,
+            ..Default::default()
+        }
+        .into()
+    }
+
+    #[test]
+    fn given_a_bootstrap_token_when_a_new_one_is_issued_then_the_old_one_is_revoked() {
+        let other = "b".repeat(64);
+        given::<User>(&[
+            created("u1", &["admin"]).into(),
+            token("old", HASH, true),
+            token("mine", &"c".repeat(64), false),
+        ])
+        .when(
+            &UserCommand::IssueToken {
+                token_id: "new".into(),
+                token_sha256_hex: other.clone(),
+                description: String::new(),
+                expires_at_micros: 0,
+                bootstrap: true,
+            },
+            &ctx("system", &["admin"]),
+        )
+        .then(&[
+            v1::ApiTokenRevoked {
+                user_id: "u1".into(),
+                token_id: "old".into(),
+                reason: "replaced".into(),
+            }
+            .into(),
+            token("new", &other, true),
+        ]);
+    }
+
+    #[test]
+    fn given_a_user_with_tokens_when_disabled_then_every_token_is_revoked() {
+        let disable = UserCommand::Update(v1::UserUpdated {
+            user_id: "u1".into(),
+            status: Some("DISABLED".into()),
+            ..Default::default()
+        });
+        given::<User>(&[
+            created("u1", &[]).into(),
+            token("t1", HASH, false),
+            token("t2", &"d".repeat(64), false),
+        ])
+        .when(&disable, &ctx("admin", &["admin"]))
+        .then(&[
+            v1::UserUpdated {
+                user_id: "u1".into(),
+                status: Some("DISABLED".into()),
+                ..Default::default()
+            }
+            .into(),
+            v1::ApiTokenRevoked {
+                user_id: "u1".into(),
+                token_id: "t1".into(),
+                reason: "user disabled".into(),
+            }
+            .into(),
+            v1::ApiTokenRevoked {
+                user_id: "u1".into(),
+                token_id: "t2".into(),
+                reason: "user disabled".into(),
+            }
+            .into(),
+        ]);
+    }
+
+    #[test]
+    fn tokens_expire_in_the_future_and_describe_themselves_briefly() {
+        let issue = |description: String, expires_at_micros: i64| UserCommand::IssueToken {
+            token_id: "t1".into(),
+            token_sha256_hex: HASH.into(),
+            description,
+            expires_at_micros,
+            bootstrap: false,
+        };
+        let now = ctx("u1", &[]).now_unix_micros;
+        given::<User>(&[created("u1", &[]).into()])
+            .when(&issue(String::new(), now), &ctx("u1", &[]))
+            .then_error(DomainError::invalid("expiresAt", "must be in the future"));
+        given::<User>(&[created("u1", &[]).into()])
+            .when(&issue("x".repeat(201), 0), &ctx("u1", &[]))
+            .then_error(DomainError::invalid(
+                "description",
+                "at most 200 characters",
+            ));
+        given::<User>(&[created("u1", &[]).into()])
+            .when(&issue("ci".into(), now + 1), &ctx("u1", &[]))
+            .state_for_test_ok();
+    }
+
+    #[test]
+    fn a_user_holds_a_bounded_number_of_tokens() {
+        let mut events: Vec<DomainEvent> = vec![created("u1", &[]).into()];
+        for i in 0..MAX_TOKENS {
+            events.push(token(&format!("t{i}"), &format!("{i:064}"), false));
+        }
+        given::<User>(&events)
+            .when(
+                &UserCommand::IssueToken {
+                    token_id: "one-more".into(),
+                    token_sha256_hex: "e".repeat(64),
+                    description: String::new(),
+                    expires_at_micros: 0,
+                    bootstrap: false,
+                },
+                &ctx("u1", &[]),
+            )
+            .then_error(DomainError::InvalidTransition(format!(
+                "user u1 holds {MAX_TOKENS} tokens already; revoke one first"
+            )));
     }
 }

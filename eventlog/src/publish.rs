@@ -5,7 +5,8 @@
 //! Subject: `<prefix>.<aggregate type>.<event name>`, e.g.
 //! `iga.events.request.RequestApproved` (prefix `iga.events`; the event name
 //! is the event type without its `iga.v1.` package). Body: the protobuf
-//! `EventEnvelope` (with `stream_id` and `stream_version`). Headers:
+//! `EventEnvelope` (with `stream_id` and `stream_version`), without secrets
+//! (`EventEnvelope::without_secrets`: no token hashes). Headers:
 //! `Nats-Msg-Id` (the event id: JetStream drops a republished duplicate, and
 //! consumers deduplicate on it), `Iga-Position`, `Iga-Stream`,
 //! `Iga-Stream-Version`, `Iga-Event-Type`, `Iga-Schema-Version`.
@@ -143,7 +144,12 @@ impl Downstream {
             ))
         };
         self.js
-            .publish_with_headers(subject, headers, env.encode_to_vec().into())
+            // Subscribers get no secrets (a token's hash) whatever the log holds.
+            .publish_with_headers(
+                subject,
+                headers,
+                env.without_secrets().encode_to_vec().into(),
+            )
             .await
             .map_err(|e| failed(&e))?
             .await

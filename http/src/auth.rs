@@ -19,6 +19,10 @@ pub struct Principal {
     pub user_id: String,
     pub username: String,
     pub roles: Vec<String>,
+    /// The hash of the token the caller authenticated with, so long-lived
+    /// answers (the audit stream) can check that it is still good. Internal:
+    /// never rendered into an answer.
+    pub token_sha256_hex: String,
 }
 
 impl Principal {

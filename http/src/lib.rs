@@ -82,6 +82,14 @@ pub fn rfc3339(unix_micros: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Microseconds since the Unix epoch, now.
+pub fn now_unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

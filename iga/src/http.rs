@@ -81,8 +81,10 @@ pub fn router(
             justification_risk_levels: args.justification_risk_levels.clone(),
         },
     });
-    // The consistency wait runs before authentication, so a token issued by a
-    // write authenticates as soon as the request carries that write's token.
+    // Authentication runs first (outermost): an anonymous caller waits for
+    // nothing. A token issued a moment ago through another instance still
+    // works at once: an unknown token waits for the read models to reach the
+    // log's head before it is refused (CatchingUpAuthenticator).
     let mut api = OpenApiRouter::new();
     if role.serves_reads() {
         api = api.merge(query_service::routes(query.clone()));
@@ -92,12 +94,12 @@ pub fn router(
     }
     let api = api
         .layer(middleware::from_fn_with_state(
-            authenticator,
-            require_principal,
-        ))
-        .layer(middleware::from_fn_with_state(
             query,
             query_service::consistency::wait_for_token,
+        ))
+        .layer(middleware::from_fn_with_state(
+            authenticator,
+            require_principal,
         ));
     let ops = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(healthz))
@@ -217,8 +219,14 @@ impl Authenticator for CatchingUpAuthenticator {
     }
 
     fn catch_up(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        // Unknown tokens are what an anonymous caller sends: at most this many
+        // wait at once, and only while the read models are behind the log.
+        static CATCH_UPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
         let (health, wait) = (self.health.clone(), self.wait);
         Box::pin(async move {
+            let Ok(_permit) = CATCH_UPS.try_acquire() else {
+                return;
+            };
             if let Ok(head) = health.store.head().await {
                 health.models.wait_for(head, wait).await;
             }

@@ -339,8 +339,12 @@ fn open_models(data_dir: &Path, search: &Arc<SearchIndex>) -> Result<ReadModels>
 /// The admin token: given, or kept from an earlier start, or generated now.
 fn admin_token(given: Option<&str>, data_dir: &Path) -> Result<String> {
     if let Some(t) = given {
-        if t.len() < 16 {
-            return Err("IGA_ADMIN_TOKEN must be at least 16 characters".into());
+        let min = iga_domain::user::MIN_BOOTSTRAP_TOKEN_LEN;
+        if t.chars().count() < min {
+            return Err(format!(
+                "IGA_ADMIN_TOKEN must be at least {min} characters (generate one with: openssl rand -hex 32)"
+            )
+            .into());
         }
         return Ok(t.to_string());
     }

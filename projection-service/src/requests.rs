@@ -86,6 +86,10 @@ pub struct PhaseView {
     /// The users assigned to act: resolved approvers, their delegates, and
     /// reassignments.
     pub approver_ids: Vec<String>,
+    /// The step resolved to fewer eligible people than its quorum, so
+    /// admins may act too; the quorum was not lowered.
+    #[serde(default)]
+    pub admin_fallback: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -267,6 +271,7 @@ impl RequestView {
                                 require_justification: p.require_justification,
                                 approver_role: Some(p.role.clone()).filter(|r| !r.is_empty()),
                                 approver_ids: p.approver_ids.clone(),
+                                admin_fallback: p.admin_fallback,
                                 ..Default::default()
                             })
                             .collect(),
@@ -280,7 +285,7 @@ impl RequestView {
                 };
             }
             DomainEvent::RequestApprovalRecorded(e) => {
-                if let Some(p) = self.phase_mut(&e.phase) {
+                if let Some(p) = self.phase_mut(e.phase_index, &e.phase) {
                     p.approvals.push(Approval {
                         user_id: e.user_id.clone(),
                         time_stamp: stamp.clone(),
@@ -290,18 +295,14 @@ impl RequestView {
                 self.comment(&e.user_id, &e.comment, "approve", &stamp, &e.phase);
             }
             DomainEvent::RequestPhaseCompleted(e) => {
-                let mut next = false;
-                for p in &mut self.decision.phases {
-                    if next {
-                        p.status = "in-progress".into();
-                        break;
-                    }
-                    if p.name == e.phase {
-                        p.status = "complete".into();
-                        p.decision = Some("approved".into());
-                        p.completed_by = p.approvals.iter().map(|a| a.user_id.clone()).collect();
-                        p.completion_date = Some(stamp.clone());
-                        next = true;
+                if let Some(i) = self.phase_index(e.phase_index, &e.phase) {
+                    let p = &mut self.decision.phases[i];
+                    p.status = "complete".into();
+                    p.decision = Some("approved".into());
+                    p.completed_by = p.approvals.iter().map(|a| a.user_id.clone()).collect();
+                    p.completion_date = Some(stamp.clone());
+                    if let Some(next) = self.decision.phases.get_mut(i + 1) {
+                        next.status = "in-progress".into();
                     }
                 }
             }
@@ -309,8 +310,9 @@ impl RequestView {
                 self.decision.decision = Some("approved".into());
             }
             DomainEvent::RequestRejected(e) => {
-                for p in &mut self.decision.phases {
-                    if p.name == e.phase {
+                let at = self.phase_index(e.phase_index, &e.phase);
+                for (i, p) in self.decision.phases.iter_mut().enumerate() {
+                    if Some(i) == at {
                         p.status = "rejected".into();
                         p.decision = Some("rejected".into());
                         p.completed_by = vec![e.user_id.clone()];
@@ -329,7 +331,7 @@ impl RequestView {
                 self.comment(&e.user_id, &e.comment, "comment", &stamp, &e.phase);
             }
             DomainEvent::RequestReassigned(e) => {
-                if let Some(p) = self.phase_mut(&e.phase) {
+                if let Some(p) = self.phase_mut(e.phase_index, &e.phase) {
                     p.approver_ids.retain(|a| a != &e.from_user_id);
                     for to in &e.to_user_ids {
                         if !p.approver_ids.contains(to) {
@@ -380,8 +382,22 @@ impl RequestView {
         self.decision.actors = self.actors();
     }
 
-    fn phase_mut(&mut self, name: &str) -> Option<&mut PhaseView> {
-        self.decision.phases.iter_mut().find(|p| p.name == name)
+    /// Where a phase event lands: at its position, or (events written before
+    /// phases had one) the first open phase of its name.
+    fn phase_index(&self, index: u32, name: &str) -> Option<usize> {
+        let phases = &self.decision.phases;
+        if index > 0 {
+            return ((index as usize) <= phases.len()).then(|| index as usize - 1);
+        }
+        phases
+            .iter()
+            .position(|p| p.name == name && p.status == "in-progress")
+            .or_else(|| phases.iter().position(|p| p.name == name))
+    }
+
+    fn phase_mut(&mut self, index: u32, name: &str) -> Option<&mut PhaseView> {
+        let i = self.phase_index(index, name)?;
+        self.decision.phases.get_mut(i)
     }
 
     fn current_phase_name(&self) -> String {
@@ -524,8 +540,9 @@ impl Projection for RequestDirectory {
     }
 
     /// 2: no `c/<requestId>` creation-time keys; inboxes read it off the view.
+    /// 3: phases say whether admins fall back (`adminFallback`).
     fn layout(&self) -> u32 {
-        2
+        3
     }
 
     fn apply(

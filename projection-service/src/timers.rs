@@ -1,10 +1,13 @@
 //! `TimerIndex`: what is due when. Grants end at their `deprovisionAt`;
-//! requests are cancelled at their `expiryDate`. The index is a read model
+//! requests are cancelled at their `expiryDate`; approved requests with a
+//! future `startDate` are granted then. The index is a read model
 //! like any other (rebuilt from the log, so timers survive restarts); the
 //! timer driver reads the earliest entries and issues the commands, whose
 //! events then remove them.
 //!
-//! Keys: `d/<due BE>/<kind>/<id>` -> [`Timer`]; `k/<kind>/<id>` -> the `d/` key.
+//! Keys: `d/<due BE>/<kind>/<id>` -> [`Timer`]; `k/<kind>/<id>` -> the `d/` key;
+//! `sd/<requestId>` -> the start date (BE) of a grant request still open,
+//! which becomes a timer when the request is approved.
 
 use iga_eventlog::RecordedEvent;
 use iga_schemas::DomainEvent;
@@ -24,6 +27,8 @@ pub enum Timer {
     },
     /// Cancel request `request_id` (it expired before completion).
     RequestExpiry { request_id: String },
+    /// Grant approved request `request_id`: its start date came.
+    RequestStart { request_id: String },
 }
 
 pub struct TimerIndex;
@@ -33,6 +38,10 @@ fn due_key(due: i64, kind: &str, id: &str) -> Vec<u8> {
     k.extend_from_slice(&due.max(0).to_be_bytes());
     k.extend_from_slice(format!("/{kind}/{id}").as_bytes());
     k
+}
+
+fn start_key(request_id: &str) -> Vec<u8> {
+    format!("sd/{request_id}").into_bytes()
 }
 
 fn back_key(kind: &str, id: &str) -> Vec<u8> {
@@ -89,10 +98,33 @@ impl Projection for TimerIndex {
                     request_id: e.request_id.clone(),
                 };
                 set(tx, "r", &e.request_id, e.expiry_date_micros, &timer);
+                if e.start_date_micros > 0 && !e.request_type.ends_with("Remove") {
+                    tx.put(start_key(&e.request_id), e.start_date_micros.to_be_bytes());
+                }
             }
-            DomainEvent::RequestApproved(e) => clear(tx, "r", &e.request_id),
-            DomainEvent::RequestRejected(e) => clear(tx, "r", &e.request_id),
-            DomainEvent::RequestCancelled(e) => clear(tx, "r", &e.request_id),
+            DomainEvent::RequestApproved(e) => {
+                clear(tx, "r", &e.request_id);
+                if let Some(start) = tx.get(&start_key(&e.request_id))? {
+                    let start = i64::from_be_bytes(start.try_into().unwrap_or_default());
+                    let timer = Timer::RequestStart {
+                        request_id: e.request_id.clone(),
+                    };
+                    set(tx, "s", &e.request_id, start, &timer);
+                }
+            }
+            DomainEvent::RequestRejected(e) => {
+                clear(tx, "r", &e.request_id);
+                tx.delete(start_key(&e.request_id));
+            }
+            DomainEvent::RequestCancelled(e) => {
+                clear(tx, "r", &e.request_id);
+                clear(tx, "s", &e.request_id);
+                tx.delete(start_key(&e.request_id));
+            }
+            DomainEvent::RequestFulfilled(e) => {
+                clear(tx, "s", &e.request_id);
+                tx.delete(start_key(&e.request_id));
+            }
             _ => {}
         }
         Ok(())

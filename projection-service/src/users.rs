@@ -1,8 +1,10 @@
 //! `UserDirectory`: users as the API shows them, their API tokens by hash
 //! (for authentication), and usernames.
 //!
-//! Keys: `u/<userId>` -> [`UserView`]; `t/<sha256>` -> user id;
-//! `k/<tokenId>` -> sha256; `n/<username>` -> user id.
+//! Keys: `u/<userId>` -> [`UserView`]; `t/<sha256>` -> [`TokenHolder`]
+//! (who holds a live token, and until when); `k/<tokenId>` -> sha256;
+//! `tk/<userId>/<tokenId>` -> [`TokenView`] (what `GET /users/{id}/tokens`
+//! lists: never the token or its hash).
 
 use iga_eventlog::RecordedEvent;
 use iga_schemas::DomainEvent;
@@ -30,7 +32,30 @@ pub struct UserView {
     pub version: u64,
 }
 
+/// Who holds a live token, by its hash: what authentication reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenHolder {
+    pub user_id: String,
+    pub token_id: String,
+    /// 0: never expires.
+    pub expires_at_micros: i64,
+}
+
+/// A live token as its owner and admins see it listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub description: String,
+    pub created_at_micros: i64,
+    /// 0: never expires.
+    pub expires_at_micros: i64,
+}
+
 pub struct UserDirectory;
+
+fn token_view_key(user_id: &str, token_id: &str) -> Vec<u8> {
+    format!("tk/{user_id}/{token_id}").into_bytes()
+}
 
 fn user_key(id: &str) -> Vec<u8> {
     format!("u/{id}").into_bytes()
@@ -43,6 +68,12 @@ fn token_key(sha: &str) -> Vec<u8> {
 impl Projection for UserDirectory {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// 2: tokens keep their holder and expiry (`t/`) and their listing
+    /// (`tk/`); no write-only `n/` index.
+    fn layout(&self) -> u32 {
+        2
     }
 
     fn apply(
@@ -68,7 +99,6 @@ impl Projection for UserDirectory {
                     updated_at_micros: at,
                     version,
                 };
-                tx.put(format!("n/{}", e.username), e.user_id.clone());
                 tx.put_value(user_key(&e.user_id), &view);
             }
             DomainEvent::UserUpdated(e) => {
@@ -97,8 +127,20 @@ impl Projection for UserDirectory {
                 }
             }
             DomainEvent::ApiTokenIssued(e) => {
-                tx.put(token_key(&e.token_sha256_hex), e.user_id.clone());
+                let holder = TokenHolder {
+                    user_id: e.user_id.clone(),
+                    token_id: e.token_id.clone(),
+                    expires_at_micros: e.expires_at_micros,
+                };
+                tx.put_value(token_key(&e.token_sha256_hex), &holder);
                 tx.put(format!("k/{}", e.token_id), e.token_sha256_hex.clone());
+                let view = TokenView {
+                    id: e.token_id.clone(),
+                    description: e.description.clone(),
+                    created_at_micros: at,
+                    expires_at_micros: e.expires_at_micros,
+                };
+                tx.put_value(token_view_key(&e.user_id, &e.token_id), &view);
                 bump_version(tx, &e.user_id, version, at)?;
             }
             DomainEvent::ApiTokenRevoked(e) => {
@@ -107,6 +149,7 @@ impl Projection for UserDirectory {
                     tx.delete(token_key(&String::from_utf8_lossy(&sha)));
                     tx.delete(key);
                 }
+                tx.delete(token_view_key(&e.user_id, &e.token_id));
                 bump_version(tx, &e.user_id, version, at)?;
             }
             _ => {}
@@ -132,11 +175,32 @@ impl UserDirectory {
         Staged::new(tree).get_value(&user_key(id))
     }
 
-    /// The user holding the token with this SHA-256, if it is live.
-    pub fn by_token_sha256(tree: &sled::Tree, sha256_hex: &str) -> Result<Option<UserView>> {
-        match tree.get(token_key(sha256_hex))? {
-            Some(id) => Self::get(tree, &String::from_utf8_lossy(&id)),
-            None => Ok(None),
+    /// The user holding the token with this SHA-256, if it is live (not
+    /// revoked, not expired at `now_micros`).
+    pub fn by_token_sha256(
+        tree: &sled::Tree,
+        sha256_hex: &str,
+        now_micros: i64,
+    ) -> Result<Option<UserView>> {
+        let holder: Option<TokenHolder> = Staged::new(tree).get_value(&token_key(sha256_hex))?;
+        match holder {
+            Some(h) if h.expires_at_micros == 0 || now_micros < h.expires_at_micros => {
+                Self::get(tree, &h.user_id)
+            }
+            _ => Ok(None),
         }
+    }
+
+    /// The live tokens of `user_id`, oldest first (ids are UUID v7).
+    pub fn tokens(tree: &sled::Tree, user_id: &str) -> Result<Vec<TokenView>> {
+        let staged = Staged::new(tree);
+        let mut list = Vec::new();
+        for kv in tree.scan_prefix(format!("tk/{user_id}/").as_bytes()) {
+            let (k, _) = kv?;
+            if let Some(v) = staged.get_value::<TokenView>(&k)? {
+                list.push(v);
+            }
+        }
+        Ok(list)
     }
 }

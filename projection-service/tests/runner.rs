@@ -75,6 +75,7 @@ async fn write_users(store: &dyn EventStore, from: usize, to: usize) -> u64 {
                 user_id: id.clone(),
                 token_id: format!("t{i}"),
                 token_sha256_hex: format!("{i:064x}"),
+                ..Default::default()
             }
             .into(),
         ));
@@ -94,6 +95,7 @@ async fn write_users(store: &dyn EventStore, from: usize, to: usize) -> u64 {
                 v1::ApiTokenRevoked {
                     user_id: id.clone(),
                     token_id: format!("t{i}"),
+                    ..Default::default()
                 }
                 .into(),
             ));
@@ -131,14 +133,14 @@ async fn runner_applies_resumes_and_rebuild_matches() {
             ("Renamed 3", "DISABLED", 3)
         );
         assert_eq!(
-            UserDirectory::by_token_sha256(tree, &format!("{:064x}", 5))
+            UserDirectory::by_token_sha256(tree, &format!("{:064x}", 5), 0)
                 .unwrap()
                 .unwrap()
                 .id,
             "u5"
         );
         assert!(
-            UserDirectory::by_token_sha256(tree, &format!("{:064x}", 4))
+            UserDirectory::by_token_sha256(tree, &format!("{:064x}", 4), 0)
                 .unwrap()
                 .is_none(),
             "revoked"

@@ -1,5 +1,8 @@
 //! The audit log: every event in log order, filtered, as JSON pages or as
 //! Server-Sent Events (resumable with `Last-Event-ID`, live after the backlog).
+//! Events leave without secrets (`DomainEvent::without_secrets`). A stream
+//! ends within [`RECHECK`] of its reader losing the right to it (token
+//! revoked or expired, user disabled, role removed).
 
 use std::convert::Infallible;
 
@@ -18,6 +21,8 @@ use crate::QueryState;
 /// Most events a page may hold, and most events one page request scans.
 pub const MAX_LIMIT: usize = 1000;
 const MAX_SCAN: usize = 100_000;
+/// How often an open audit stream checks that its reader may still read it.
+pub const RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -181,7 +186,22 @@ pub async fn stream_events(
         .subscribe(after)
         .await
         .map_err(|e| Problem::unavailable(e.to_string(), 1))?;
-    let events = sub.map(|r| {
+    // Ends the stream once the reader's token no longer authenticates an
+    // admin or auditor.
+    let authenticator = crate::ReadModelAuthenticator(state.models.clone());
+    let hash = principal.token_sha256_hex.clone();
+    let lost_right = async move {
+        let mut tick = tokio::time::interval(RECHECK);
+        loop {
+            tick.tick().await;
+            use iga_http::Authenticator;
+            match authenticator.principal_for_token_sha256(&hash) {
+                Ok(Some(p)) if auditor(&p).is_ok() => continue,
+                _ => return,
+            }
+        }
+    };
+    let events = sub.take_until(lost_right).map(|r| {
         Ok::<_, Infallible>(match r {
             Ok(r) => {
                 let a = audit_event(&r);

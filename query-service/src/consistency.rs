@@ -1,6 +1,11 @@
 //! Read-your-writes: a read carrying `X-Consistency-Token: <position>` is
 //! answered only once the read models include that position, or 503 with
 //! `Retry-After` after the configured wait.
+//!
+//! The wait runs after authentication (an anonymous caller holds nothing
+//! open), only for positions the log has reached (a forged position beyond
+//! the head is refused at once), and at most [`MAX_CONCURRENT_WAITS`] at a
+//! time (past that, 503 at once).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -8,6 +13,11 @@ use axum::response::{IntoResponse, Response};
 use iga_http::{Problem, CONSISTENCY_TOKEN};
 
 use crate::QueryState;
+
+/// Most reads waiting for their consistency token at once, per process.
+pub const MAX_CONCURRENT_WAITS: usize = 256;
+
+static WAITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_WAITS);
 
 pub async fn wait_for_token(State(state): State<QueryState>, req: Request, next: Next) -> Response {
     if let Some(raw) = req.headers().get(CONSISTENCY_TOKEN) {
@@ -17,6 +27,22 @@ pub async fn wait_for_token(State(state): State<QueryState>, req: Request, next:
             )
             .with_field(CONSISTENCY_TOKEN, "not a position")
             .into_response();
+        };
+        if state.models.position() < position {
+            match state.store.head().await {
+                Ok(head) if position > head => {
+                    return Problem::bad_request(format!(
+                        "X-Consistency-Token {position} is beyond the log's head ({head})"
+                    ))
+                    .with_field(CONSISTENCY_TOKEN, "not a position this log has reached")
+                    .into_response();
+                }
+                _ => {}
+            }
+        }
+        let Ok(_permit) = WAITS.try_acquire() else {
+            return Problem::unavailable("too many reads are waiting for their writes; retry", 1)
+                .into_response();
         };
         if !state
             .models

@@ -127,10 +127,12 @@ pub async fn list_grants(
         .transpose()?;
     let mut list = Vec::new();
     let held_now = at.is_none() && !filter.include_expired;
+    let now = time::OffsetDateTime::now_utc();
     for g in select(&state, &filter, held_now)? {
+        // A grant counts as held from its start, never before.
         let keep = match at {
             Some(at) => g.active_at(at),
-            None => filter.include_expired || g.deleted_at.is_none(),
+            None => (filter.include_expired && g.deleted_at.is_some()) || g.active_at(now),
         };
         if keep && visible(&state, &principal, &g)? {
             list.push(Grant::from(g));
@@ -198,8 +200,10 @@ pub async fn entitlement_grants(
         include_expired: f.include_expired,
     };
     let mut list = Vec::new();
+    let now = time::OffsetDateTime::now_utc();
     for g in select(&state, &filter, !f.include_expired)? {
-        if (f.include_expired || g.deleted_at.is_none()) && visible(&state, &principal, &g)? {
+        let keep = (f.include_expired && g.deleted_at.is_some()) || g.active_at(now);
+        if keep && visible(&state, &principal, &g)? {
             list.push(Grant::from(g));
         }
     }

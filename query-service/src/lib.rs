@@ -39,6 +39,7 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(utoipa_axum::routes!(users::me))
         .routes(utoipa_axum::routes!(users::get_user))
+        .routes(utoipa_axum::routes!(users::list_tokens))
         .routes(utoipa_axum::routes!(users::list_users))
         .routes(utoipa_axum::routes!(apps::get_app))
         .routes(utoipa_axum::routes!(apps::list_apps))
@@ -76,12 +77,13 @@ impl Authenticator for ReadModelAuthenticator {
             .0
             .tree(projection_service::users::NAME)
             .ok_or_else(|| Problem::internal("users read model missing"))?;
-        let user = UserDirectory::by_token_sha256(tree, sha256_hex)
+        let user = UserDirectory::by_token_sha256(tree, sha256_hex, iga_http::now_unix_micros())
             .map_err(|e| Problem::internal(e.to_string()))?;
         Ok(user.filter(|u| u.status == "ENABLED").map(|u| Principal {
             user_id: u.id,
             username: u.username,
             roles: u.roles,
+            token_sha256_hex: sha256_hex.to_string(),
         }))
     }
 }

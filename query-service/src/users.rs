@@ -1,4 +1,5 @@
-//! Reads of users: `GET /me`, `GET /users/{id}`, `GET /users?query=`.
+//! Reads of users: `GET /me`, `GET /users/{id}`, `GET /users?query=`,
+//! `GET /users/{id}/tokens`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -140,4 +141,60 @@ pub(crate) fn users_named(state: &QueryState, ids: &[String]) -> Result<Page<Use
         list,
         next_page_token: None,
     })
+}
+
+/// A live API token as listed: never the token or anything derived from it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    pub id: String,
+    pub description: String,
+    pub created_at: String,
+    /// Null: never expires.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenList {
+    pub list: Vec<TokenInfo>,
+}
+
+/// The user's live tokens (admin, or the user themselves). Anyone else is
+/// answered 404, as if the user did not exist.
+#[utoipa::path(
+    get,
+    path = "/users/{id}/tokens",
+    tag = "identities",
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The live tokens", body = TokenList),
+        (status = 401, description = "Missing or unknown token", body = Problem),
+        (status = 404, description = "No such user, or not the caller's to see", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_tokens(
+    State(state): State<QueryState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let tree = tree(&state)?;
+    let internal = |e: projection_service::ProjectionError| Problem::internal(e.to_string());
+    let exists = UserDirectory::get(tree, &id).map_err(internal)?.is_some();
+    if !exists || !(principal.is_admin() || principal.user_id == id) {
+        return Err(Problem::not_found(format!("user {id} not found")));
+    }
+    let now = iga_http::now_unix_micros();
+    let list = UserDirectory::tokens(tree, &id)
+        .map_err(internal)?
+        .into_iter()
+        .filter(|t| t.expires_at_micros == 0 || t.expires_at_micros > now)
+        .map(|t| TokenInfo {
+            id: t.id,
+            description: t.description,
+            created_at: rfc3339(t.created_at_micros),
+            expires_at: (t.expires_at_micros != 0).then(|| rfc3339(t.expires_at_micros)),
+        })
+        .collect();
+    Ok(Json(TokenList { list }).into_response())
 }

@@ -112,6 +112,7 @@ domain_events! {
     ApiTokenIssued => ApiTokenIssued, "iga.v1.ApiTokenIssued", 1;
     ApiTokenRevoked => ApiTokenRevoked, "iga.v1.ApiTokenRevoked", 1;
     UsernameClaimed => UsernameClaimed, "iga.v1.UsernameClaimed", 1;
+    AdminRosterChanged => AdminRosterChanged, "iga.v1.AdminRosterChanged", 1;
     IdempotencyKeyUsed => IdempotencyKeyUsed, "iga.v1.IdempotencyKeyUsed", 1;
     AppCreated => AppCreated, "iga.v1.AppCreated", 1;
     AppUpdated => AppUpdated, "iga.v1.AppUpdated", 1;
@@ -149,13 +150,52 @@ domain_events! {
 }
 
 impl DomainEvent {
-    /// The event as JSON, for the audit API: the payload's fields in camelCase.
+    /// The event as JSON, for the audit API: the payload's fields in
+    /// camelCase, without secrets ([`DomainEvent::without_secrets`]).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        serde_json::to_value(self.without_secrets()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The event as it may leave the service (audit API, its stream,
+    /// published events, exports): nothing secret or derived from a secret.
+    /// Today that is a token's hash: a weak token could be found from it
+    /// offline.
+    pub fn without_secrets(&self) -> std::borrow::Cow<'_, DomainEvent> {
+        match self {
+            DomainEvent::ApiTokenIssued(e) if !e.token_sha256_hex.is_empty() => {
+                std::borrow::Cow::Owned(DomainEvent::ApiTokenIssued(v1::ApiTokenIssued {
+                    token_sha256_hex: String::new(),
+                    ..e.clone()
+                }))
+            }
+            other => std::borrow::Cow::Borrowed(other),
+        }
+    }
+
+    /// Whether [`DomainEvent::without_secrets`] changes this event.
+    pub fn has_secrets(&self) -> bool {
+        matches!(self, DomainEvent::ApiTokenIssued(e) if !e.token_sha256_hex.is_empty())
     }
 }
 
 impl EventEnvelope {
+    /// This envelope as it may leave the service: its payload without
+    /// secrets ([`DomainEvent::without_secrets`]). An envelope whose payload
+    /// cannot be decoded leaves with an empty payload rather than unread.
+    pub fn without_secrets(&self) -> std::borrow::Cow<'_, EventEnvelope> {
+        match self.decode_event() {
+            Ok(event) if !event.has_secrets() => std::borrow::Cow::Borrowed(self),
+            Ok(event) => std::borrow::Cow::Owned(EventEnvelope {
+                payload: event.without_secrets().encode_payload(),
+                ..self.clone()
+            }),
+            Err(_) => std::borrow::Cow::Owned(EventEnvelope {
+                payload: Vec::new(),
+                ..self.clone()
+            }),
+        }
+    }
+
     /// Decodes this envelope's payload.
     pub fn decode_event(&self) -> Result<DomainEvent, DecodeError> {
         DomainEvent::decode(&self.event_type, self.schema_version, &self.payload)

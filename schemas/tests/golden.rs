@@ -38,11 +38,17 @@ fn samples() -> Vec<DomainEvent> {
             user_id: "u1".into(),
             token_id: "t1".into(),
             token_sha256_hex: "ab".repeat(32),
+            ..Default::default()
         }
         .into(),
         ApiTokenRevoked {
             user_id: "u1".into(),
             token_id: "t1".into(),
+            ..Default::default()
+        }
+        .into(),
+        AdminRosterChanged {
+            admin_ids: ids(&["admin", "u1"]),
         }
         .into(),
         UsernameClaimed {
@@ -182,6 +188,7 @@ fn samples() -> Vec<DomainEvent> {
                 require_justification: true,
                 approver_ids: ids(&["u3", "u4"]),
                 role: "admin".into(),
+                ..Default::default()
             }],
             requester_username: "ada".into(),
             requester_display_name: "Ada".into(),
@@ -189,6 +196,7 @@ fn samples() -> Vec<DomainEvent> {
             user_display_name: "Bob".into(),
             catalog_display_name: "Admin".into(),
             app_display_name: "GitHub".into(),
+            ..Default::default()
         }
         .into(),
         RequestApprovalRecorded {
@@ -197,11 +205,13 @@ fn samples() -> Vec<DomainEvent> {
             user_id: "u3".into(),
             justification: "ok".into(),
             comment: "fine".into(),
+            ..Default::default()
         }
         .into(),
         RequestPhaseCompleted {
             request_id: "r1".into(),
             phase: "Owners".into(),
+            ..Default::default()
         }
         .into(),
         RequestApproved {
@@ -214,6 +224,7 @@ fn samples() -> Vec<DomainEvent> {
             user_id: "u3".into(),
             justification: "no".into(),
             comment: "not needed".into(),
+            ..Default::default()
         }
         .into(),
         RequestCommented {
@@ -221,6 +232,7 @@ fn samples() -> Vec<DomainEvent> {
             phase: "Owners".into(),
             user_id: "u2".into(),
             comment: "please".into(),
+            ..Default::default()
         }
         .into(),
         RequestReassigned {
@@ -229,6 +241,7 @@ fn samples() -> Vec<DomainEvent> {
             from_user_id: "u3".into(),
             to_user_ids: ids(&["u5"]),
             comment: "on leave".into(),
+            ..Default::default()
         }
         .into(),
         RequestModified {
@@ -416,4 +429,44 @@ fn json_view_is_camel_case() {
     let json = samples()[0].to_json();
     assert_eq!(json["displayName"], "Ada Lovelace");
     assert_eq!(json["managerIds"][0], "m1");
+}
+
+#[test]
+fn no_secret_leaves_in_json_or_in_an_envelope() {
+    let issued: DomainEvent = ApiTokenIssued {
+        user_id: "u1".into(),
+        token_id: "t1".into(),
+        token_sha256_hex: "ab".repeat(32),
+        description: "ci".into(),
+        ..Default::default()
+    }
+    .into();
+    let json = issued.to_json().to_string();
+    assert!(!json.contains(&"ab".repeat(32)), "{json}");
+    assert!(json.contains("\"tokenId\":\"t1\""), "{json}");
+    let envelope = iga_schemas::EventEnvelope {
+        event_type: issued.event_type().into(),
+        schema_version: 1,
+        payload: issued.encode_payload(),
+        ..Default::default()
+    };
+    let out = envelope.without_secrets();
+    match out.decode_event().unwrap() {
+        DomainEvent::ApiTokenIssued(e) => {
+            assert!(e.token_sha256_hex.is_empty());
+            assert_eq!(e.description, "ci");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Other events leave as they are, unchanged and uncopied.
+    let other = iga_schemas::EventEnvelope {
+        event_type: samples()[0].event_type().into(),
+        schema_version: 1,
+        payload: samples()[0].encode_payload(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        other.without_secrets(),
+        std::borrow::Cow::Borrowed(_)
+    ));
 }

@@ -6,7 +6,7 @@ mod common;
 use common::{client, Api};
 use serde_json::{json, Value};
 
-const ADMIN: &str = "apps-admin-token-0123456789";
+const ADMIN: &str = "apps-admin-token-0123456789-abcde";
 
 #[tokio::test]
 async fn create_read_update_by_owner() {

@@ -7,7 +7,7 @@ mod common;
 use common::{client, Server};
 use serde_json::{json, Value};
 
-const ADMIN: &str = "authz-admin-token-0123456789";
+const ADMIN: &str = "authz-admin-token-0123456789-abcd";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Who {

@@ -7,7 +7,7 @@ mod common;
 use common::Api;
 use serde_json::{json, Value};
 
-const ADMIN: &str = "catalog-admin-token-0123456789";
+const ADMIN: &str = "catalog-admin-token-0123456789-ab";
 
 /// An app; answers its id and its access entitlement's id.
 async fn app(api: &Api, name: &str, extra: Value) -> (String, String) {

@@ -12,7 +12,7 @@ use common::{client, Server};
 use iga_eventlog::nats_server::NatsCluster;
 use serde_json::{json, Value};
 
-const ADMIN: &str = "distributed-admin-token-0123";
+const ADMIN: &str = "distributed-admin-token-0123-abcd";
 
 /// Name of the server leading the log's stream.
 async fn stream_leader(urls: &str) -> String {

@@ -23,7 +23,7 @@ fn serve_must_fail(event_log: &str) -> (String, Duration) {
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .args(["--event-log", event_log])
-        .env("IGA_ADMIN_TOKEN", "kurrentdb-admin-token-0123456")
+        .env("IGA_ADMIN_TOKEN", "kurrentdb-admin-token-0123456-abcdef")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -115,7 +115,7 @@ async fn the_service_runs_on_kurrentdb() {
         "{url}{sep}streamPrefix=e2e{}",
         uuid::Uuid::now_v7().simple()
     );
-    let admin = "kurrentdb-admin-token-0123456";
+    let admin = "kurrentdb-admin-token-0123456-abcdef";
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_on(dir.path(), &url, &[("IGA_ADMIN_TOKEN", admin)]);
     let r = client()

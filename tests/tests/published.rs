@@ -10,7 +10,7 @@ use common::{iga_binary, send, Server};
 use iga_eventlog::nats_server::NatsServer;
 use serde_json::{json, Value};
 
-const ADMIN: &str = "published-admin-token-01234";
+const ADMIN: &str = "published-admin-token-01234-abcde";
 
 fn tail(url: &str, count: u64) -> Vec<Value> {
     let out = Command::new(iga_binary())

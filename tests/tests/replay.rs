@@ -8,7 +8,7 @@ mod common;
 use common::{client, Api, Server};
 use serde_json::{json, Value};
 
-const ADMIN: &str = "replay-admin-token-0123456789";
+const ADMIN: &str = "replay-admin-token-0123456789-abc";
 
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
@@ -281,6 +281,7 @@ async fn an_approval_left_unfulfilled_by_a_dead_process_is_fulfilled_once() {
             v1::RequestPhaseCompleted {
                 request_id: rid.clone(),
                 phase: "Approval".into(),
+                ..Default::default()
             }
             .into(),
             v1::RequestApproved {

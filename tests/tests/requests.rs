@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::{client, Api};
 use serde_json::{json, Value};
 
-const ADMIN: &str = "requests-admin-token-0123456789";
+const ADMIN: &str = "requests-admin-token-0123456789-a";
 
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()

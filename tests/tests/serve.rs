@@ -80,7 +80,7 @@ async fn admin_token_from_environment() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let token = "env-token-0123456789abcdef";
+    let token = "env-token-0123456789abcdef-0123456789";
     let server = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", token)]);
     assert!(!dir.path().join("admin.token").exists());
     let r = client()
@@ -100,7 +100,7 @@ async fn operations_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &[("IGA_ADMIN_TOKEN", "ops-token-0123456789abcdef")],
+        &[("IGA_ADMIN_TOKEN", "ops-token-0123456789abcdef-0123456789")],
     );
     let c = client();
     assert_eq!(
@@ -114,7 +114,7 @@ async fn operations_endpoints() {
 
     // Metrics in Prometheus text, counting what happened.
     c.get(server.url("/api/v1/me"))
-        .bearer_auth("ops-token-0123456789abcdef")
+        .bearer_auth("ops-token-0123456789abcdef-0123456789")
         .send()
         .await
         .unwrap();
@@ -164,7 +164,7 @@ async fn errors_are_problem_json_with_the_right_status() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let token = "err-token-0123456789abcdef";
+    let token = "err-token-0123456789abcdef-0123456789";
     let server = Server::start(
         dir.path(),
         &[
@@ -244,7 +244,7 @@ async fn sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let token = "restart-token-0123456789abcdef";
+    let token = "restart-token-0123456789abcdef-0123456789";
     let server = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", token)]);
     let c = client();
     let before: Value = c
@@ -319,7 +319,7 @@ fn bad_event_log_and_busy_data_dir_fail_fast_with_a_clear_error() {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(extra)
-            .env("IGA_ADMIN_TOKEN", "fail-token-0123456789abcdef")
+            .env("IGA_ADMIN_TOKEN", "fail-token-0123456789abcdef-0123456789")
             .output()
             .unwrap();
         assert!(started.elapsed() < Duration::from_secs(30));
@@ -333,7 +333,7 @@ fn bad_event_log_and_busy_data_dir_fail_fast_with_a_clear_error() {
     // A second process on the same data dir is refused, not corrupting it.
     let _first = Server::start(
         dir.path(),
-        &[("IGA_ADMIN_TOKEN", "fail-token-0123456789abcdef")],
+        &[("IGA_ADMIN_TOKEN", "fail-token-0123456789abcdef-0123456789")],
     );
     let same_log: &[&str] = if common::on_fjall() {
         &["--event-log", "fjall:"]
@@ -359,7 +359,7 @@ fn an_embedded_log_keeps_its_engine() {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(["--event-log", asked])
-            .env("IGA_ADMIN_TOKEN", "fail-token-0123456789abcdef")
+            .env("IGA_ADMIN_TOKEN", "fail-token-0123456789abcdef-0123456789")
             .output()
             .unwrap();
         assert!(!out.status.success());

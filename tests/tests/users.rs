@@ -7,7 +7,7 @@ mod common;
 use common::{client, Server};
 use serde_json::{json, Value};
 
-const ADMIN: &str = "users-admin-token-0123456789";
+const ADMIN: &str = "users-admin-token-0123456789-abcd";
 
 fn start() -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();

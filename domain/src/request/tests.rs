@@ -8,7 +8,7 @@ fn phase(name: &str, quorum: u32, approvers: &[&str]) -> v1::RequestPhase {
         quorum,
         require_justification: false,
         approver_ids: approvers.iter().map(|s| s.to_string()).collect(),
-        role: String::new(),
+        ..Default::default()
     }
 }
 
@@ -43,11 +43,20 @@ fn approve() -> RequestCommand {
     }
 }
 
+/// The position the test requests give each phase name.
+fn index_of(phase: &str) -> u32 {
+    match phase {
+        "Owners" | "Second" => 2,
+        _ => 1,
+    }
+}
+
 fn recorded(phase: &str, user: &str) -> DomainEvent {
     v1::RequestApprovalRecorded {
         request_id: "r1".into(),
         phase: phase.into(),
         user_id: user.into(),
+        phase_index: index_of(phase),
         ..Default::default()
     }
     .into()
@@ -57,6 +66,7 @@ fn completed(phase: &str) -> DomainEvent {
     v1::RequestPhaseCompleted {
         request_id: "r1".into(),
         phase: phase.into(),
+        phase_index: index_of(phase),
     }
     .into()
 }
@@ -104,7 +114,7 @@ fn only_actors_of_the_current_phase_or_admins_act_and_never_the_parties() {
     given::<AccessRequest>(&[two_phases()])
         .when(&approve(), &ctx("ben", &["admin"]))
         .then_error(DomainError::Forbidden(
-            "the requester and the beneficiary cannot act on this request".into(),
+            "the requester, the beneficiary and their delegates cannot act on this request".into(),
         ));
     given::<AccessRequest>(&[two_phases()])
         .when(&approve(), &ctx("boss", &["admin"]))
@@ -151,6 +161,7 @@ fn reject_ends_it_and_nothing_else_happens() {
         request_id: "r1".into(),
         phase: "Manager".into(),
         user_id: "m1".into(),
+        phase_index: 1,
         ..Default::default()
     }
     .into();
@@ -190,6 +201,7 @@ fn reassign_moves_the_task() {
         from_user_id: "m1".into(),
         to_user_ids: vec!["m2".into()],
         comment: String::new(),
+        phase_index: 1,
     }
     .into();
     given::<AccessRequest>(&[two_phases()])
@@ -281,6 +293,130 @@ fn cancel_by_the_requester_expire_by_time_fulfil_once() {
     given::<AccessRequest>(&[two_phases()])
         .when(&fulfil, &ctx("system", &[]))
         .then(&[]);
+}
+
+#[test]
+fn given_two_phases_of_one_name_when_the_first_completes_then_the_second_still_decides() {
+    // A policy stored before step names had to be unique.
+    let twins: DomainEvent =
+        created(vec![phase("Same", 1, &["a1"]), phase("Same", 1, &["b1"])]).into();
+    let first = |e: DomainEvent| match e {
+        DomainEvent::RequestApprovalRecorded(mut r) => {
+            r.phase = "Same".into();
+            r.phase_index = 1;
+            r.into()
+        }
+        DomainEvent::RequestPhaseCompleted(mut r) => {
+            r.phase = "Same".into();
+            r.phase_index = 1;
+            r.into()
+        }
+        e => e,
+    };
+    given::<AccessRequest>(std::slice::from_ref(&twins))
+        .when(&approve(), &ctx("a1", &[]))
+        .then(&[first(recorded("Same", "a1")), first(completed("Same"))]);
+    let state = given::<AccessRequest>(&[
+        twins.clone(),
+        first(recorded("Same", "a1")),
+        first(completed("Same")),
+    ])
+    .state_for_test();
+    assert_eq!(state.approved, None, "the second phase is still open");
+    assert_eq!(state.current_phase_index(), Some(1));
+    // Events written before phases had a position fold into the first
+    // incomplete phase of their name.
+    let legacy = |e: DomainEvent| match e {
+        DomainEvent::RequestApprovalRecorded(mut r) => {
+            r.phase_index = 0;
+            r.into()
+        }
+        DomainEvent::RequestPhaseCompleted(mut r) => {
+            r.phase_index = 0;
+            r.into()
+        }
+        e => e,
+    };
+    let state = given::<AccessRequest>(&[
+        twins,
+        legacy(first(recorded("Same", "a1"))),
+        legacy(first(completed("Same"))),
+    ])
+    .state_for_test();
+    assert_eq!(state.current_phase_index(), Some(1));
+    assert!(state.phases[0].complete && !state.phases[1].complete);
+}
+
+fn with_delegate() -> DomainEvent {
+    let mut c = created(vec![v1::RequestPhase {
+        delegates: vec![v1::ApproverDelegate {
+            delegate_id: "d1".into(),
+            principal_id: "o1".into(),
+        }],
+        ..phase("Owners", 2, &["o1", "o2", "d1"])
+    }]);
+    c.excluded_approver_ids = vec!["req".into(), "ben".into(), "d-req".into()];
+    c.into()
+}
+
+#[test]
+fn given_a_delegate_and_their_principal_when_both_approve_then_they_count_once() {
+    let after_delegate = [with_delegate(), {
+        let mut r = recorded("Owners", "d1");
+        if let DomainEvent::RequestApprovalRecorded(r) = &mut r {
+            r.phase_index = 1;
+        }
+        r
+    }];
+    given::<AccessRequest>(&after_delegate)
+        .when(&approve(), &ctx("o1", &[]))
+        .then_error(DomainError::InvalidTransition(
+            "o1 already approved this request (phase \"Owners\"); one person counts once".into(),
+        ));
+}
+
+#[test]
+fn given_the_requesters_delegate_when_they_act_then_they_are_refused_even_as_admin() {
+    for roles in [&[][..], &["admin"][..]] {
+        given::<AccessRequest>(&[with_delegate()])
+            .when(&approve(), &ctx("d-req", roles))
+            .then_error(DomainError::Forbidden(
+                "the requester, the beneficiary and their delegates cannot act on this request"
+                    .into(),
+            ));
+    }
+    // Nor can a task be handed to them.
+    given::<AccessRequest>(&[with_delegate()])
+        .when(
+            &RequestCommand::Reassign {
+                phase: None,
+                to_user_ids: vec!["d-req".into()],
+                comment: String::new(),
+            },
+            &ctx("o1", &[]),
+        )
+        .then_error(DomainError::invalid(
+            "toUserIds",
+            "the requester, the beneficiary and their delegates cannot approve this request",
+        ));
+}
+
+#[test]
+fn given_a_reassignment_to_too_many_users_then_it_is_refused() {
+    let many: Vec<String> = (0..=MAX_REASSIGN).map(|i| format!("u{i}")).collect();
+    given::<AccessRequest>(&[two_phases()])
+        .when(
+            &RequestCommand::Reassign {
+                phase: None,
+                to_user_ids: many,
+                comment: String::new(),
+            },
+            &ctx("m1", &[]),
+        )
+        .then_error(DomainError::invalid(
+            "toUserIds",
+            format!("1 to {MAX_REASSIGN} users"),
+        ));
 }
 
 /// A command from someone, for the property test.

@@ -11,7 +11,7 @@ use iga_eventlog::contract::event;
 use iga_eventlog::sled_store::SledEventStore;
 use iga_eventlog::{EventStore, ExpectedVersion, Limits};
 
-pub const TOKEN: &str = "bench-admin-token-0123456789";
+pub const TOKEN: &str = "bench-admin-token-0123456789-abcd";
 
 /// The `iga` binary beside the benchmark (built by `cargo build --release -p iga`).
 pub fn iga_binary() -> std::path::PathBuf {
