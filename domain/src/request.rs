@@ -133,6 +133,23 @@ impl AccessRequest {
             .map(|p| p.def.name.as_str())
     }
 
+    /// Whether `ctx` may see this request at all: admins and auditors, the
+    /// requester, the beneficiary, and everyone who is or was an actor of a
+    /// phase. To anyone else it does not exist (404, never 403).
+    pub fn visible_to(&self, ctx: &Context) -> bool {
+        let me = &ctx.actor_id;
+        ctx.is_admin()
+            || ctx.actor_roles.iter().any(|r| r == "auditor")
+            || self.is_party(ctx)
+            || self.phases.iter().any(|p| {
+                p.def.approver_ids.contains(me)
+                    || p.reassigned_to.contains(me)
+                    || p.reassigned_from.contains(me)
+                    || p.approvals.contains(me)
+                    || (!p.def.role.is_empty() && ctx.actor_roles.contains(&p.def.role))
+            })
+    }
+
     fn is_party(&self, ctx: &Context) -> bool {
         ctx.actor_id == self.created.requester_id || ctx.actor_id == self.created.user_id
     }
@@ -231,6 +248,10 @@ impl Aggregate for AccessRequest {
             return Err(DomainError::NotFound("request".into()));
         }
         let id = self.created.request_id.clone();
+        let by_caller = !matches!(c, C::Expire | C::Fulfil { .. });
+        if by_caller && !self.visible_to(ctx) {
+            return Err(DomainError::NotFound("request".into()));
+        }
         let closed =
             || DomainError::InvalidTransition(format!("request {id} is no longer in progress"));
         match c {

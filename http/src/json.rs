@@ -63,7 +63,8 @@ where
 /// A body that may be left out: empty (or blank) means `T::default()`;
 /// otherwise it is read as JSON with the same problems as [`ApiJson`].
 pub fn optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Problem> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    // No body, or JSON `null`: every field takes its default.
+    if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
         return Ok(T::default());
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);

@@ -377,14 +377,16 @@ fn given_a_delegate_and_their_principal_when_both_approve_then_they_count_once()
 
 #[test]
 fn given_the_requesters_delegate_when_they_act_then_they_are_refused_even_as_admin() {
-    for roles in [&[][..], &["admin"][..]] {
-        given::<AccessRequest>(&[with_delegate()])
-            .when(&approve(), &ctx("d-req", roles))
-            .then_error(DomainError::Forbidden(
-                "the requester, the beneficiary and their delegates cannot act on this request"
-                    .into(),
-            ));
-    }
+    // Not an actor: the request does not exist for them.
+    given::<AccessRequest>(&[with_delegate()])
+        .when(&approve(), &ctx("d-req", &[]))
+        .then_error(DomainError::NotFound("request".into()));
+    // An admin sees it, and still may not act on it.
+    given::<AccessRequest>(&[with_delegate()])
+        .when(&approve(), &ctx("d-req", &["admin"]))
+        .then_error(DomainError::Forbidden(
+            "the requester, the beneficiary and their delegates cannot act on this request".into(),
+        ));
     // Nor can a task be handed to them.
     given::<AccessRequest>(&[with_delegate()])
         .when(
@@ -416,6 +418,34 @@ fn given_a_reassignment_to_too_many_users_then_it_is_refused() {
         .then_error(DomainError::invalid(
             "toUserIds",
             format!("1 to {MAX_REASSIGN} users"),
+        ));
+}
+
+#[test]
+fn given_a_stranger_when_they_act_then_the_request_does_not_exist_for_them() {
+    for command in [
+        approve(),
+        RequestCommand::Reject {
+            phase: None,
+            justification: String::new(),
+            comment: String::new(),
+        },
+        RequestCommand::Comment {
+            comment: "hi".into(),
+        },
+        RequestCommand::Cancel {
+            comment: String::new(),
+        },
+    ] {
+        given::<AccessRequest>(&[two_phases()])
+            .when(&command, &ctx("stranger", &[]))
+            .then_error(DomainError::NotFound("request".into()));
+    }
+    // An actor of a later phase sees it (and is told it is not their turn).
+    given::<AccessRequest>(&[two_phases()])
+        .when(&approve(), &ctx("o1", &[]))
+        .then_error(DomainError::Forbidden(
+            "only an actor of phase \"Manager\" or an admin acts on it".into(),
         ));
 }
 
