@@ -242,9 +242,30 @@ fn counted_sled() -> Arc<Counted> {
     })
 }
 
-/// Request `r1` of user `ben` for `e1`, opened on its pair and written,
-/// awaiting `quorum` approvals of `o1`, `o2`; answers the pair's id.
+/// Request `r1` of user `ben` for `e1` (app `a1`'s access entitlement),
+/// opened on its pair and written, awaiting `quorum` approvals of `o1`,
+/// `o2`; answers the pair's id. The user and the app exist, so the grant is
+/// allowed when the request is decided.
 async fn request_awaiting(handler: &CommandHandler, quorum: u32) -> String {
+    let ben = UserCommand::Create(v1::UserCreated {
+        user_id: "ben".into(),
+        username: "ben".into(),
+        ..Default::default()
+    });
+    handler
+        .execute::<User>("ben", &ben, &meta(None))
+        .await
+        .unwrap();
+    let app = iga_domain::app::AppCommand::Create(v1::AppCreated {
+        app_id: "a1".into(),
+        display_name: "A".into(),
+        access_entitlement_id: "e1".into(),
+        ..Default::default()
+    });
+    handler
+        .execute::<iga_domain::app::App>("a1", &app, &meta(None))
+        .await
+        .unwrap();
     let open = AccessCommand::Open {
         user_id: "ben".into(),
         entitlement_id: "e1".into(),

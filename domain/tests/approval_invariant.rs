@@ -60,27 +60,32 @@ fn world() -> impl Strategy<Value = World> {
     (
         0..PEOPLE,
         0..PEOPLE,
-        prop::collection::vec((prop::bool::weighted(0.85), prop::option::of(0..PEOPLE)), PEOPLE),
+        prop::collection::vec(
+            (prop::bool::weighted(0.85), prop::option::of(0..PEOPLE)),
+            PEOPLE,
+        ),
         prop::collection::vec(0..PEOPLE, 0..3),
         prop::collection::vec(0..PEOPLE, 0..4),
         prop::collection::vec(step(), 1..4),
     )
-        .prop_map(|(requester, beneficiary, mut users, managers, owners, steps)| {
-            // Nobody is their own delegate (the User aggregate refuses it).
-            for (i, u) in users.iter_mut().enumerate() {
-                if u.1 == Some(i) {
-                    u.1 = None;
+        .prop_map(
+            |(requester, beneficiary, mut users, managers, owners, steps)| {
+                // Nobody is their own delegate (the User aggregate refuses it).
+                for (i, u) in users.iter_mut().enumerate() {
+                    if u.1 == Some(i) {
+                        u.1 = None;
+                    }
                 }
-            }
-            World {
-                requester,
-                beneficiary,
-                users,
-                managers,
-                owners,
-                steps,
-            }
-        })
+                World {
+                    requester,
+                    beneficiary,
+                    users,
+                    managers,
+                    owners,
+                    steps,
+                }
+            },
+        )
 }
 
 /// (actor, is admin, what: 0-2 approve, 3 reject, 4 reassign to `to`)
@@ -99,7 +104,11 @@ fn policy(w: &World) -> v1::PolicyDefinition {
                 approvers: Some(v1::PolicyApprovers {
                     r#type: ["USERS", "MANAGER", "APP_OWNERS", "ROLE"][s.kind as usize].into(),
                     user_ids: s.users.iter().map(|u| person(*u)).collect(),
-                    role: if s.kind == 3 { "auditor".into() } else { String::new() },
+                    role: if s.kind == 3 {
+                        "auditor".into()
+                    } else {
+                        String::new()
+                    },
                 }),
                 quorum: s.quorum,
                 require_justification: false,
@@ -138,7 +147,7 @@ fn ctx(actor: usize, admin: bool) -> Context {
         actor_id: person(actor),
         actor_roles: if admin {
             vec!["admin".into()]
-        } else if actor % 3 == 0 {
+        } else if actor.is_multiple_of(3) {
             vec!["auditor".into()]
         } else {
             vec![]

@@ -171,7 +171,9 @@ async fn every_write_endpoint_with_every_kind_of_principal() {
         ];
         for (method, path, body, allowed, ok) in cases {
             let (status, _) = w.call(method, &path, &token, body).await;
-            let expected = if allowed.contains(&who) { ok } else { 403 };
+            // Another user's tokens do not exist for the caller: 404.
+            let refused = if path.contains("/tokens") { 404 } else { 403 };
+            let expected = if allowed.contains(&who) { ok } else { refused };
             assert_eq!(status, expected, "{who:?} {method} {path}");
             checked += 1;
         }
@@ -326,14 +328,14 @@ async fn every_catalog_and_policy_write_endpoint_with_every_kind_of_principal() 
             "POST",
             "/api/v1/apps/APP/entitlements/ENT/owners/USER".into(),
             None,
-            &[Admin, Owner, EntOwner],
+            &[Admin, Owner],
             200,
         ),
         (
             "DELETE",
             "/api/v1/apps/APP/entitlements/ENT/owners/ENTOWNER".into(),
             None,
-            &[Admin, Owner, EntOwner],
+            &[Admin, Owner],
             200,
         ),
         (

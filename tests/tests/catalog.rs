@@ -234,12 +234,22 @@ async fn entitlements_aliases_builtin_and_owners() {
         );
     }
 
-    // The entitlement's owner updates it; renaming the alias frees the old one.
-    let (s, pos, updated) = api
+    // The entitlement's owner edits what describes it, not how it is granted.
+    let (s, _, refused) = api
         .write(
             "POST",
             &e1,
             &pat_token,
+            Some(json!({"alias": "owner", "requestable": false})),
+        )
+        .await;
+    assert_eq!(s, 403, "{refused}");
+    // The app's owners decide those; renaming the alias frees the old one.
+    let (s, pos, updated) = api
+        .write(
+            "POST",
+            &e1,
+            ADMIN,
             Some(json!({"alias": "owner", "requestable": false, "durationGrant": "0s"})),
         )
         .await;
@@ -275,10 +285,16 @@ async fn entitlements_aliases_builtin_and_owners() {
         .unwrap();
     assert_eq!(r.status(), 412);
 
-    // Owners of an entitlement: the same four calls as for apps.
+    // Owners of an entitlement: the same four calls as for apps, by admins
+    // and the app's owners (entitlement owners approve ENTITLEMENT_OWNERS
+    // steps, so they do not choose each other).
     let owners = format!("{e1}/owners");
-    let (s, _, list) = api
+    let (s, _, _) = api
         .write("POST", &format!("{owners}/{olivia}"), &pat_token, None)
+        .await;
+    assert_eq!(s, 403);
+    let (s, _, list) = api
+        .write("POST", &format!("{owners}/{olivia}"), &olivia_token, None)
         .await;
     assert_eq!((s, list["list"].as_array().unwrap().len()), (200, 2));
     let (s, pos, list) = api

@@ -139,6 +139,7 @@ async fn the_default_policy_from_request_to_grant_to_history() {
     // Strangers neither see nor act.
     let (s, _) = get(api, &w.other.1, &format!("/api/v1/requests/{rid}"), &pos).await;
     assert_eq!(s, 404);
+    // What a caller may not see does not exist for them, to act on either.
     let (s, _, _) = post(
         api,
         &w.other.1,
@@ -146,7 +147,7 @@ async fn the_default_policy_from_request_to_grant_to_history() {
         json!({}),
     )
     .await;
-    assert_eq!(s, 403);
+    assert_eq!(s, 404);
     let (s, _, _) = post(
         api,
         &ben.1,

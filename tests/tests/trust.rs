@@ -60,7 +60,11 @@ async fn app_with(api: &Api, owners: &[&str], policy: Option<&str>) -> (String, 
         ent["grantPolicyId"] = json!(p);
     }
     let (_, e) = api
-        .ok("POST", &format!("/api/v1/apps/{}/entitlements", id(&app)), ent)
+        .ok(
+            "POST",
+            &format!("/api/v1/apps/{}/entitlements", id(&app)),
+            ent,
+        )
         .await;
     (id(&app), id(&e))
 }
@@ -285,13 +289,28 @@ async fn tokens_are_listed_revoked_expire_and_die_with_their_user() {
     assert_eq!(list["list"].as_array().unwrap().len(), 2, "{text}");
     for secret in [&first, &short_lived] {
         let hash = hex::encode(Sha256::digest(secret.as_bytes()));
-        assert!(!text.contains(secret.as_str()) && !text.contains(&hash), "{text}");
+        assert!(
+            !text.contains(secret.as_str()) && !text.contains(&hash),
+            "{text}"
+        );
     }
     // Another user's tokens do not exist for a stranger.
     let (_, stranger) = person(&api, "stan", json!({})).await;
-    let (s, _) = get(&api, &stranger, &format!("/api/v1/users/{uid}/tokens"), &pos).await;
+    let (s, _) = get(
+        &api,
+        &stranger,
+        &format!("/api/v1/users/{uid}/tokens"),
+        &pos,
+    )
+    .await;
     assert_eq!(s, 404);
-    let (s, _, _) = post(&api, &stranger, &format!("/api/v1/users/{uid}/tokens"), json!({})).await;
+    let (s, _, _) = post(
+        &api,
+        &stranger,
+        &format!("/api/v1/users/{uid}/tokens"),
+        json!({}),
+    )
+    .await;
     assert_eq!(s, 404);
     // The short-lived token stops at its expiry.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -304,7 +323,13 @@ async fn tokens_are_listed_revoked_expire_and_die_with_their_user() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Revoked: 401 from then on.
-    let (_, pos, t) = post(&api, ADMIN, &format!("/api/v1/users/{uid}/tokens"), json!({})).await;
+    let (_, pos, t) = post(
+        &api,
+        ADMIN,
+        &format!("/api/v1/users/{uid}/tokens"),
+        json!({}),
+    )
+    .await;
     let third = t["token"].as_str().unwrap().to_string();
     let (s, _) = get(&api, &third, "/api/v1/me", &pos).await;
     assert_eq!(s, 200);
@@ -355,7 +380,10 @@ async fn no_token_or_hash_reaches_the_audit_log() {
         let hash = hex::encode(Sha256::digest(secret.as_bytes()));
         assert!(!text.contains(&hash), "a token's hash is in the audit log");
         assert!(!text.contains(secret), "a token is in the audit log");
-        assert!(!text.contains(&hash[..12]), "part of a token's hash is in the audit log");
+        assert!(
+            !text.contains(&hash[..12]),
+            "part of a token's hash is in the audit log"
+        );
     }
 }
 
@@ -394,7 +422,13 @@ async fn direct_grants_need_a_live_user_entitlement_and_app() {
     let (s, _, v) = post(&api, ADMIN, &grant, json!({"userId": alive})).await;
     assert_eq!(s, 409, "an inactive app: {v}");
     let head = common::log_head(&api.s).await;
-    let (_, v) = get(&api, ADMIN, &format!("/api/v1/grants?userId={alive}"), &head).await;
+    let (_, v) = get(
+        &api,
+        ADMIN,
+        &format!("/api/v1/grants?userId={alive}"),
+        &head,
+    )
+    .await;
     assert_eq!(v["list"], json!([]));
 }
 
@@ -410,11 +444,23 @@ async fn an_approval_after_the_user_was_disabled_grants_nothing() {
         json!({"status": "DISABLED"}),
     )
     .await;
-    let (s, pos, v) = post(&api, ADMIN, &format!("/api/v1/requests/{req}/approve"), json!({})).await;
+    let (s, pos, v) = post(
+        &api,
+        ADMIN,
+        &format!("/api/v1/requests/{req}/approve"),
+        json!({}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["decision"]["outcome"], "failed", "{v}");
     assert_eq!(v["grantId"], Value::Null, "{v}");
-    let (_, v) = get(&api, ADMIN, &format!("/api/v1/grants?userId={}", ben.0), &pos).await;
+    let (_, v) = get(
+        &api,
+        ADMIN,
+        &format!("/api/v1/grants?userId={}", ben.0),
+        &pos,
+    )
+    .await;
     assert_eq!(v["list"], json!([]));
 }
 
@@ -429,13 +475,37 @@ async fn the_last_admin_stays_and_admin_is_nobody_elses_name() {
     assert_eq!(s, 409, "{v}");
     // With a second admin, the first may go; then the second is the last.
     let (root, _) = person(&api, "root", json!({"roles": ["admin"]})).await;
-    let (s, _, v) = post(&api, ADMIN, &format!("/api/v1/users/{root}"), json!({"roles": ["auditor"]})).await;
+    let (s, _, v) = post(
+        &api,
+        ADMIN,
+        &format!("/api/v1/users/{root}"),
+        json!({"roles": ["auditor"]}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
-    let (s, _, v) = post(&api, ADMIN, &format!("/api/v1/users/{root}"), json!({"roles": ["admin"]})).await;
+    let (s, _, v) = post(
+        &api,
+        ADMIN,
+        &format!("/api/v1/users/{root}"),
+        json!({"roles": ["admin"]}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
-    let (s, _, v) = post(&api, ADMIN, "/api/v1/users/admin", json!({"roles": ["auditor"]})).await;
+    let (s, _, v) = post(
+        &api,
+        ADMIN,
+        "/api/v1/users/admin",
+        json!({"roles": ["auditor"]}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
-    let (s, _, v) = post(&api, ADMIN, &format!("/api/v1/users/{root}"), json!({"status": "DISABLED"})).await;
+    let (s, _, v) = post(
+        &api,
+        ADMIN,
+        &format!("/api/v1/users/{root}"),
+        json!({"status": "DISABLED"}),
+    )
+    .await;
     assert!(s == 409 || s == 403, "the last admin: {s} {v}");
 }
 
@@ -468,7 +538,11 @@ async fn the_audit_stream_ends_when_its_reader_loses_the_right() {
     })
     .await;
     assert!(ended.is_ok(), "the stream still runs");
-    assert!(lost.elapsed() < Duration::from_secs(3), "{:?}", lost.elapsed());
+    assert!(
+        lost.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        lost.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -509,7 +583,9 @@ async fn a_stranger_is_told_nothing_exists() {
     let path = format!("/api/v1/requests/{req}");
     let (s, _) = get(&api, &stranger.1, &path, &pos).await;
     assert_eq!(s, 404);
-    for action in ["approve", "reject", "comment", "reassign", "modify", "cancel"] {
+    for action in [
+        "approve", "reject", "comment", "reassign", "modify", "cancel",
+    ] {
         let body = match action {
             "comment" => json!({"comment": "hi"}),
             "reassign" => json!({"toUserIds": [stranger.0]}),

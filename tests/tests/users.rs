@@ -260,8 +260,8 @@ async fn tokens_and_authorization() {
     let me: Value = me.json().await.unwrap();
     assert_eq!(me["username"], "ada");
 
-    // An ordinary user may not create users (403) nor issue tokens to others,
-    // but may issue one to themselves.
+    // An ordinary user may not create users (403) nor issue tokens to others
+    // (whose tokens do not exist for them: 404), but may issue one to themselves.
     problem(
         create(&s, &token, json!({"username": "mallory"})).await,
         403,
@@ -273,7 +273,7 @@ async fn tokens_and_authorization() {
         .send()
         .await
         .unwrap();
-    problem(r, 403).await;
+    problem(r, 404).await;
     let r = c
         .post(s.url(&format!("/api/v1/users/{id}/tokens")))
         .bearer_auth(&token)
