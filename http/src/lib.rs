@@ -7,6 +7,7 @@ pub mod json;
 pub mod model;
 pub mod page;
 pub mod problem;
+pub mod target_filter;
 
 pub use auth::{Authenticator, Principal};
 pub use json::ApiJson;

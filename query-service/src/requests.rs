@@ -12,6 +12,8 @@ use projection_service::staged::decode_value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use iga_http::target_filter::{text, values_at, TargetFilter};
+
 use crate::QueryState;
 
 fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
@@ -152,120 +154,8 @@ pub struct SearchBody {
     pub page_token: Option<String>,
 }
 
-/// Every value at a dotted path (arrays are walked).
-fn values_at<'a>(v: &'a Value, path: &[&str], out: &mut Vec<&'a Value>) {
-    match (v, path.split_first()) {
-        (Value::Array(items), _) => items.iter().for_each(|i| values_at(i, path, out)),
-        (_, None) => out.push(v),
-        (Value::Object(m), Some((head, rest))) => {
-            if let Some(next) = m.get(*head) {
-                values_at(next, rest, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Checks a filter's shape; answers a problem naming the bad part.
-fn check(node: &FilterNode, depth: usize) -> Result<(), Problem> {
-    let bad = |m: &str| {
-        Err(Problem::bad_request(m.to_string()).with_field("targetFilter", m.to_string()))
-    };
-    if depth > 16 {
-        return bad("nested more than 16 deep");
-    }
-    match node.operator.as_str() {
-        "AND" | "OR" => {
-            let Some(items) = node.operand.as_array() else {
-                return bad("AND and OR take a list of nodes");
-            };
-            for item in items {
-                let child: FilterNode = serde_json::from_value(item.clone()).map_err(|e| {
-                    Problem::bad_request(format!("targetFilter: {e}"))
-                        .with_field("targetFilter", e.to_string())
-                })?;
-                check(&child, depth + 1)?;
-            }
-            Ok(())
-        }
-        "NOT" => {
-            let child: FilterNode = serde_json::from_value(node.operand.clone()).map_err(|e| {
-                Problem::bad_request(format!("targetFilter: {e}"))
-                    .with_field("targetFilter", e.to_string())
-            })?;
-            check(&child, depth + 1)
-        }
-        "EQUALS" | "CONTAINS" | "STARTS_WITH" | "GTE" | "LTE" => {
-            if node
-                .operand
-                .get("targetName")
-                .and_then(Value::as_str)
-                .is_none()
-            {
-                return bad("a comparison needs operand.targetName");
-            }
-            Ok(())
-        }
-        other => bad(&format!("unknown operator {other:?}")),
-    }
-}
-
-fn matches(node: &FilterNode, doc: &Value) -> bool {
-    let child = |v: &Value| serde_json::from_value::<FilterNode>(v.clone()).ok();
-    match node.operator.as_str() {
-        "AND" => node
-            .operand
-            .as_array()
-            .is_some_and(|a| a.iter().filter_map(child).all(|c| matches(&c, doc))),
-        "OR" => node
-            .operand
-            .as_array()
-            .is_some_and(|a| a.iter().filter_map(child).any(|c| matches(&c, doc))),
-        "NOT" => child(&node.operand).is_some_and(|c| !matches(&c, doc)),
-        op => {
-            let name = node
-                .operand
-                .get("targetName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let want = node
-                .operand
-                .get("targetValue")
-                .map(text)
-                .unwrap_or_default();
-            let path: Vec<&str> = name.split('.').collect();
-            let mut found = Vec::new();
-            values_at(doc, &path, &mut found);
-            found.iter().any(|v| {
-                let have = text(v);
-                match op {
-                    "EQUALS" => have == want,
-                    "CONTAINS" => have.to_lowercase().contains(&want.to_lowercase()),
-                    "STARTS_WITH" => have.to_lowercase().starts_with(&want.to_lowercase()),
-                    "GTE" | "LTE" => {
-                        let ord = match (v.as_f64(), want.parse::<f64>()) {
-                            (Some(a), Ok(b)) => a.partial_cmp(&b),
-                            _ => Some(have.as_str().cmp(want.as_str())),
-                        };
-                        match ord {
-                            Some(o) if op == "GTE" => o != std::cmp::Ordering::Less,
-                            Some(o) => o != std::cmp::Ordering::Greater,
-                            None => false,
-                        }
-                    }
-                    _ => false,
-                }
-            })
-        }
-    }
-}
+/// Most sort keys a search takes.
+pub const MAX_SORT_KEYS: usize = 4;
 
 /// Searches the requests the caller may see with a `targetFilter`.
 #[utoipa::path(post, path = "/requests/search", tag = "requests", request_body = SearchBody,
@@ -275,9 +165,14 @@ pub async fn search_requests(
     Extension(principal): Extension<Principal>,
     iga_http::ApiJson(body, _): iga_http::ApiJson<SearchBody>,
 ) -> Result<Response, Problem> {
-    if let Some(f) = &body.target_filter {
-        check(f, 0)?;
-    }
+    let filter = body
+        .target_filter
+        .as_ref()
+        .map(|f| TargetFilter::parse(&f.operator, &f.operand))
+        .transpose()
+        .map_err(|e| {
+            Problem::bad_request(format!("targetFilter: {e}")).with_field("targetFilter", e.0)
+        })?;
     let page = PageParams {
         page_size: body.page_size,
         page_token: body.page_token.clone(),
@@ -312,6 +207,12 @@ pub async fn search_requests(
             ),
         })
         .collect();
+    if keys.len() > MAX_SORT_KEYS || sort_keys.len() > 400 {
+        return Err(
+            Problem::bad_request(format!("at most {MAX_SORT_KEYS} sort keys"))
+                .with_field("sortKeys", "too many"),
+        );
+    }
     let mut hits: Vec<(Vec<String>, String, Value)> = Vec::new();
     for kv in tree(&state)?.scan_prefix(b"r/") {
         let (_, v) = kv.map_err(internal)?;
@@ -320,11 +221,7 @@ pub async fn search_requests(
             continue;
         }
         let doc = serde_json::to_value(&view).map_err(internal)?;
-        if body
-            .target_filter
-            .as_ref()
-            .is_some_and(|f| !matches(f, &doc))
-        {
+        if filter.as_ref().is_some_and(|f| !f.matches(&doc)) {
             continue;
         }
         let sort: Vec<String> = keys
@@ -426,7 +323,7 @@ async fn inbox(
 /// A user's task inbox, newest first (that user, their delegate, admins).
 #[utoipa::path(get, path = "/users/{userId}/tasks", tag = "requests",
     params(("userId" = String, Path, description = "User id"), TaskFilter, PageParams),
-    responses((status = 200, description = "A page of requests", body = RequestPage), (status = 403, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, description = "A page of requests", body = RequestPage), (status = 404, description = "Not the caller's, nor their principal's", body = Problem)), security(("bearer" = [])))]
 pub async fn user_tasks(
     State(state): State<QueryState>,
     Extension(principal): Extension<Principal>,
@@ -441,10 +338,11 @@ pub async fn user_tasks(
             .ok_or_else(|| Problem::internal("users read model missing"))?;
         let user =
             projection_service::users::UserDirectory::get(users, &user_id).map_err(internal)?;
+        // Someone else's inbox does not exist for the caller.
         if user.and_then(|u| u.delegated_user_id) != Some(principal.user_id.clone()) {
-            return Err(Problem::forbidden(
-                "only the user, their delegate or an admin reads their tasks",
-            ));
+            return Err(Problem::not_found(format!(
+                "tasks of user {user_id} not found"
+            )));
         }
     }
     inbox(&state, &user_id, &filter, &page).await
