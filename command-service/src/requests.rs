@@ -383,9 +383,9 @@ async fn create_or_validate(
             Problem::bad_request("name at least one catalog item").with_field("catalogs", "empty")
         );
     }
-    if body.justification.len() > 4096 {
+    if body.justification.chars().count() > 4096 {
         return Err(Problem::bad_request("justification is too long")
-            .with_field("justification", "at most 4096 bytes"));
+            .with_field("justification", "at most 4096 characters"));
     }
     let prefix = body.request_id_prefix.clone().unwrap_or_default();
     if prefix.len() > 32

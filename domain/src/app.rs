@@ -314,7 +314,7 @@ fn validate(
     configuration_json: &str,
     cost: i64,
 ) -> Result<(), DomainError> {
-    if display_name.trim().is_empty() || display_name.len() > 200 {
+    if display_name.trim().is_empty() || display_name.chars().count() > 200 {
         return Err(DomainError::invalid("displayName", "1 to 200 characters"));
     }
     if !sign_on_mode.is_empty() && !SIGN_ON_MODES.contains(&sign_on_mode) {

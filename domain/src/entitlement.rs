@@ -348,8 +348,11 @@ pub fn validate_alias(alias: &str) -> Result<(), DomainError> {
 
 fn validate(f: &v1::AppEntitlementCreated) -> Result<(), DomainError> {
     crate::resource::validate_name(&f.display_name)?;
-    if f.description.len() > 4096 {
-        return Err(DomainError::invalid("description", "at most 4096 bytes"));
+    if f.description.chars().count() > 4096 {
+        return Err(DomainError::invalid(
+            "description",
+            "at most 4096 characters",
+        ));
     }
     if !f.alias.is_empty() {
         validate_alias(&f.alias)?;
@@ -360,8 +363,8 @@ fn validate(f: &v1::AppEntitlementCreated) -> Result<(), DomainError> {
             ));
         }
     }
-    if f.slug.len() > 200 {
-        return Err(DomainError::invalid("slug", "at most 200 bytes"));
+    if f.slug.chars().count() > 200 {
+        return Err(DomainError::invalid("slug", "at most 200 characters"));
     }
     if !PURPOSES.contains(&f.purpose.as_str()) {
         return Err(DomainError::invalid(
@@ -369,20 +372,20 @@ fn validate(f: &v1::AppEntitlementCreated) -> Result<(), DomainError> {
             format!("one of {}", PURPOSES.join(", ")),
         ));
     }
-    if f.risk_level_value_id.len() > 128 {
+    if f.risk_level_value_id.chars().count() > 128 {
         return Err(DomainError::invalid(
             "riskLevelValueId",
-            "at most 128 bytes",
+            "at most 128 characters",
         ));
     }
     if f.compliance_framework_value_ids.len() > 32
         || f.compliance_framework_value_ids
             .iter()
-            .any(|v| v.is_empty() || v.len() > 128)
+            .any(|v| v.is_empty() || v.chars().count() > 128)
     {
         return Err(DomainError::invalid(
             "complianceFrameworkValueIds",
-            "at most 32 ids of 1 to 128 bytes",
+            "at most 32 ids of 1 to 128 characters",
         ));
     }
     if !(0..=MAX_DURATION_GRANT_SECONDS).contains(&f.duration_grant_seconds) {

@@ -166,8 +166,11 @@ impl Aggregate for Policy {
 /// Checks a whole definition.
 pub fn validate(d: &v1::PolicyDefinition) -> Result<(), DomainError> {
     crate::resource::validate_name(&d.display_name)?;
-    if d.description.len() > 4096 {
-        return Err(DomainError::invalid("description", "at most 4096 bytes"));
+    if d.description.chars().count() > 4096 {
+        return Err(DomainError::invalid(
+            "description",
+            "at most 4096 characters",
+        ));
     }
     if d.steps.is_empty() && !d.auto_approve {
         return Err(DomainError::invalid(

@@ -334,8 +334,8 @@ impl Aggregate for AccessRequest {
                         "only the requester, the beneficiary, an actor or an admin comments".into(),
                     ));
                 }
-                if comment.trim().is_empty() || comment.len() > 4096 {
-                    return Err(DomainError::invalid("comment", "1 to 4096 bytes"));
+                if comment.trim().is_empty() || comment.chars().count() > 4096 {
+                    return Err(DomainError::invalid("comment", "1 to 4096 characters"));
                 }
                 let index = self.current_phase_index();
                 let phase = index

@@ -103,8 +103,11 @@ impl Aggregate for Resource {
             ));
         }
         validate_name(&c.created.display_name)?;
-        if c.created.description.len() > 4096 {
-            return Err(DomainError::invalid("description", "at most 4096 bytes"));
+        if c.created.description.chars().count() > 4096 {
+            return Err(DomainError::invalid(
+                "description",
+                "at most 4096 characters",
+            ));
         }
         if !c.created.parent_app_resource_id.is_empty() {
             match &c.parent {

@@ -124,10 +124,11 @@ impl Aggregate for User {
                         "a user cannot be their own delegate",
                     ));
                 }
-                if !c.email.is_empty() && (!c.email.contains('@') || c.email.len() > 254) {
+                if !c.email.is_empty() && (!c.email.contains('@') || c.email.chars().count() > 254)
+                {
                     return Err(DomainError::invalid("email", "not an email address"));
                 }
-                if c.display_name.len() > 200 {
+                if c.display_name.chars().count() > 200 {
                     return Err(DomainError::invalid(
                         "displayName",
                         "at most 200 characters",
@@ -242,7 +243,7 @@ impl Aggregate for User {
                     ));
                 }
                 if let Some(email) = &u.email {
-                    if !email.is_empty() && (!email.contains('@') || email.len() > 254) {
+                    if !email.is_empty() && (!email.contains('@') || email.chars().count() > 254) {
                         return Err(DomainError::invalid("email", "not an email address"));
                     }
                 }

@@ -13,8 +13,10 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1 to 1000; 25 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<usize>,
     /// The `nextPageToken` of the previous page.
+    #[param(pattern = "^([0-9a-f]{2}){0,512}$")]
     pub page_token: Option<String>,
 }
 
@@ -52,4 +54,15 @@ pub fn page_token(last_key: &[u8]) -> String {
 pub struct Page<T> {
     pub list: Vec<T>,
     pub next_page_token: Option<String>,
+}
+
+/// `?includeDeleted=`: whether a read shows deleted objects (soft-deleted,
+/// kept for history). Without it, a deleted object answers 404.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ShowDeleted {
+    /// Show it even if deleted (default false: a deleted object is 404).
+    #[serde(default)]
+    pub include_deleted: bool,
 }

@@ -69,18 +69,38 @@ pub fn router(
         consistency_wait: Duration::from_millis(args.consistency_wait_ms),
         search: health.search.clone(),
         store: health.store.clone(),
+        read_your_writes: role.serves_reads() && role.serves_writes(),
     };
     let authenticator: Arc<dyn Authenticator> = Arc::new(CatchingUpAuthenticator {
         tokens: ReadModelAuthenticator(health.models.clone()),
         health: health.clone(),
         wait: Duration::from_millis(args.consistency_wait_ms),
     });
-    let writes = command_service::http::routes(command_service::http::CommandState {
+    let command_state = command_service::http::CommandState {
         handler: commands,
         requests: command_service::requests::RequestSettings {
             justification_risk_levels: args.justification_risk_levels.clone(),
         },
-    });
+    };
+    // The whole API's document, whichever routes this process serves: a
+    // client reaching any service (or the ingress) reads the whole contract.
+    let openapi = {
+        let everything = OpenApiRouter::<()>::new()
+            .merge(query_service::routes(query.clone()))
+            .merge(command_service::http::routes(command_state.clone()));
+        let ops = OpenApiRouter::new()
+            .routes(utoipa_axum::routes!(healthz))
+            .routes(utoipa_axum::routes!(readyz))
+            .with_state(health.clone());
+        let (_, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .nest("/api/v1", everything)
+            .merge(ops)
+            .split_for_parts();
+        let mut doc = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+        crate::openapi::complete(&mut doc);
+        Arc::new(doc)
+    };
+    let writes = command_service::http::routes(command_state);
     // Authentication runs first (outermost): an anonymous caller waits for
     // nothing. A token issued a moment ago through another instance still
     // works at once: an unknown token waits for the read models to reach the
@@ -105,11 +125,10 @@ pub fn router(
         .routes(utoipa_axum::routes!(healthz))
         .routes(utoipa_axum::routes!(readyz))
         .with_state(health);
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, _) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .merge(ops)
         .split_for_parts();
-    let openapi = Arc::new(openapi);
     router
         .route(
             "/api/v1/openapi.json",

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod eventlog_url;
 pub mod http;
+pub mod openapi;
 pub mod serve;
 pub mod tail;
 

@@ -38,14 +38,20 @@ pub(crate) fn existing(state: &QueryState, id: &str) -> Result<AppView, Problem>
         .ok_or_else(|| Problem::not_found(format!("app {id} not found")))
 }
 
-/// One app (deleted ones too, with `deletedAt`).
-#[utoipa::path(get, path = "/apps/{id}", tag = "catalog", params(("id" = String, Path, description = "App id")),
+/// One app; a deleted one (with `deletedAt`) only with `includeDeleted=true`.
+#[utoipa::path(get, path = "/apps/{id}", tag = "catalog", params(("id" = String, Path, description = "App id"), iga_http::page::ShowDeleted),
     responses((status = 200, description = "The app", body = App), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get_app(
     State(state): State<QueryState>,
     Path(id): Path<String>,
+    Query(show): Query<iga_http::page::ShowDeleted>,
 ) -> Result<Response, Problem> {
     let app = existing(&state, &id)?;
+    if app.deleted_at_micros.is_some() && !show.include_deleted {
+        return Err(Problem::not_found(format!(
+            "app {id} is deleted (?includeDeleted=true shows it)"
+        )));
+    }
     Ok(object_response(
         StatusCode::OK,
         app.version,

@@ -2,6 +2,11 @@
 //! answered only once the read models include that position, or 503 with
 //! `Retry-After` after the configured wait.
 //!
+//! In `iga serve` (one process writing and reading), a read without a token
+//! sees every write acknowledged before it arrived: it waits for the log's
+//! head as of its arrival, within the same bound, and answers from where the
+//! read models are if that does not come (never 503: it asked for nothing).
+//!
 //! The wait runs after authentication (an anonymous caller holds nothing
 //! open), only for positions the log has reached (a forged position beyond
 //! the head is refused at once), and at most [`MAX_CONCURRENT_WAITS`] at a
@@ -20,6 +25,18 @@ pub const MAX_CONCURRENT_WAITS: usize = 256;
 static WAITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_WAITS);
 
 pub async fn wait_for_token(State(state): State<QueryState>, req: Request, next: Next) -> Response {
+    if req.headers().get(CONSISTENCY_TOKEN).is_none() && state.read_your_writes {
+        // No token: see what was acknowledged before this read arrived, if
+        // that comes within the wait; otherwise answer from where we are.
+        if let Ok(head) = state.store.head().await {
+            if state.models.position() < head {
+                if let Ok(_permit) = WAITS.try_acquire() {
+                    state.models.wait_for(head, state.consistency_wait).await;
+                }
+            }
+        }
+        return next.run(req).await;
+    }
     if let Some(raw) = req.headers().get(CONSISTENCY_TOKEN) {
         let Some(position) = raw.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) else {
             return Problem::bad_request(

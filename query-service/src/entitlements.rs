@@ -60,15 +60,21 @@ fn entitlement(state: &QueryState, app_id: &str, id: &str) -> Result<Entitlement
         .ok_or_else(|| Problem::not_found(format!("entitlement {id} of app {app_id} not found")))
 }
 
-/// One entitlement (deleted ones too, with `deletedAt`).
+/// One entitlement; a deleted one (with `deletedAt`) only with `includeDeleted=true`.
 #[utoipa::path(get, path = "/apps/{appId}/entitlements/{id}", tag = "catalog",
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id")),
+    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id"), iga_http::page::ShowDeleted),
     responses((status = 200, description = "The entitlement", body = Entitlement), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get_entitlement(
     State(state): State<QueryState>,
     Path((app_id, id)): Path<(String, String)>,
+    Query(show): Query<iga_http::page::ShowDeleted>,
 ) -> Result<Response, Problem> {
     let v = entitlement(&state, &app_id, &id)?;
+    if v.meta.deleted_at_micros.is_some() && !show.include_deleted {
+        return Err(Problem::not_found(format!(
+            "entitlement {id} of app {app_id} is deleted (?includeDeleted=true shows it)"
+        )));
+    }
     Ok(object_response(
         StatusCode::OK,
         v.meta.version,

@@ -31,6 +31,11 @@ pub struct QueryState {
     pub search: Arc<projection_service::catalog::SearchIndex>,
     /// The event log, for the audit API.
     pub store: Arc<dyn iga_eventlog::EventStore>,
+    /// Reads without `X-Consistency-Token` see every write acknowledged
+    /// before they arrived (they wait for the log's head, within
+    /// `consistency_wait`). On where one process writes and reads (`iga
+    /// serve`); a read replica answers from where it is.
+    pub read_your_writes: bool,
 }
 
 /// The read routes (under `/api/v1`), with their OpenAPI descriptions.

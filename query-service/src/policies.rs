@@ -33,6 +33,10 @@ fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
 pub struct PolicyVersion {
     /// The policy as it was at this version (default: the current one).
     pub version: Option<u64>,
+    /// Show it even if deleted (default false: a deleted policy is 404,
+    /// unless a version is asked for).
+    #[serde(default)]
+    pub include_deleted: bool,
 }
 
 /// One policy, at its current version or at `?version=`.
@@ -54,6 +58,11 @@ pub async fn get_policy(
         None => Problem::not_found(format!("policy {id} not found")),
         Some(v) => Problem::not_found(format!("version {v} of policy {id} not found")),
     })?;
+    if v.meta.deleted_at_micros.is_some() && at.version.is_none() && !at.include_deleted {
+        return Err(Problem::not_found(format!(
+            "policy {id} is deleted (?includeDeleted=true shows it)"
+        )));
+    }
     Ok(object_response(
         StatusCode::OK,
         v.meta.version,

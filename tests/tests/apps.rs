@@ -111,8 +111,12 @@ async fn lifecycle_and_delete_only_when_inactive() {
         .await;
     assert_eq!(status, 200);
     assert!(deleted["deletedAt"].as_str().is_some());
+    // Gone unless asked for; kept for history.
+    assert_eq!(api.read(&format!("/api/v1/apps/{id}"), &pos).await.0, 404);
     assert_eq!(
-        api.read(&format!("/api/v1/apps/{id}"), &pos).await.1,
+        api.read(&format!("/api/v1/apps/{id}?includeDeleted=true"), &pos)
+            .await
+            .1,
         deleted
     );
     // Left out of lists unless asked for; no more changes.
