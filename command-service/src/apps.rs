@@ -16,19 +16,32 @@ use crate::Outcome;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateApp {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff\\u001c-\\u001f]"
+    )]
     pub display_name: String,
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub description: String,
     #[serde(default)]
+    #[schema(max_length = 2048)]
     pub icon_url: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "iga_http::json::whole")]
+    #[schema(minimum = 0)]
     pub monthly_cost_usd: i64,
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub instructions: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub identity_matching: String,
     /// Okta `signOnMode`, e.g. `SAML_2_0`.
     #[serde(default)]
+    #[schema(
+        pattern = "^(|AUTO_LOGIN|BASIC_AUTH|BOOKMARK|BROWSER_PLUGIN|OPENID_CONNECT|SAML_1_1|SAML_2_0|SECURE_PASSWORD_STORE|WS_FEDERATION)$"
+    )]
     pub sign_on_mode: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -38,18 +51,33 @@ pub struct CreateApp {
     #[serde(default)]
     pub revoke_policy_id: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub owner_ids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateApp {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff\\u001c-\\u001f]"
+    )]
     pub display_name: Option<String>,
+    #[schema(max_length = 4096)]
     pub description: Option<String>,
+    #[schema(max_length = 2048)]
     pub icon_url: Option<String>,
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "iga_http::json::whole_opt")]
     pub monthly_cost_usd: Option<i64>,
+    #[schema(max_length = 4096)]
     pub instructions: Option<String>,
+    #[schema(max_length = 200)]
     pub identity_matching: Option<String>,
+    #[schema(
+        pattern = "^(|AUTO_LOGIN|BASIC_AUTH|BOOKMARK|BROWSER_PLUGIN|OPENID_CONNECT|SAML_1_1|SAML_2_0|SECURE_PASSWORD_STORE|WS_FEDERATION)$"
+    )]
     pub sign_on_mode: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub configuration: Option<serde_json::Map<String, serde_json::Value>>,
@@ -168,8 +196,8 @@ pub async fn create_app(
 }
 
 /// Updates an app (admin, app owner): only the fields present change.
-#[utoipa::path(post, path = "/apps/{id}", tag = "catalog", request_body = UpdateApp,
-    params(("id" = String, Path, description = "App id"), ("If-Match" = Option<String>, Header, description = "Apply only at this ETag")),
+#[utoipa::path(post, path = "/apps/{appId}", tag = "catalog", request_body = UpdateApp,
+    params(("appId" = String, Path, description = "App id"), ("If-Match" = Option<String>, Header, description = "Apply only at this ETag")),
     responses((status = 200, description = "Updated", body = model::App), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update_app(
@@ -218,7 +246,7 @@ pub async fn update_app(
 }
 
 /// Activates an app (admin).
-#[utoipa::path(post, path = "/apps/{id}/lifecycle/activate", tag = "catalog", params(("id" = String, Path, description = "App id")),
+#[utoipa::path(post, path = "/apps/{appId}/lifecycle/activate", tag = "catalog", params(("appId" = String, Path, description = "App id")),
     responses((status = 200, description = "Active", body = model::App), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn activate_app(
     State(state): State<CommandState>,
@@ -237,7 +265,7 @@ pub async fn activate_app(
 }
 
 /// Deactivates an app (admin).
-#[utoipa::path(post, path = "/apps/{id}/lifecycle/deactivate", tag = "catalog", params(("id" = String, Path, description = "App id")),
+#[utoipa::path(post, path = "/apps/{appId}/lifecycle/deactivate", tag = "catalog", params(("appId" = String, Path, description = "App id")),
     responses((status = 200, description = "Inactive", body = model::App), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn deactivate_app(
     State(state): State<CommandState>,
@@ -256,7 +284,7 @@ pub async fn deactivate_app(
 }
 
 /// Deletes an app (admin): 409 unless it is `INACTIVE`. History is kept.
-#[utoipa::path(delete, path = "/apps/{id}", tag = "catalog", params(("id" = String, Path, description = "App id")),
+#[utoipa::path(delete, path = "/apps/{appId}", tag = "catalog", params(("appId" = String, Path, description = "App id")),
     responses((status = 200, description = "Deleted, with deletedAt", body = model::App), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn delete_app(
@@ -276,8 +304,8 @@ pub async fn delete_app(
 }
 
 /// Restores the app's fields as they were at `version`, under a new version (admin, app owner).
-#[utoipa::path(post, path = "/apps/{id}/versions/{version}/restore", tag = "catalog",
-    params(("id" = String, Path, description = "App id"), ("version" = u64, Path, description = "Version to restore")),
+#[utoipa::path(post, path = "/apps/{appId}/versions/{version}/restore", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("version" = u64, Path, description = "Version to restore")),
     responses((status = 200, description = "Restored", body = model::App), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn restore_app(
     State(state): State<CommandState>,
@@ -298,6 +326,7 @@ pub async fn restore_app(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SetOwners {
+    #[schema(max_items = 100)]
     pub user_ids: Vec<String>,
 }
 
@@ -312,8 +341,8 @@ async fn run_owners(
 }
 
 /// Replaces the app's owners (admin).
-#[utoipa::path(put, path = "/apps/{id}/owners", tag = "catalog", request_body = SetOwners,
-    params(("id" = String, Path, description = "App id")),
+#[utoipa::path(put, path = "/apps/{appId}/owners", tag = "catalog", request_body = SetOwners,
+    params(("appId" = String, Path, description = "App id")),
     responses((status = 200, description = "The owners", body = iga_http::page::Page<model::User>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn set_app_owners(
@@ -329,8 +358,8 @@ pub async fn set_app_owners(
 }
 
 /// Adds an owner (admin, app owner).
-#[utoipa::path(post, path = "/apps/{id}/owners/{userId}", tag = "catalog",
-    params(("id" = String, Path, description = "App id"), ("userId" = String, Path, description = "User id")),
+#[utoipa::path(post, path = "/apps/{appId}/owners/{userId}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("userId" = String, Path, description = "User id")),
     responses((status = 200, description = "The owners", body = iga_http::page::Page<model::User>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_app_owner(
@@ -345,8 +374,8 @@ pub async fn add_app_owner(
 }
 
 /// Removes an owner (admin, app owner).
-#[utoipa::path(delete, path = "/apps/{id}/owners/{userId}", tag = "catalog",
-    params(("id" = String, Path, description = "App id"), ("userId" = String, Path, description = "User id")),
+#[utoipa::path(delete, path = "/apps/{appId}/owners/{userId}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("userId" = String, Path, description = "User id")),
     responses((status = 200, description = "The owners", body = iga_http::page::Page<model::User>), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn remove_app_owner(

@@ -45,23 +45,34 @@ impl Purpose {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateEntitlement {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff\\u001c-\\u001f]"
+    )]
     pub display_name: String,
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub description: String,
     /// Unique within the app, case-insensitively.
     #[serde(default)]
+    #[schema(pattern = "^([A-Za-z0-9][A-Za-z0-9._-]{0,63})?$")]
     pub alias: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub slug: String,
     /// `APP_ENTITLEMENT_PURPOSE_VALUE_ASSIGNMENT` when absent.
     #[serde(default)]
     pub purpose: Option<Purpose>,
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub risk_level_value_id: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 32, value_type = Vec<model::ValueId>)]
     pub compliance_framework_value_ids: Vec<String>,
     /// Maximum grant duration, whole seconds: `"86400s"`. Absent: no maximum.
     #[serde(default)]
+    #[schema(pattern = "^[0-9]{1,12}s$")]
     pub duration_grant: Option<String>,
     /// True when absent.
     #[serde(default)]
@@ -77,20 +88,32 @@ pub struct CreateEntitlement {
     #[serde(default)]
     pub app_resource_id: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub owner_ids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateEntitlement {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff\\u001c-\\u001f]"
+    )]
     pub display_name: Option<String>,
+    #[schema(max_length = 4096)]
     pub description: Option<String>,
+    #[schema(pattern = "^([A-Za-z0-9][A-Za-z0-9._-]{0,63})?$")]
     pub alias: Option<String>,
+    #[schema(max_length = 200)]
     pub slug: Option<String>,
     pub purpose: Option<Purpose>,
+    #[schema(max_length = 128)]
     pub risk_level_value_id: Option<String>,
+    #[schema(max_items = 32, value_type = Option<Vec<model::ValueId>>)]
     pub compliance_framework_value_ids: Option<Vec<String>>,
     /// `"0s"` removes the maximum.
+    #[schema(pattern = "^[0-9]{1,12}s$")]
     pub duration_grant: Option<String>,
     pub requestable: Option<bool>,
     pub emergency_grant_enabled: Option<bool>,
@@ -262,26 +285,29 @@ async fn resource_refs(
     if !resource_id.is_empty() {
         let (r, _) = state.handler.load::<Resource>(resource_id).await?;
         if !r.exists() || r.fields.app_id != app_id {
-            return Err(Problem::bad_request(format!(
-                "resource {resource_id} is not in app {app_id}"
-            ))
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("resource {resource_id} is not in app {app_id}"),
+            )
             .with_field("appResourceId", "no such resource in this app"));
         }
         if type_id.is_empty() {
             type_id = r.fields.resource_type_id.clone();
         } else if type_id != r.fields.resource_type_id {
-            return Err(
-                Problem::bad_request("the resource is of another resource type")
-                    .with_field("appResourceId", "not of appResourceTypeId"),
-            );
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the resource is of another resource type",
+            )
+            .with_field("appResourceId", "not of appResourceTypeId"));
         }
     }
     if !type_id.is_empty() {
         let (t, _) = state.handler.load::<ResourceType>(&type_id).await?;
         if !t.exists() || t.fields.app_id != app_id {
-            return Err(Problem::bad_request(format!(
-                "resource type {type_id} is not in app {app_id}"
-            ))
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("resource type {type_id} is not in app {app_id}"),
+            )
             .with_field("appResourceTypeId", "no such resource type in this app"));
         }
     }
@@ -362,8 +388,8 @@ pub async fn create_entitlement(
 }
 
 /// Updates an entitlement (admin, app owner, entitlement owner): only the fields present change.
-#[utoipa::path(post, path = "/apps/{appId}/entitlements/{id}", tag = "catalog", request_body = UpdateEntitlement,
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id"), ("If-Match" = Option<String>, Header, description = "Apply only at this ETag")),
+#[utoipa::path(post, path = "/apps/{appId}/entitlements/{entitlementId}", tag = "catalog", request_body = UpdateEntitlement,
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), ("If-Match" = Option<String>, Header, description = "Apply only at this ETag")),
     responses((status = 200, description = "Updated", body = model::Entitlement), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update_entitlement(
@@ -433,8 +459,8 @@ pub async fn update_entitlement(
 }
 
 /// Deletes an entitlement (admin, app owner); its alias becomes free. History is kept.
-#[utoipa::path(delete, path = "/apps/{appId}/entitlements/{id}", tag = "catalog",
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id")),
+#[utoipa::path(delete, path = "/apps/{appId}/entitlements/{entitlementId}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id")),
     responses((status = 200, description = "Deleted, with deletedAt", body = model::Entitlement), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn delete_entitlement(
@@ -464,6 +490,7 @@ pub async fn delete_entitlement(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SetEntitlementOwners {
+    #[schema(max_items = 100)]
     pub user_ids: Vec<String>,
 }
 
@@ -488,8 +515,8 @@ async fn run_owners(
 }
 
 /// Replaces an entitlement's owners (admin, app owner).
-#[utoipa::path(put, path = "/apps/{appId}/entitlements/{id}/owners", tag = "catalog", request_body = SetEntitlementOwners,
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id")),
+#[utoipa::path(put, path = "/apps/{appId}/entitlements/{entitlementId}/owners", tag = "catalog", request_body = SetEntitlementOwners,
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id")),
     responses((status = 200, description = "The owners", body = iga_http::page::Page<model::User>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn set_entitlement_owners(
@@ -510,8 +537,8 @@ pub async fn set_entitlement_owners(
 }
 
 /// Adds an owner (admin, app owner, entitlement owner).
-#[utoipa::path(post, path = "/apps/{appId}/entitlements/{id}/owners/{userId}", tag = "catalog",
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id"), ("userId" = String, Path, description = "User id")),
+#[utoipa::path(post, path = "/apps/{appId}/entitlements/{entitlementId}/owners/{userId}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), ("userId" = String, Path, description = "User id")),
     responses((status = 200, description = "The owners", body = iga_http::page::Page<model::User>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_entitlement_owner(
@@ -528,8 +555,8 @@ pub async fn add_entitlement_owner(
 }
 
 /// Removes an owner (admin, app owner, entitlement owner).
-#[utoipa::path(delete, path = "/apps/{appId}/entitlements/{id}/owners/{userId}", tag = "catalog",
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id"), ("userId" = String, Path, description = "User id")),
+#[utoipa::path(delete, path = "/apps/{appId}/entitlements/{entitlementId}/owners/{userId}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), ("userId" = String, Path, description = "User id")),
     responses((status = 200, description = "The owners", body = iga_http::page::Page<model::User>), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn remove_entitlement_owner(

@@ -43,6 +43,11 @@ impl From<CommandError> for Problem {
                     ref field,
                     ref message,
                 } => Problem::bad_request(d.to_string()).with_field(field.clone(), message.clone()),
+                DomainError::Unsatisfiable {
+                    ref field,
+                    ref message,
+                } => Problem::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, d.to_string())
+                    .with_field(field.clone(), message.clone()),
                 DomainError::Forbidden(_) => Problem::forbidden(d.to_string()),
                 DomainError::Unprocessable(_) => {
                     Problem::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, d.to_string())

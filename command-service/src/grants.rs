@@ -21,6 +21,7 @@ pub struct AddManualUser {
     pub user_id: String,
     /// RFC 3339; the grant ends then. Absent: it does not end by itself.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub deprovision_at: Option<String>,
 }
 
@@ -28,12 +29,14 @@ pub struct AddManualUser {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Revoke {
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub reason: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantDuration {
+    #[schema(format = DateTime)]
     pub deprovision_at: String,
 }
 
@@ -103,8 +106,8 @@ async fn run(
 }
 
 /// Grants the entitlement directly (admin, app owner): grantType `admin`.
-#[utoipa::path(post, path = "/apps/{appId}/entitlements/{id}/add-manual-user", tag = "grants", request_body = AddManualUser,
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id")),
+#[utoipa::path(post, path = "/apps/{appId}/entitlements/{entitlementId}/add-manual-user", tag = "grants", request_body = AddManualUser,
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id")),
     responses((status = 201, description = "The grant", body = Grant), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_manual_user(
@@ -156,8 +159,8 @@ pub async fn add_manual_user(
 }
 
 /// Revokes the user's grant (admin, app owner).
-#[utoipa::path(post, path = "/apps/{appId}/entitlements/{id}/users/{userId}/revoke", tag = "grants", request_body = Revoke,
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id"), ("userId" = String, Path, description = "User id")),
+#[utoipa::path(post, path = "/apps/{appId}/entitlements/{entitlementId}/users/{userId}/revoke", tag = "grants", request_body = Revoke,
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), ("userId" = String, Path, description = "User id")),
     responses((status = 200, description = "The grant, with deletedAt", body = Grant), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn revoke(
@@ -183,8 +186,8 @@ pub async fn revoke(
 }
 
 /// Sets when the user's grant ends (admin, app owner).
-#[utoipa::path(post, path = "/apps/{appId}/entitlements/{id}/users/{userId}/update-grant-duration", tag = "grants", request_body = GrantDuration,
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id"), ("userId" = String, Path, description = "User id")),
+#[utoipa::path(post, path = "/apps/{appId}/entitlements/{entitlementId}/users/{userId}/update-grant-duration", tag = "grants", request_body = GrantDuration,
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), ("userId" = String, Path, description = "User id")),
     responses((status = 200, description = "The grant", body = Grant), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update_grant_duration(
@@ -206,8 +209,8 @@ pub async fn update_grant_duration(
 }
 
 /// Removes the end of the user's grant (admin, app owner).
-#[utoipa::path(post, path = "/apps/{appId}/entitlements/{id}/users/{userId}/remove-grant-duration", tag = "grants",
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id"), ("userId" = String, Path, description = "User id")),
+#[utoipa::path(post, path = "/apps/{appId}/entitlements/{entitlementId}/users/{userId}/remove-grant-duration", tag = "grants",
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), ("userId" = String, Path, description = "User id")),
     responses((status = 200, description = "The grant", body = Grant), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn remove_grant_duration(

@@ -443,6 +443,9 @@ impl CommandHandler {
                 decision
             }
         };
+        // The command's own checks first: a malformed change is 400 whatever
+        // version it names; a well-formed one on another version is 412.
+        self.decide_more(&mut decision, command, meta)?;
         if let Some(expected) = meta.expected_version {
             if expected != decision.version {
                 return Err(CommandError::PreconditionFailed {
@@ -451,7 +454,6 @@ impl CommandHandler {
                 });
             }
         }
-        self.decide_more(&mut decision, command, meta)?;
         Ok(decision)
     }
 

@@ -16,25 +16,39 @@ use crate::{CommandMeta, Outcome};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePolicy {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff\\u001c-\\u001f]"
+    )]
     pub display_name: String,
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub description: String,
     #[serde(default)]
     pub allow_self_approval: bool,
     #[serde(default)]
     pub auto_approve: bool,
     /// In order; may be empty only when `autoApprove` is true.
+    #[schema(max_items = 10)]
     pub steps: Vec<model::PolicyStep>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdatePolicy {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff\\u001c-\\u001f]"
+    )]
     pub display_name: Option<String>,
+    #[schema(max_length = 4096)]
     pub description: Option<String>,
     pub allow_self_approval: Option<bool>,
     pub auto_approve: Option<bool>,
     /// Replaces every step.
+    #[schema(max_items = 10)]
     pub steps: Option<Vec<model::PolicyStep>>,
 }
 

@@ -1,6 +1,7 @@
 //! Checks that the ids a command names exist (users, policies, an app and
-//! what is inside it) before it runs, so a dangling reference is a 400 or a
-//! 404 that names the field, never a silent write.
+//! what is inside it) before it runs, so a dangling reference is a 422 (a
+//! body that names nothing) or a 404 (a path that does) naming the field,
+//! never a silent write.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -12,13 +13,31 @@ use iga_http::{object_response, Problem};
 use crate::http::CommandState;
 use crate::Outcome;
 
-/// Refuses ids that name no user.
+/// Most users one list in a command names.
+pub const MAX_USER_IDS: usize = 100;
+
+/// A well-formed body that names something that does not exist: 422.
+pub fn names_nothing(detail: String, field: &str, message: String) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail).with_field(field, message)
+}
+
+/// Refuses ids that name no user (and lists longer than [`MAX_USER_IDS`],
+/// before anything is loaded for them).
 pub async fn users_exist(state: &CommandState, ids: &[String], field: &str) -> Result<(), Problem> {
+    if ids.len() > MAX_USER_IDS {
+        return Err(
+            Problem::bad_request(format!("{field} names at most {MAX_USER_IDS} users"))
+                .with_field(field, "too many"),
+        );
+    }
     for id in ids {
         let (user, _) = state.handler.load::<User>(id).await?;
         if !user.exists() {
-            return Err(Problem::bad_request(format!("user {id} does not exist"))
-                .with_field(field, format!("unknown user {id}")));
+            return Err(names_nothing(
+                format!("user {id} does not exist"),
+                field,
+                format!("unknown user {id}"),
+            ));
         }
     }
     Ok(())
@@ -31,8 +50,11 @@ pub async fn policy_exists(state: &CommandState, id: &str, field: &str) -> Resul
     }
     let (policy, _) = state.handler.load::<Policy>(id).await?;
     if !policy.exists() || policy.deleted {
-        return Err(Problem::bad_request(format!("policy {id} does not exist"))
-            .with_field(field, format!("unknown policy {id}")));
+        return Err(names_nothing(
+            format!("policy {id} does not exist"),
+            field,
+            format!("unknown policy {id}"),
+        ));
     }
     Ok(())
 }

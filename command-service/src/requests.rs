@@ -57,6 +57,7 @@ pub enum ItemType {
 pub struct CatalogItemRef {
     #[serde(rename = "type")]
     pub kind: ItemType,
+    #[schema(min_length = 1, max_length = 200)]
     pub id: String,
 }
 
@@ -80,25 +81,33 @@ pub enum AccessModifier {
 pub struct CreateRequests {
     /// Beneficiaries; the caller when empty.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub users: Vec<String>,
+    #[schema(min_items = 1, max_items = 100)]
     pub catalogs: Vec<CatalogItemRef>,
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub justification: String,
     #[serde(default)]
     pub priority: Option<Priority>,
     /// RFC 3339; the grant starts then (default: when approved).
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub start_date: Option<String>,
     /// RFC 3339; capped by the entitlement's maximum duration.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub end_date: Option<String>,
     /// RFC 3339; the request is cancelled if not complete by then.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub expiry_date: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub external_request_id: Option<String>,
     /// Letters, digits, `_` and `-`, at most 32: prepended to the ids.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{0,32}$")]
     pub request_id_prefix: Option<String>,
     /// `add` (default) or `remove`.
     #[serde(default)]
@@ -378,6 +387,16 @@ async fn create_or_validate(
         ))
         .with_field("catalogs", "too many"));
     }
+    if body
+        .catalogs
+        .iter()
+        .any(|c| c.id.is_empty() || c.id.chars().count() > 200)
+    {
+        return Err(
+            Problem::bad_request("a catalog item id is 1 to 200 characters")
+                .with_field("catalogs", "id of 1 to 200 characters"),
+        );
+    }
     if body.catalogs.is_empty() {
         return Err(
             Problem::bad_request("name at least one catalog item").with_field("catalogs", "empty")
@@ -403,14 +422,18 @@ async fn create_or_validate(
     let end = date("endDate", body.end_date.as_deref())?;
     let expiry = date("expiryDate", body.expiry_date.as_deref())?;
     if end > 0 && end <= start.max(now) {
-        return Err(
-            Problem::bad_request("endDate must be in the future and after startDate")
-                .with_field("endDate", "too early"),
-        );
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "endDate must be in the future and after startDate",
+        )
+        .with_field("endDate", "too early"));
     }
     if expiry > 0 && expiry <= now {
-        return Err(Problem::bad_request("expiryDate must be in the future")
-            .with_field("expiryDate", "in the past"));
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "expiryDate must be in the future",
+        )
+        .with_field("expiryDate", "in the past"));
     }
     // Requesting for someone else takes an admin or one of their managers.
     for u in &users {
@@ -807,16 +830,24 @@ async fn act(
 pub struct Decide {
     /// The current phase's name (checked when given).
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub phase_name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub justification: String,
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub comment: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommentBody {
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff\\u001c-\\u001f]"
+    )]
     pub comment: String,
 }
 
@@ -824,9 +855,12 @@ pub struct CommentBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Reassign {
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub phase_name: Option<String>,
+    #[schema(min_items = 1, max_items = 25)]
     pub to_user_ids: Vec<String>,
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub comment: String,
 }
 
@@ -834,6 +868,7 @@ pub struct Reassign {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Modify {
     /// RFC 3339; earlier than the current end.
+    #[schema(format = DateTime)]
     pub end_date: String,
 }
 
@@ -841,6 +876,7 @@ pub struct Modify {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Cancel {
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub comment: String,
 }
 

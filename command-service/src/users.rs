@@ -23,17 +23,22 @@ use crate::{CommandError, Outcome};
 #[serde(rename_all = "camelCase")]
 pub struct CreateUser {
     /// Unique; 1 to 64 characters of lowercase letters, digits, `.`, `_`, `-`, `@`.
+    #[schema(pattern = "^[a-z0-9._@-]{1,64}$")]
     pub username: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub display_name: String,
     #[serde(default)]
+    #[schema(max_length = 254, pattern = "^$|@")]
     pub email: String,
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub manager_ids: Vec<String>,
     #[serde(default)]
     pub delegated_user_id: Option<String>,
     /// `admin`, `auditor`.
     #[serde(default)]
+    #[schema(value_type = Vec<model::RoleName>, max_items = 2)]
     pub roles: Vec<String>,
 }
 
@@ -241,13 +246,18 @@ pub async fn issue_token(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateUser {
+    #[schema(max_length = 200)]
     pub display_name: Option<String>,
+    #[schema(max_length = 254, pattern = "^$|@")]
     pub email: Option<String>,
+    #[schema(max_items = 100)]
     pub manager_ids: Option<Vec<String>>,
     /// `""` removes the delegate.
     pub delegated_user_id: Option<String>,
+    #[schema(value_type = Option<Vec<model::RoleName>>, max_items = 2)]
     pub roles: Option<Vec<String>>,
     /// `ENABLED` or `DISABLED`; a disabled user's tokens stop working.
+    #[schema(pattern = "^(ENABLED|DISABLED)$")]
     pub status: Option<String>,
 }
 

@@ -275,7 +275,7 @@ impl Aggregate for AccessPair {
                 if grant.deprovision_at_micros != 0
                     && grant.deprovision_at_micros <= ctx.now_unix_micros
                 {
-                    return Err(DomainError::invalid(
+                    return Err(DomainError::unsatisfiable(
                         "deprovisionAt",
                         "must be in the future",
                     ));
@@ -302,7 +302,7 @@ impl Aggregate for AccessPair {
                     return Err(DomainError::NotFound("grant".into()));
                 };
                 if *deprovision_at_micros != 0 && *deprovision_at_micros <= ctx.now_unix_micros {
-                    return Err(DomainError::invalid(
+                    return Err(DomainError::unsatisfiable(
                         "deprovisionAt",
                         "must be in the future",
                     ));

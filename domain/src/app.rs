@@ -113,12 +113,7 @@ impl Aggregate for App {
             if !ctx.is_admin() {
                 return Err(DomainError::Forbidden("only an admin creates apps".into()));
             }
-            validate(
-                &c.display_name,
-                &c.sign_on_mode,
-                &c.configuration_json,
-                c.monthly_cost_usd,
-            )?;
+            validate(c)?;
             return Ok(vec![c.clone().into()]);
         }
         if !self.exists() {
@@ -145,12 +140,7 @@ impl Aggregate for App {
             AppCommand::Update(u) => {
                 need(admin_or_owner, "an admin or an owner of the app updates it")?;
                 let after = apply_update(&self.fields, u);
-                validate(
-                    &after.display_name,
-                    &after.sign_on_mode,
-                    &after.configuration_json,
-                    after.monthly_cost_usd,
-                )?;
+                validate(&after)?;
                 if after == self.fields {
                     return Ok(vec![]);
                 }
@@ -308,13 +298,25 @@ pub fn dedup(mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
-fn validate(
-    display_name: &str,
-    sign_on_mode: &str,
-    configuration_json: &str,
-    cost: i64,
-) -> Result<(), DomainError> {
-    if display_name.trim().is_empty() || display_name.chars().count() > 200 {
+fn validate(app: &v1::AppCreated) -> Result<(), DomainError> {
+    let display_name = app.display_name.as_str();
+    let sign_on_mode = app.sign_on_mode.as_str();
+    let configuration_json = app.configuration_json.as_str();
+    let cost = app.monthly_cost_usd;
+    for (field, text, max) in [
+        ("description", &app.description, 4096),
+        ("iconUrl", &app.icon_url, 2048),
+        ("instructions", &app.instructions, 4096),
+        ("identityMatching", &app.identity_matching, 200),
+    ] {
+        if crate::text::chars(text) > max {
+            return Err(DomainError::invalid(
+                field,
+                format!("at most {max} characters"),
+            ));
+        }
+    }
+    if crate::text::is_blank(display_name) || crate::text::chars(display_name) > 200 {
         return Err(DomainError::invalid("displayName", "1 to 200 characters"));
     }
     if !sign_on_mode.is_empty() && !SIGN_ON_MODES.contains(&sign_on_mode) {

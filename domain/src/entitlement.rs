@@ -357,9 +357,9 @@ fn validate(f: &v1::AppEntitlementCreated) -> Result<(), DomainError> {
     if !f.alias.is_empty() {
         validate_alias(&f.alias)?;
         if !f.system_builtin && f.alias.eq_ignore_ascii_case(ACCESS_ALIAS) {
-            return Err(DomainError::invalid(
-                "alias",
-                "\"access\" is the alias of the app's built-in entitlement",
+            // Taken, by the built-in entitlement: a conflict like any taken alias.
+            return Err(DomainError::AlreadyExists(
+                "alias \"access\" (the app's built-in entitlement)".into(),
             ));
         }
     }
@@ -389,7 +389,7 @@ fn validate(f: &v1::AppEntitlementCreated) -> Result<(), DomainError> {
         ));
     }
     if !(0..=MAX_DURATION_GRANT_SECONDS).contains(&f.duration_grant_seconds) {
-        return Err(DomainError::invalid(
+        return Err(DomainError::unsatisfiable(
             "durationGrant",
             "between 0s (no maximum) and ten years",
         ));
@@ -554,13 +554,26 @@ mod tests {
                 )
                 .unwrap_err();
             assert!(
-                matches!(&err, DomainError::Invalid { field: f, .. } if f == field),
+                matches!(&err, DomainError::Invalid { field: f, .. }
+                    | DomainError::Unsatisfiable { field: f, .. } if f == field),
                 "{field}: {err:?}"
             );
         };
         bad(|f| f.display_name = " ".into(), "displayName");
         bad(|f| f.alias = "has space".into(), "alias");
-        bad(|f| f.alias = "ACCESS".into(), "alias");
+        // The built-in entitlement's alias is taken, like any taken alias.
+        let mut access = created();
+        access.alias = "ACCESS".into();
+        assert!(matches!(
+            Entitlement::default().decide(
+                &EntitlementCommand::Create {
+                    fields: access,
+                    app: app()
+                },
+                &ctx("admin", &["admin"])
+            ),
+            Err(DomainError::AlreadyExists(_))
+        ));
         bad(|f| f.purpose = "FUN".into(), "purpose");
         bad(|f| f.duration_grant_seconds = -1, "durationGrant");
         bad(

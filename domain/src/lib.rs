@@ -17,6 +17,7 @@ pub mod resource;
 pub mod roster;
 pub mod routing;
 pub mod testing;
+pub mod text;
 pub mod user;
 pub mod username;
 
@@ -58,11 +59,24 @@ pub enum DomainError {
     /// Well-formed, but cannot be processed as sent (422).
     #[error("{0}")]
     Unprocessable(String),
+    /// Every field is well-formed, but together, or at this moment, they
+    /// make no sense: a date already past, a policy without steps that does
+    /// not auto-approve, a quorum larger than its approvers (422, naming the
+    /// field). Unlike `Invalid`, no schema of the request can rule it out.
+    #[error("invalid {field}: {message}")]
+    Unsatisfiable { field: String, message: String },
 }
 
 impl DomainError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         DomainError::Invalid {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn unsatisfiable(field: &str, message: impl Into<String>) -> Self {
+        DomainError::Unsatisfiable {
             field: field.to_string(),
             message: message.into(),
         }

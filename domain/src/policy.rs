@@ -173,7 +173,7 @@ pub fn validate(d: &v1::PolicyDefinition) -> Result<(), DomainError> {
         ));
     }
     if d.steps.is_empty() && !d.auto_approve {
-        return Err(DomainError::invalid(
+        return Err(DomainError::unsatisfiable(
             "steps",
             "at least one step, unless the policy auto-approves",
         ));
@@ -187,13 +187,13 @@ pub fn validate(d: &v1::PolicyDefinition) -> Result<(), DomainError> {
     let mut names = std::collections::HashSet::new();
     for (i, step) in d.steps.iter().enumerate() {
         let field = |f: &str| format!("steps[{i}].{f}");
-        if step.name.trim().is_empty() || step.name.chars().count() > 200 {
+        if crate::text::is_blank(&step.name) || crate::text::chars(&step.name) > 200 {
             return Err(DomainError::invalid(&field("name"), "1 to 200 characters"));
         }
         // Approvers name the phase they act in; two steps of one name would
         // make "approve phase X" ambiguous.
         if !names.insert(step.name.trim().to_lowercase()) {
-            return Err(DomainError::invalid(
+            return Err(DomainError::unsatisfiable(
                 &field("name"),
                 "step names are unique within a policy",
             ));
@@ -217,20 +217,23 @@ pub fn validate(d: &v1::PolicyDefinition) -> Result<(), DomainError> {
             "USERS" => {
                 let distinct: std::collections::HashSet<_> = a.user_ids.iter().collect();
                 if distinct.is_empty() || distinct.len() > 100 {
-                    return Err(DomainError::invalid(
+                    // USERS steps name their users: a rule across fields.
+                    return Err(DomainError::unsatisfiable(
                         &field("approvers.userIds"),
                         "1 to 100 users",
                     ));
                 }
                 if step.quorum as usize > distinct.len() {
-                    return Err(DomainError::invalid(
+                    return Err(DomainError::unsatisfiable(
                         &field("quorum"),
                         "more than the number of users who can approve",
                     ));
                 }
             }
             "ROLE" if !crate::user::ROLES.contains(&a.role.as_str()) => {
-                return Err(DomainError::invalid(
+                // The schema says which roles there are; that a ROLE step
+                // names one is a rule across fields.
+                return Err(DomainError::unsatisfiable(
                     &field("approvers.role"),
                     format!("one of {}", crate::user::ROLES.join(", ")),
                 ));
@@ -309,7 +312,8 @@ mod tests {
             f(&mut d);
             let err = validate(&d).unwrap_err();
             assert!(
-                matches!(&err, DomainError::Invalid { field: got, .. } if got == field),
+                matches!(&err, DomainError::Invalid { field: got, .. }
+                    | DomainError::Unsatisfiable { field: got, .. } if got == field),
                 "{field}: {err:?}"
             );
         };

@@ -334,7 +334,7 @@ impl Aggregate for AccessRequest {
                         "only the requester, the beneficiary, an actor or an admin comments".into(),
                     ));
                 }
-                if comment.trim().is_empty() || comment.chars().count() > 4096 {
+                if crate::text::is_blank(comment) || crate::text::chars(comment) > 4096 {
                     return Err(DomainError::invalid("comment", "1 to 4096 characters"));
                 }
                 let index = self.current_phase_index();
@@ -395,7 +395,7 @@ impl Aggregate for AccessRequest {
                     i64::MAX
                 };
                 if *end_date_micros <= start.max(ctx.now_unix_micros) {
-                    return Err(DomainError::invalid(
+                    return Err(DomainError::unsatisfiable(
                         "endDate",
                         "must be in the future and after startDate",
                     ));

@@ -133,7 +133,7 @@ impl Aggregate for Resource {
 
 /// A display name: 1 to 200 characters, not only blanks.
 pub fn validate_name(name: &str) -> Result<(), DomainError> {
-    if name.trim().is_empty() || name.chars().count() > 200 {
+    if crate::text::is_blank(name) || crate::text::chars(name) > 200 {
         return Err(DomainError::invalid("displayName", "1 to 200 characters"));
     }
     Ok(())

@@ -106,12 +106,7 @@ impl Aggregate for User {
                     return Err(DomainError::Forbidden("only an admin creates users".into()));
                 }
                 validate_username(&c.username)?;
-                if let Some(bad) = c.roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
-                    return Err(DomainError::invalid(
-                        "roles",
-                        format!("unknown role {bad:?}; roles are {}", ROLES.join(", ")),
-                    ));
-                }
+                validate_roles(&c.roles)?;
                 if c.manager_ids.contains(&c.user_id) {
                     return Err(DomainError::invalid(
                         "managerIds",
@@ -177,7 +172,10 @@ impl Aggregate for User {
                     ));
                 }
                 if *expires_at_micros != 0 && *expires_at_micros <= ctx.now_unix_micros {
-                    return Err(DomainError::invalid("expiresAt", "must be in the future"));
+                    return Err(DomainError::unsatisfiable(
+                        "expiresAt",
+                        "must be in the future",
+                    ));
                 }
                 let mut events = Vec::new();
                 let mut live = self.tokens.len();
@@ -221,12 +219,7 @@ impl Aggregate for User {
                     return Err(DomainError::Forbidden("only an admin updates users".into()));
                 }
                 if let Some(roles) = &u.roles {
-                    if let Some(bad) = roles.values.iter().find(|r| !ROLES.contains(&r.as_str())) {
-                        return Err(DomainError::invalid(
-                            "roles",
-                            format!("unknown role {bad:?}; roles are {}", ROLES.join(", ")),
-                        ));
-                    }
+                    validate_roles(&roles.values)?;
                 }
                 if let Some(m) = &u.manager_ids {
                     if m.values.contains(&self.id) {
@@ -366,6 +359,21 @@ impl User {
             Err(DomainError::NotFound("user".into()))
         }
     }
+}
+
+/// Known roles, each at most once.
+fn validate_roles(roles: &[String]) -> Result<(), DomainError> {
+    if let Some(bad) = roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
+        return Err(DomainError::invalid(
+            "roles",
+            format!("unknown role {bad:?}; roles are {}", ROLES.join(", ")),
+        ));
+    }
+    let distinct: std::collections::HashSet<&String> = roles.iter().collect();
+    if distinct.len() != roles.len() {
+        return Err(DomainError::invalid("roles", "each role at most once"));
+    }
+    Ok(())
 }
 
 /// 1 to 64 characters: lowercase letters, digits, `.`, `_`, `-`, `@`.
@@ -698,7 +706,10 @@ mod tests {
         let now = ctx("u1", &[]).now_unix_micros;
         given::<User>(&[created("u1", &[]).into()])
             .when(&issue(String::new(), now), &ctx("u1", &[]))
-            .then_error(DomainError::invalid("expiresAt", "must be in the future"));
+            .then_error(DomainError::unsatisfiable(
+                "expiresAt",
+                "must be in the future",
+            ));
         given::<User>(&[created("u1", &[]).into()])
             .when(&issue("x".repeat(201), 0), &ctx("u1", &[]))
             .then_error(DomainError::invalid(

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::Problem;
@@ -52,6 +53,11 @@ where
             }
         })?;
         let digest = BodyDigest(hex::encode(Sha256::digest(&bytes)));
+        // Every body is an object (serde would read a struct from a list).
+        if !bytes.trim_ascii().starts_with(b"{") {
+            return Err(Problem::bad_request("the body must be a JSON object")
+                .with_field(".", "not an object"));
+        }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize::<_, T>(de) {
             Ok(v) => Ok(ApiJson(v, digest)),
@@ -64,8 +70,15 @@ where
 /// otherwise it is read as JSON with the same problems as [`ApiJson`].
 pub fn optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Problem> {
     // No body, or JSON `null`: every field takes its default.
-    if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
+    let trimmed = bytes.trim_ascii();
+    if trimmed.is_empty() || trimmed == b"null" {
         return Ok(T::default());
+    }
+    // An object, never a list (serde would read a struct from a list).
+    if !trimmed.starts_with(b"{") {
+        return Err(
+            Problem::bad_request("the body must be a JSON object").with_field(".", "not an object")
+        );
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize::<_, T>(de).map_err(problem_for)
@@ -92,4 +105,36 @@ fn problem_for(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
         }
         _ => Problem::bad_request(format!("malformed JSON: {inner}")),
     }
+}
+
+/// Reads an integer field that JSON may spell as a whole float (`42.0`, which
+/// JSON Schema counts as an integer): `#[serde(deserialize_with = "iga_http::json::whole")]`.
+pub fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let i = match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => i,
+        (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+        _ => {
+            return Err(D::Error::custom(format!(
+                "{n} is not a whole number in range"
+            )))
+        }
+    };
+    T::try_from(i).map_err(|_| D::Error::custom(format!("{n} is out of range")))
+}
+
+/// [`whole`] for an optional field (absent or `null`: `None`).
+pub fn whole_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    #[derive(serde::Deserialize)]
+    struct W<T: TryFrom<i64>>(#[serde(deserialize_with = "whole")] T);
+    Ok(Option::<W<T>>::deserialize(d)?.map(|w| w.0))
 }

@@ -43,15 +43,20 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
         return Ok(None);
     };
     let text = v.to_str().unwrap_or("").trim();
-    if text == "*" {
+    // `*` (any version) and an empty header ask for nothing.
+    if text == "*" || text.is_empty() {
         return Ok(None);
     }
-    text.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
+    // An entity tag, quoted (RFC 9110): `"3"` or `W/"3"`.
+    text.strip_prefix("W/")
+        .unwrap_or(text)
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|t| !t.is_empty() && t.len() <= 15 && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse().ok())
         .map(Some)
-        .map_err(|_| {
-            Problem::bad_request("If-Match must be an ETag this service answered")
+        .ok_or_else(|| {
+            Problem::bad_request("If-Match must be an ETag this service answered, like \"3\"")
                 .with_field("If-Match", "invalid")
         })
 }

@@ -240,9 +240,11 @@ pub struct Approvers {
     pub kind: ApproverType,
     /// For `USERS`.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub user_ids: Vec<String>,
     /// For `ROLE`: `admin` or `auditor`.
     #[serde(default)]
+    #[schema(value_type = Option<RoleName>)]
     pub role: Option<String>,
 }
 
@@ -280,14 +282,34 @@ impl ApproverType {
     }
 }
 
+/// A role a user can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    Admin,
+    Auditor,
+}
+
+/// An id or value from a list kept elsewhere (a compliance framework, a
+/// risk level): 1 to 128 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(pattern = "^[\\s\\S]{1,128}$")]
+pub struct ValueId(pub String);
+
 /// One step of a policy.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyStep {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff\\u001c-\\u001f]"
+    )]
     pub name: String,
     pub approvers: Approvers,
     /// Distinct approvers needed; 1 when absent.
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "crate::json::whole")]
+    #[schema(minimum = 1, maximum = 100)]
     pub quorum: u32,
     #[serde(default)]
     pub require_justification: bool,

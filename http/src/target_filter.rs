@@ -52,6 +52,15 @@ pub enum TargetFilter {
 #[error("{0}")]
 pub struct FilterError(pub String);
 
+impl FilterError {
+    /// Whether the filter is well-formed node by node but too large as a
+    /// whole (more than [`MAX_NODES`] nodes or [`MAX_DEPTH`] levels): no
+    /// schema of one node can say so.
+    pub fn too_large(&self) -> bool {
+        self.0.starts_with("more than") || self.0.starts_with("nested more than")
+    }
+}
+
 impl TargetFilter {
     /// Parses a node given as its operator and operand.
     pub fn parse(operator: &str, operand: &Value) -> Result<TargetFilter, FilterError> {

@@ -38,20 +38,31 @@ pub(crate) fn existing(state: &QueryState, id: &str) -> Result<AppView, Problem>
         .ok_or_else(|| Problem::not_found(format!("app {id} not found")))
 }
 
+/// The app, unless it is deleted and the caller did not ask for deleted ones:
+/// a deleted app, and what is under it, answers 404 by default.
+pub(crate) fn live(
+    state: &QueryState,
+    id: &str,
+    show: &iga_http::page::ShowDeleted,
+) -> Result<AppView, Problem> {
+    let app = existing(state, id)?;
+    if app.deleted_at_micros.is_some() && !show.include_deleted {
+        return Err(Problem::not_found(format!(
+            "app {id} is deleted (?includeDeleted=true shows it)"
+        )));
+    }
+    Ok(app)
+}
+
 /// One app; a deleted one (with `deletedAt`) only with `includeDeleted=true`.
-#[utoipa::path(get, path = "/apps/{id}", tag = "catalog", params(("id" = String, Path, description = "App id"), iga_http::page::ShowDeleted),
+#[utoipa::path(get, path = "/apps/{appId}", tag = "catalog", params(("appId" = String, Path, description = "App id"), iga_http::page::ShowDeleted),
     responses((status = 200, description = "The app", body = App), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get_app(
     State(state): State<QueryState>,
     Path(id): Path<String>,
     Query(show): Query<iga_http::page::ShowDeleted>,
 ) -> Result<Response, Problem> {
-    let app = existing(&state, &id)?;
-    if app.deleted_at_micros.is_some() && !show.include_deleted {
-        return Err(Problem::not_found(format!(
-            "app {id} is deleted (?includeDeleted=true shows it)"
-        )));
-    }
+    let app = live(&state, &id, &show)?;
     Ok(object_response(
         StatusCode::OK,
         app.version,
@@ -96,14 +107,15 @@ pub async fn list_apps(
 }
 
 /// Every version of an app, oldest first.
-#[utoipa::path(get, path = "/apps/{id}/versions", tag = "catalog", params(("id" = String, Path, description = "App id"), PageParams),
+#[utoipa::path(get, path = "/apps/{appId}/versions", tag = "catalog", params(("appId" = String, Path, description = "App id"), PageParams, iga_http::page::ShowDeleted),
     responses((status = 200, description = "A page of versions", body = Page<AppVersion>), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn list_app_versions(
     State(state): State<QueryState>,
     Path(id): Path<String>,
     Query(page): Query<PageParams>,
+    Query(show): Query<iga_http::page::ShowDeleted>,
 ) -> Result<Response, Problem> {
-    existing(&state, &id)?;
+    live(&state, &id, &show)?;
     let page = crate::page::page_over(
         tree(&state)?,
         &version_prefix(&id),
@@ -120,12 +132,13 @@ pub async fn list_app_versions(
 }
 
 /// The users owning an app.
-#[utoipa::path(get, path = "/apps/{id}/owners", tag = "catalog", params(("id" = String, Path, description = "App id")),
+#[utoipa::path(get, path = "/apps/{appId}/owners", tag = "catalog", params(("appId" = String, Path, description = "App id"), iga_http::page::ShowDeleted),
     responses((status = 200, description = "The owners", body = Page<iga_http::model::User>), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn list_app_owners(
     State(state): State<QueryState>,
     Path(id): Path<String>,
+    Query(show): Query<iga_http::page::ShowDeleted>,
 ) -> Result<Response, Problem> {
-    let app = existing(&state, &id)?;
+    let app = live(&state, &id, &show)?;
     Ok(Json(crate::users::users_named(&state, &app.fields.owner_ids)?).into_response())
 }

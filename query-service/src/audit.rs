@@ -30,8 +30,10 @@ pub const RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
 pub struct EventFilter {
     /// Events after this position (default 0: from the start).
     #[serde(default)]
+    #[param(maximum = 9007199254740991.0)]
     pub after_position: u64,
     /// 1 to 1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     pub stream_id: Option<String>,
     /// The stream id's prefix: `user`, `app`, `request`, `access`, ...
@@ -94,6 +96,21 @@ fn keep(f: &EventFilter, r: &RecordedEvent) -> bool {
         && f.actor_id.as_ref().is_none_or(|a| *a == e.actor_id)
 }
 
+/// The largest position a caller may name: 2^53 - 1, what every JSON
+/// reader holds exactly (a log reaches it after 285 years at a million
+/// events a second).
+pub const MAX_POSITION: u64 = (1 << 53) - 1;
+
+fn position_in_range(field: &str, p: u64) -> Result<u64, Problem> {
+    if p > MAX_POSITION {
+        return Err(
+            Problem::bad_request(format!("{field} is at most {MAX_POSITION}"))
+                .with_field(field, "out of range"),
+        );
+    }
+    Ok(p)
+}
+
 fn auditor(p: &Principal) -> Result<(), Problem> {
     if p.is_admin() || p.has_role("auditor") {
         Ok(())
@@ -121,7 +138,7 @@ pub async fn list_events(
         );
     }
     let mut list = Vec::new();
-    let mut after = f.after_position;
+    let mut after = position_in_range("afterPosition", f.after_position)?;
     let mut scanned = 0;
     'scan: while scanned < MAX_SCAN {
         let batch = state
@@ -156,6 +173,7 @@ pub async fn list_events(
 pub struct StreamFilter {
     /// Events after this position; `Last-Event-ID` takes precedence.
     #[serde(default)]
+    #[param(maximum = 9007199254740991.0)]
     pub after_position: u64,
 }
 
@@ -181,6 +199,7 @@ pub async fn stream_events(
             })?,
         None => f.after_position,
     };
+    let after = position_in_range("afterPosition", after)?;
     let sub = state
         .store
         .subscribe(after)

@@ -61,8 +61,8 @@ fn entitlement(state: &QueryState, app_id: &str, id: &str) -> Result<Entitlement
 }
 
 /// One entitlement; a deleted one (with `deletedAt`) only with `includeDeleted=true`.
-#[utoipa::path(get, path = "/apps/{appId}/entitlements/{id}", tag = "catalog",
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id"), iga_http::page::ShowDeleted),
+#[utoipa::path(get, path = "/apps/{appId}/entitlements/{entitlementId}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), iga_http::page::ShowDeleted),
     responses((status = 200, description = "The entitlement", body = Entitlement), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get_entitlement(
     State(state): State<QueryState>,
@@ -122,8 +122,8 @@ pub async fn list_entitlements(
 }
 
 /// The users owning an entitlement.
-#[utoipa::path(get, path = "/apps/{appId}/entitlements/{id}/owners", tag = "catalog",
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id")),
+#[utoipa::path(get, path = "/apps/{appId}/entitlements/{entitlementId}/owners", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id")),
     responses((status = 200, description = "The owners", body = Page<iga_http::model::User>), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn list_entitlement_owners(
     State(state): State<QueryState>,
@@ -134,8 +134,8 @@ pub async fn list_entitlement_owners(
 }
 
 /// One resource type.
-#[utoipa::path(get, path = "/apps/{appId}/resource_types/{id}", tag = "catalog",
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Resource type id")),
+#[utoipa::path(get, path = "/apps/{appId}/resource_types/{typeId}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("typeId" = String, Path, description = "Resource type id")),
     responses((status = 200, description = "The resource type", body = ResourceType), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get_resource_type(
     State(state): State<QueryState>,
@@ -175,8 +175,8 @@ pub async fn list_resource_types(
 }
 
 /// One resource.
-#[utoipa::path(get, path = "/apps/{appId}/resource_types/{typeId}/resources/{id}", tag = "catalog",
-    params(("appId" = String, Path, description = "App id"), ("typeId" = String, Path, description = "Resource type id"), ("id" = String, Path, description = "Resource id")),
+#[utoipa::path(get, path = "/apps/{appId}/resource_types/{typeId}/resources/{resourceId}", tag = "catalog",
+    params(("appId" = String, Path, description = "App id"), ("typeId" = String, Path, description = "Resource type id"), ("resourceId" = String, Path, description = "Resource id")),
     responses((status = 200, description = "The resource", body = Resource), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get_resource(
     State(state): State<QueryState>,

@@ -64,6 +64,7 @@ pub struct GrantFilter {
     pub app_id: Option<String>,
     pub entitlement_id: Option<String>,
     /// RFC 3339: the grants held at that instant instead of now.
+    #[param(format = DateTime)]
     pub at: Option<String>,
     /// Also grants that ended (ignored with `at`).
     #[serde(default)]
@@ -183,8 +184,8 @@ pub struct EntitlementGrantFilter {
 }
 
 /// The grants of one entitlement.
-#[utoipa::path(get, path = "/apps/{appId}/entitlements/{id}/grants", tag = "grants",
-    params(("appId" = String, Path, description = "App id"), ("id" = String, Path, description = "Entitlement id"), EntitlementGrantFilter),
+#[utoipa::path(get, path = "/apps/{appId}/entitlements/{entitlementId}/grants", tag = "grants",
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), EntitlementGrantFilter),
     responses((status = 200, description = "The grants", body = GrantList)), security(("bearer" = [])))]
 pub async fn entitlement_grants(
     State(state): State<QueryState>,

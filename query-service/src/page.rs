@@ -14,16 +14,20 @@ pub fn page_over<V: DeserializeOwned, T>(
     render: impl Fn(V) -> T,
 ) -> Result<Page<T>, Problem> {
     let size = page.size()?;
-    let start = match page.after()? {
-        Some(after) if after.starts_with(prefix) => std::ops::Bound::Excluded(after),
-        Some(_) => {
-            return Err(Problem::bad_request("pageToken belongs to another list")
-                .with_field("pageToken", "invalid"))
-        }
-        None => std::ops::Bound::Included(prefix.to_vec()),
-    };
     let mut end = prefix.to_vec();
     *end.last_mut().expect("non-empty prefix") += 1;
+    // A token is a key to start after; one from another list starts this
+    // one at its beginning (before it) or answers an empty page (after it).
+    let start = match page.after()? {
+        Some(after) if after.as_slice() >= end.as_slice() => {
+            return Ok(Page {
+                list: Vec::new(),
+                next_page_token: None,
+            })
+        }
+        Some(after) if after.as_slice() >= prefix => std::ops::Bound::Excluded(after),
+        _ => std::ops::Bound::Included(prefix.to_vec()),
+    };
     let mut list = Vec::with_capacity(size);
     let mut last_key = None;
     let mut more = false;

@@ -134,6 +134,7 @@ pub async fn list_requests(
 #[serde(deny_unknown_fields)]
 pub struct FilterNode {
     /// `AND`, `OR`, `NOT`, `EQUALS`, `CONTAINS`, `STARTS_WITH`, `GTE`, `LTE`.
+    #[schema(pattern = "^(AND|OR|NOT|EQUALS|CONTAINS|STARTS_WITH|GTE|LTE)$")]
     pub operator: String,
     /// Nodes for AND/OR, a node for NOT, `{targetName, targetValue}` otherwise.
     #[schema(value_type = Object)]
@@ -147,10 +148,14 @@ pub struct SearchBody {
     pub target_filter: Option<FilterNode>,
     /// Comma-separated dotted paths, `-` for descending; default `-metadata.createdDate`.
     #[serde(default)]
+    #[schema(max_length = 400)]
     pub sort_keys: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "iga_http::json::whole_opt")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub page_size: Option<usize>,
     #[serde(default)]
+    /// The `nextPageToken` of the previous page (an offset).
+    #[schema(pattern = "^(3[0-9]){1,19}$")]
     pub page_token: Option<String>,
 }
 
@@ -171,7 +176,12 @@ pub async fn search_requests(
         .map(|f| TargetFilter::parse(&f.operator, &f.operand))
         .transpose()
         .map_err(|e| {
-            Problem::bad_request(format!("targetFilter: {e}")).with_field("targetFilter", e.0)
+            let status = if e.too_large() {
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                axum::http::StatusCode::BAD_REQUEST
+            };
+            Problem::new(status, format!("targetFilter: {e}")).with_field("targetFilter", e.0)
         })?;
     let page = PageParams {
         page_size: body.page_size,
@@ -265,6 +275,7 @@ pub async fn search_requests(
 #[into_params(parameter_in = Query)]
 pub struct TaskFilter {
     /// `active` (default) or `inactive`.
+    #[param(pattern = "^(active|inactive)$")]
     pub actor_status: Option<String>,
 }
 

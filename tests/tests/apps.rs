@@ -384,12 +384,12 @@ async fn owners() {
         .await;
     assert_eq!(
         (status, p["errors"][0]["field"].as_str()),
-        (400, Some("userIds"))
+        (422, Some("userIds"))
     );
     let (status, _, _) = api
         .write("POST", &format!("{owners}/ghost"), ADMIN, None)
         .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     let (status, _, _) = api
         .write("DELETE", &format!("{owners}/ghost"), ADMIN, None)
         .await;

@@ -94,9 +94,6 @@ impl Row {
         self.inactive_app = true;
         self
     }
-    fn key(&self) -> (String, String) {
-        (self.method.to_string(), self.path.to_string())
-    }
 }
 
 /// Who sees the scene's request, and who of them may decide it.
@@ -120,17 +117,17 @@ fn rows() -> Vec<Row> {
     vec![
         // Catalog reads: anyone.
         row("GET", "/api/v1/apps", ACTIVE, 200),
-        row("GET", "/api/v1/apps/{id}", ACTIVE, 200),
-        row("GET", "/api/v1/apps/{id}/owners", ACTIVE, 200),
-        row("GET", "/api/v1/apps/{id}/versions", ACTIVE, 200),
+        row("GET", "/api/v1/apps/{appId}", ACTIVE, 200),
+        row("GET", "/api/v1/apps/{appId}/owners", ACTIVE, 200),
+        row("GET", "/api/v1/apps/{appId}/versions", ACTIVE, 200),
         row("GET", "/api/v1/apps/{appId}/entitlements", ACTIVE, 200),
-        row("GET", "/api/v1/apps/{appId}/entitlements/{id}", ACTIVE, 200),
-        row("GET", "/api/v1/apps/{appId}/entitlements/{id}/owners", ACTIVE, 200),
-        row("GET", "/api/v1/apps/{appId}/entitlements/{id}/grants", ACTIVE, 200),
+        row("GET", "/api/v1/apps/{appId}/entitlements/{entitlementId}", ACTIVE, 200),
+        row("GET", "/api/v1/apps/{appId}/entitlements/{entitlementId}/owners", ACTIVE, 200),
+        row("GET", "/api/v1/apps/{appId}/entitlements/{entitlementId}/grants", ACTIVE, 200),
         row("GET", "/api/v1/apps/{appId}/resource_types", ACTIVE, 200),
-        row("GET", "/api/v1/apps/{appId}/resource_types/{id}", ACTIVE, 200),
+        row("GET", "/api/v1/apps/{appId}/resource_types/{typeId}", ACTIVE, 200),
         row("GET", "/api/v1/apps/{appId}/resource_types/{typeId}/resources", ACTIVE, 200),
-        row("GET", "/api/v1/apps/{appId}/resource_types/{typeId}/resources/{id}", ACTIVE, 200),
+        row("GET", "/api/v1/apps/{appId}/resource_types/{typeId}/resources/{resourceId}", ACTIVE, 200),
         row("GET", "/api/v1/catalog", ACTIVE, 200),
         row("GET", "/api/v1/policies", ACTIVE, 200),
         row("GET", "/api/v1/policies/{id}", ACTIVE, 200),
@@ -165,14 +162,14 @@ fn rows() -> Vec<Row> {
             .hidden(NOT_REQUESTER),
         // Apps.
         row("POST", "/api/v1/apps", &[Admin], 201).body(json!({"displayName": "New"})),
-        row("POST", "/api/v1/apps/{id}", admin_app_owner, 200).body(json!({"description": "x"})),
-        row("DELETE", "/api/v1/apps/{id}", &[Admin], 200).inactive(),
-        row("POST", "/api/v1/apps/{id}/lifecycle/activate", &[Admin], 200).inactive(),
-        row("POST", "/api/v1/apps/{id}/lifecycle/deactivate", &[Admin], 200),
-        row("PUT", "/api/v1/apps/{id}/owners", &[Admin], 200).body(json!({"userIds": ["STRANGER"]})),
-        row("POST", "/api/v1/apps/{id}/owners/{userId}", admin_app_owner, 200),
-        row("DELETE", "/api/v1/apps/{id}/owners/{appOwnerId}", admin_app_owner, 200),
-        row("POST", "/api/v1/apps/{id}/versions/{version}/restore", admin_app_owner, 200),
+        row("POST", "/api/v1/apps/{appId}", admin_app_owner, 200).body(json!({"description": "x"})),
+        row("DELETE", "/api/v1/apps/{appId}", &[Admin], 200).inactive(),
+        row("POST", "/api/v1/apps/{appId}/lifecycle/activate", &[Admin], 200).inactive(),
+        row("POST", "/api/v1/apps/{appId}/lifecycle/deactivate", &[Admin], 200),
+        row("PUT", "/api/v1/apps/{appId}/owners", &[Admin], 200).body(json!({"userIds": ["STRANGER"]})),
+        row("POST", "/api/v1/apps/{appId}/owners/{userId}", admin_app_owner, 200),
+        row("DELETE", "/api/v1/apps/{appId}/owners/{appOwnerId}", admin_app_owner, 200),
+        row("POST", "/api/v1/apps/{appId}/versions/{version}/restore", admin_app_owner, 200),
         row("POST", "/api/v1/apps/{appId}/resource_types", admin_app_owner, 201)
             .body(json!({"displayName": "T2"})),
         row("POST", "/api/v1/apps/{appId}/resource_types/{typeId}/resources", admin_app_owner, 201)
@@ -180,13 +177,13 @@ fn rows() -> Vec<Row> {
         // Entitlements.
         row("POST", "/api/v1/apps/{appId}/entitlements", admin_app_owner, 201)
             .body(json!({"displayName": "E3"})),
-        row("POST", "/api/v1/apps/{appId}/entitlements/{id}", &[Admin, AppOwner, EntOwner], 200)
+        row("POST", "/api/v1/apps/{appId}/entitlements/{entitlementId}", &[Admin, AppOwner, EntOwner], 200)
             .body(json!({"description": "x"})),
-        row("DELETE", "/api/v1/apps/{appId}/entitlements/{id}", admin_app_owner, 200),
-        row("PUT", "/api/v1/apps/{appId}/entitlements/{id}/owners", admin_app_owner, 200)
+        row("DELETE", "/api/v1/apps/{appId}/entitlements/{entitlementId}", admin_app_owner, 200),
+        row("PUT", "/api/v1/apps/{appId}/entitlements/{entitlementId}/owners", admin_app_owner, 200)
             .body(json!({"userIds": ["STRANGER"]})),
-        row("POST", "/api/v1/apps/{appId}/entitlements/{id}/owners/{userId}", admin_app_owner, 200),
-        row("DELETE", "/api/v1/apps/{appId}/entitlements/{id}/owners/{entOwnerId}", admin_app_owner, 200),
+        row("POST", "/api/v1/apps/{appId}/entitlements/{entitlementId}/owners/{userId}", admin_app_owner, 200),
+        row("DELETE", "/api/v1/apps/{appId}/entitlements/{entitlementId}/owners/{entOwnerId}", admin_app_owner, 200),
         // Direct grants (on the scene's second entitlement, held by the beneficiary).
         row("POST", "/api/v1/apps/{appId}/entitlements/{grantedId}/add-manual-user", admin_app_owner, 201)
             .body(json!({"userId": "STRANGER"})),
@@ -236,7 +233,7 @@ fn openapi_path(path: &str) -> String {
     path.replace("{requestId}", "{id}")
         .replace("{appOwnerId}", "{userId}")
         .replace("{entOwnerId}", "{userId}")
-        .replace("{grantedId}", "{id}")
+        .replace("{grantedId}", "{entitlementId}")
         .replace("{holderId}", "{userId}")
 }
 
@@ -484,16 +481,10 @@ async fn scene(w: &World, row: &Row) -> Scene {
             ("{requestId}", request),
             ("{appId}", app.clone()),
             ("{typeId}", rt.clone()),
-            ("/resource_types/{id}/", format!("/resource_types/{rt}/")),
-            (
-                "/resources/{id}",
-                format!("/resources/{}", res["id"].as_str().unwrap()),
-            ),
-            ("/resource_types/{id}", format!("/resource_types/{rt}")),
+            ("{resourceId}", res["id"].as_str().unwrap().to_string()),
             ("{grantedId}", granted),
             ("{holderId}", w.id(Beneficiary).to_string()),
-            ("/entitlements/{id}", format!("/entitlements/{ent}")),
-            ("/apps/{id}", format!("/apps/{app}")),
+            ("{entitlementId}", ent.clone()),
             ("/policies/{id}", format!("/policies/{policy}")),
             (
                 "/users/{userId}/tasks",

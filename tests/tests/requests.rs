@@ -402,9 +402,15 @@ async fn per_pair_errors_and_who_may_request_for_whom() {
         ),
     ] {
         let (s, _, e) = post(api, &w.other.1, "/api/v1/requests", bad.clone()).await;
+        // Malformed: 400; well-formed but already past: 422.
+        let status = if bad.to_string().contains("2001-01-01") {
+            422
+        } else {
+            400
+        };
         assert_eq!(
             (s, e["errors"][0]["field"].as_str()),
-            (400, Some(field)),
+            (status, Some(field)),
             "{bad} -> {e}"
         );
     }
@@ -1027,7 +1033,7 @@ async fn delegates_see_and_act_on_the_tasks_of_those_they_stand_in_for() {
         &pos,
     )
     .await;
-    assert_eq!(s, 403);
+    assert_eq!(s, 404, "someone else's inbox does not exist for them");
     let (s, _, r) = post(
         api,
         &deputy_token,

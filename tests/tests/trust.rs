@@ -92,7 +92,7 @@ async fn policies_refuse_two_steps_of_one_name() {
         json!({"displayName": "Twice", "steps": [step("Review"), step(" review")]}),
     )
     .await;
-    assert_eq!(s, 400, "{v}");
+    assert_eq!(s, 422, "{v}");
     assert_eq!(v["errors"][0]["field"], "steps[1].name", "{v}");
 }
 

@@ -78,7 +78,7 @@ async fn create_then_read_your_write() {
 }
 
 #[tokio::test]
-async fn bad_bodies_are_400_and_write_nothing() {
+async fn bad_bodies_are_refused_and_write_nothing() {
     let (_dir, s) = start();
     let c = client();
     let cases = [
@@ -97,7 +97,13 @@ async fn bad_bodies_are_400_and_write_nothing() {
         ),
     ];
     for (body, field) in cases {
-        let p = problem(create(&s, ADMIN, body.clone()).await, 400).await;
+        // Malformed: 400; well-formed but naming a user that does not exist: 422.
+        let status = if field.ends_with("Ids") || field == "delegatedUserId" {
+            422
+        } else {
+            400
+        };
+        let p = problem(create(&s, ADMIN, body.clone()).await, status).await;
         assert!(
             p["errors"][0]["field"].as_str().unwrap().contains(field),
             "{body}: {p}"
