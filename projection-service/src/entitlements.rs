@@ -211,6 +211,13 @@ impl EntitlementCatalog {
         Staged::new(tree).get_value(&entitlement_key(app_id, id))
     }
 
+    /// The app an entitlement belongs to.
+    pub fn app_of(tree: &sled::Tree, id: &str) -> Result<Option<String>> {
+        Ok(tree
+            .get(app_of_key(id))?
+            .map(|a| String::from_utf8_lossy(&a).into_owned()))
+    }
+
     /// An entitlement found by its id alone.
     pub fn entitlement_by_id(tree: &sled::Tree, id: &str) -> Result<Option<EntitlementView>> {
         let Some(app) = tree.get(app_of_key(id))? else {

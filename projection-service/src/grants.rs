@@ -206,7 +206,116 @@ impl Projection for GrantLedger {
     }
 }
 
+/// Which index a grants query reads, narrowest first: what it costs is what
+/// is under it, never the whole ledger unless asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantScope {
+    /// What a user holds now (on one entitlement, if given).
+    HeldBy {
+        user_id: String,
+        entitlement_id: Option<String>,
+    },
+    /// Every grant a user ever held (on one entitlement, if given).
+    User {
+        user_id: String,
+        entitlement_id: Option<String>,
+    },
+    /// Every grant of an entitlement.
+    Entitlement(String),
+    /// Every grant of an app.
+    App(String),
+    /// Every grant.
+    All,
+}
+
+impl GrantScope {
+    fn prefix(&self) -> Vec<u8> {
+        match self {
+            GrantScope::HeldBy {
+                user_id,
+                entitlement_id: Some(e),
+            } => current_key(user_id, e),
+            GrantScope::HeldBy { user_id, .. } => current_prefix(user_id),
+            GrantScope::User {
+                user_id,
+                entitlement_id: Some(e),
+            } => by_pair_prefix(user_id, e),
+            GrantScope::User { user_id, .. } => by_user_prefix(user_id),
+            GrantScope::Entitlement(e) => by_entitlement_prefix(e),
+            GrantScope::App(a) => by_app_prefix(a),
+            GrantScope::All => b"g/".to_vec(),
+        }
+    }
+}
+
+/// A page of grants and where the next one starts (a key of the index).
+#[derive(Debug, Default)]
+pub struct GrantPage {
+    pub grants: Vec<GrantView>,
+    pub next: Option<Vec<u8>>,
+}
+
 impl GrantLedger {
+    /// Up to `size` grants under `scope` that pass `keep`, in the index's
+    /// order (issue order, but for what a user holds now: by entitlement),
+    /// starting after key `after` (a page's `next`).
+    pub fn page(
+        tree: &sled::Tree,
+        scope: &GrantScope,
+        after: Option<&[u8]>,
+        size: usize,
+        mut keep: impl FnMut(&GrantView) -> bool,
+    ) -> Result<GrantPage> {
+        let prefix = scope.prefix();
+        let mut end = prefix.clone();
+        end.push(0xff);
+        let start = match after {
+            Some(a) if a >= end.as_slice() => return Ok(GrantPage::default()),
+            Some(a) if a >= prefix.as_slice() => std::ops::Bound::Excluded(a.to_vec()),
+            _ => std::ops::Bound::Included(prefix.clone()),
+        };
+        let mut page = GrantPage::default();
+        let mut last = None;
+        for kv in tree.range((start, std::ops::Bound::Excluded(end))) {
+            let (k, v) = kv?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let exact = matches!(
+                scope,
+                GrantScope::HeldBy {
+                    entitlement_id: Some(_),
+                    ..
+                }
+            );
+            if exact && k.as_ref() != prefix.as_slice() {
+                continue;
+            }
+            // `cur/` keys hold the grant id; the others end with it.
+            let id = match scope {
+                GrantScope::HeldBy { .. } => String::from_utf8_lossy(&v).into_owned(),
+                GrantScope::All => String::from_utf8_lossy(&k[2..]).into_owned(),
+                _ => {
+                    let id = k.rsplit(|b| *b == b'/').next().unwrap_or_default();
+                    String::from_utf8_lossy(id).into_owned()
+                }
+            };
+            let Some(g) = Self::get(tree, &id)? else {
+                continue;
+            };
+            if !keep(&g) {
+                continue;
+            }
+            if page.grants.len() == size {
+                page.next = last;
+                return Ok(page);
+            }
+            last = Some(k.to_vec());
+            page.grants.push(g);
+        }
+        Ok(page)
+    }
+
     pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<GrantView>> {
         Staged::new(tree).get_value(&grant_key(id))
     }

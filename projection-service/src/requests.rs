@@ -8,7 +8,10 @@
 //!
 //! Keys: `r/<requestId>` -> [`RequestView`]; `t/<userId>/<a|i>/<newest-first
 //! created BE>/<requestId>` -> `""`: the user's active (`a`) and inactive
-//! (`i`) tasks; `u/<userId>` -> [`Member`] (roles, to expand ROLE phases).
+//! (`i`) tasks; `q/<requesterId>/<created BE>/<requestId>` and
+//! `b/<beneficiaryId>/<created BE>/<requestId>` -> `""`: the requests a user
+//! made and those made for them, oldest first; `u/<userId>` -> [`Member`]
+//! (roles, to expand ROLE phases).
 
 use std::collections::BTreeSet;
 
@@ -499,6 +502,28 @@ fn micros_of(timestamp: &str) -> i64 {
     parse_rfc3339(timestamp).map_or(0, |t| (t.unix_timestamp_nanos() / 1000) as i64)
 }
 
+/// How a user takes part in a request, for the `q/` and `b/` indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Requester,
+    Beneficiary,
+}
+
+fn party_prefix(party: Party, user_id: &str) -> Vec<u8> {
+    let kind = match party {
+        Party::Requester => 'q',
+        Party::Beneficiary => 'b',
+    };
+    format!("{kind}/{user_id}/").into_bytes()
+}
+
+fn party_key(party: Party, user_id: &str, created: i64, id: &str) -> Vec<u8> {
+    let mut k = party_prefix(party, user_id);
+    k.extend_from_slice(&created.to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
 fn member_key(id: &str) -> Vec<u8> {
     format!("u/{id}").into_bytes()
 }
@@ -541,8 +566,9 @@ impl Projection for RequestDirectory {
 
     /// 2: no `c/<requestId>` creation-time keys; inboxes read it off the view.
     /// 3: phases say whether admins fall back (`adminFallback`).
+    /// 4: the requests of each requester (`q/`) and beneficiary (`b/`).
     fn layout(&self) -> u32 {
-        3
+        4
     }
 
     fn apply(
@@ -583,6 +609,7 @@ impl Projection for RequestDirectory {
         // stored without an id, so the early return only leaves a request
         // this model never had).
         let before: Option<RequestView> = tx.take_value(&key)?;
+        let new = before.is_none();
         let old_tasks = match &before {
             Some(b) => tasks(tx, b)?,
             None => BTreeSet::new(),
@@ -605,6 +632,17 @@ impl Projection for RequestDirectory {
         }
         for (user, active) in new_tasks.difference(&old_tasks) {
             tx.put(task_key(user, *active, created, id), Vec::new());
+        }
+        if new {
+            let created = micros_of(&view.metadata.created_date);
+            tx.put(
+                party_key(Party::Requester, &view.requester.id, created, id),
+                Vec::new(),
+            );
+            tx.put(
+                party_key(Party::Beneficiary, &view.user.id, created, id),
+                Vec::new(),
+            );
         }
         tx.put_owned(key, view);
         Ok(())
@@ -657,6 +695,48 @@ fn tasks(tx: &Staged<'_>, view: &RequestView) -> Result<BTreeSet<(String, bool)>
 impl RequestDirectory {
     pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<RequestView>> {
         Staged::new(tree).get_value(&request_key(id))
+    }
+
+    /// The requests `user_id` made or that were made for them (`party`):
+    /// `(created, id)`, oldest first.
+    pub fn of_party(tree: &sled::Tree, party: Party, user_id: &str) -> Result<Vec<(i64, String)>> {
+        let prefix = party_prefix(party, user_id);
+        let mut out = Vec::new();
+        for kv in tree.scan_prefix(&prefix) {
+            let (k, _) = kv?;
+            let rest = &k[prefix.len()..];
+            if rest.len() < 8 {
+                continue;
+            }
+            let created = i64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
+            out.push((created, String::from_utf8_lossy(&rest[8..]).into_owned()));
+        }
+        Ok(out)
+    }
+
+    /// Every request `user_id` takes part in (made, is the beneficiary of,
+    /// acts or acted on): `(created, id)`, oldest first, each once. What it
+    /// reads is that user's share of the requests, not all of them.
+    pub fn involving(tree: &sled::Tree, user_id: &str) -> Result<Vec<(i64, String)>> {
+        let mut all: BTreeSet<(i64, String)> = BTreeSet::new();
+        all.extend(Self::of_party(tree, Party::Requester, user_id)?);
+        all.extend(Self::of_party(tree, Party::Beneficiary, user_id)?);
+        for active in [true, false] {
+            let prefix = task_prefix(user_id, active);
+            for kv in tree.scan_prefix(&prefix) {
+                let (k, _) = kv?;
+                let rest = &k[prefix.len()..];
+                if rest.len() < 8 {
+                    continue;
+                }
+                let newest_first = i64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
+                all.insert((
+                    i64::MAX - newest_first,
+                    String::from_utf8_lossy(&rest[8..]).into_owned(),
+                ));
+            }
+        }
+        Ok(all.into_iter().collect())
     }
 
     /// The roles of a user, as this model knows them.

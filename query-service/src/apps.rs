@@ -142,3 +142,34 @@ pub async fn list_app_owners(
     let app = live(&state, &id, &show)?;
     Ok(Json(crate::users::users_named(&state, &app.fields.owner_ids)?).into_response())
 }
+
+/// Middleware: what is under an app (`/apps/{appId}/...`: its entitlements,
+/// their grants and owners, resource types, resources, versions, owners)
+/// answers 404 once the app is deleted, as the app does, unless the read
+/// asks for deleted things (`includeDeleted=true`); and 404 for an app that
+/// never existed.
+pub async fn hide_what_is_under_deleted_apps(
+    State(state): State<QueryState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let mut segments = path.split('/').skip_while(|s| *s != "apps").skip(1);
+    let (Some(app_id), Some(_under)) = (segments.next(), segments.next()) else {
+        return next.run(req).await;
+    };
+    let app_id = percent_encoding::percent_decode_str(app_id)
+        .decode_utf8_lossy()
+        .into_owned();
+    let show_deleted = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "includeDeleted=true"));
+    let show = iga_http::page::ShowDeleted {
+        include_deleted: show_deleted,
+    };
+    match live(&state, &app_id, &show) {
+        Ok(_) => next.run(req).await,
+        Err(p) => p.into_response(),
+    }
+}

@@ -4,11 +4,9 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use iga_http::page::{page_token, PageParams};
 use iga_http::{Principal, Problem};
-use projection_service::grants::{
-    by_app_prefix, by_entitlement_prefix, by_pair_prefix, by_user_prefix, Grant, GrantLedger,
-    GrantView, NAME,
-};
+use projection_service::grants::{Grant, GrantLedger, GrantScope, GrantView, NAME};
 use serde::{Deserialize, Serialize};
 
 use crate::QueryState;
@@ -75,71 +73,182 @@ pub struct GrantFilter {
 #[serde(rename_all = "camelCase")]
 pub struct GrantList {
     pub list: Vec<Grant>,
+    /// Where the next page starts; null on the last page.
+    pub next_page_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantHistory {
-    /// Every interval, oldest first; `deletedAt` is null while held.
+    /// Every interval, in the order the grants were issued; `deletedAt` is
+    /// null while held.
     pub list: Vec<GrantView>,
+    /// Where the next page starts; null on the last page.
+    pub next_page_token: Option<String>,
 }
 
-/// The grants matching the filter's ids, oldest first; `held_now` reads only
-/// grants held now where an index allows (a user's current grants).
-fn select(state: &QueryState, f: &GrantFilter, held_now: bool) -> Result<Vec<GrantView>, Problem> {
-    let tree = tree(state)?;
-    let mut grants = if let Some(u) = &f.user_id {
-        match (&f.entitlement_id, held_now) {
-            (e, true) => GrantLedger::held_by(tree, u, e.as_deref()),
-            (Some(e), false) => GrantLedger::under(tree, &by_pair_prefix(u, e)),
-            (None, false) => GrantLedger::under(tree, &by_user_prefix(u)),
+/// Whether `p` owns app `app_id`, or entitlement `entitlement_id` of it.
+fn owns(
+    state: &QueryState,
+    p: &Principal,
+    app_id: Option<&str>,
+    entitlement_id: Option<&str>,
+) -> Result<bool, Problem> {
+    if let Some(app_id) = app_id {
+        let apps = state
+            .models
+            .tree(projection_service::apps::NAME)
+            .ok_or_else(|| Problem::internal("apps read model missing"))?;
+        if let Some(app) =
+            projection_service::apps::AppCatalog::get(apps, app_id).map_err(internal)?
+        {
+            if app.fields.owner_ids.contains(&p.user_id) {
+                return Ok(true);
+            }
         }
-    } else if let Some(e) = &f.entitlement_id {
-        GrantLedger::under(tree, &by_entitlement_prefix(e))
-    } else if let Some(a) = &f.app_id {
-        GrantLedger::under(tree, &by_app_prefix(a))
-    } else {
-        GrantLedger::under(tree, b"g/")
+        if let Some(e) = entitlement_id {
+            let ents = state
+                .models
+                .tree(projection_service::entitlements::NAME)
+                .ok_or_else(|| Problem::internal("entitlements read model missing"))?;
+            return Ok(
+                projection_service::entitlements::EntitlementCatalog::entitlement(ents, app_id, e)
+                    .map_err(internal)?
+                    .is_some_and(|v| v.fields.owner_ids.contains(&p.user_id)),
+            );
+        }
     }
-    .map_err(internal)?;
-    grants.retain(|g| {
-        f.user_id.as_ref().is_none_or(|u| *u == g.user_id)
+    Ok(false)
+}
+
+/// The narrowest index that holds every grant the caller may see under the
+/// filter: a read costs what it can answer, not the size of the ledger. An
+/// admin or auditor reads by the filter; anyone else their own grants, or
+/// those of an app or entitlement they own, or one user's (seen grant by
+/// grant).
+fn scope(
+    state: &QueryState,
+    p: &Principal,
+    f: &GrantFilter,
+    held_now: bool,
+) -> Result<GrantScope, Problem> {
+    let by_user = |user_id: &str| {
+        let user_id = user_id.to_string();
+        let entitlement_id = f.entitlement_id.clone();
+        if held_now {
+            GrantScope::HeldBy {
+                user_id,
+                entitlement_id,
+            }
+        } else {
+            GrantScope::User {
+                user_id,
+                entitlement_id,
+            }
+        }
+    };
+    if let Some(u) = &f.user_id {
+        return Ok(by_user(u));
+    }
+    let everyone = p.is_admin() || p.has_role("auditor");
+    if let Some(e) = &f.entitlement_id {
+        let app = f
+            .app_id
+            .clone()
+            .or_else(|| entitlement_app(state, e).ok().flatten());
+        if everyone || owns(state, p, app.as_deref(), Some(e))? {
+            return Ok(GrantScope::Entitlement(e.clone()));
+        }
+        return Ok(by_user(&p.user_id));
+    }
+    if let Some(a) = &f.app_id {
+        if everyone || owns(state, p, Some(a), None)? {
+            return Ok(GrantScope::App(a.clone()));
+        }
+        return Ok(by_user(&p.user_id));
+    }
+    Ok(if everyone {
+        GrantScope::All
+    } else {
+        by_user(&p.user_id)
+    })
+}
+
+/// The app of an entitlement, from the catalog.
+fn entitlement_app(state: &QueryState, entitlement_id: &str) -> Result<Option<String>, Problem> {
+    let ents = state
+        .models
+        .tree(projection_service::entitlements::NAME)
+        .ok_or_else(|| Problem::internal("entitlements read model missing"))?;
+    projection_service::entitlements::EntitlementCatalog::app_of(ents, entitlement_id)
+        .map_err(internal)
+}
+
+/// A page of the grants under the filter the caller may see and `keep`
+/// accepts.
+fn page_of(
+    state: &QueryState,
+    p: &Principal,
+    f: &GrantFilter,
+    held_now: bool,
+    page: &PageParams,
+    mut keep: impl FnMut(&GrantView) -> bool,
+) -> Result<(Vec<GrantView>, Option<String>), Problem> {
+    let tree = tree(state)?;
+    let scope = scope(state, p, f, held_now)?;
+    let size = page.size()?;
+    let after = page.after()?;
+    let mut failed = None;
+    let found = GrantLedger::page(tree, &scope, after.as_deref(), size, |g| {
+        let matches = f.user_id.as_ref().is_none_or(|u| *u == g.user_id)
             && f.entitlement_id
                 .as_ref()
                 .is_none_or(|e| *e == g.app_entitlement_id)
             && f.app_id.as_ref().is_none_or(|a| *a == g.app_id)
-    });
-    grants.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
-    Ok(grants)
+            && keep(g);
+        matches
+            && match visible(state, p, g) {
+                Ok(v) => v,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+    })
+    .map_err(internal)?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok((found.grants, found.next.as_deref().map(page_token)))
 }
 
-/// Grants held now, or at instant `at` (admin, auditor, the user, owners).
-#[utoipa::path(get, path = "/grants", tag = "grants", params(GrantFilter),
+/// Grants held now, or at instant `at` (admin, auditor, the user, owners),
+/// a page at a time.
+#[utoipa::path(get, path = "/grants", tag = "grants", params(GrantFilter, PageParams),
     responses((status = 200, description = "The grants", body = GrantList), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn list_grants(
     State(state): State<QueryState>,
     Extension(principal): Extension<Principal>,
     Query(filter): Query<GrantFilter>,
+    Query(page): Query<PageParams>,
 ) -> Result<Response, Problem> {
     let at = filter
         .at
         .as_deref()
         .map(|t| iga_http::parse_rfc3339("at", t))
         .transpose()?;
-    let mut list = Vec::new();
     let held_now = at.is_none() && !filter.include_expired;
     let now = time::OffsetDateTime::now_utc();
-    for g in select(&state, &filter, held_now)? {
-        // A grant counts as held from its start, never before.
-        let keep = match at {
-            Some(at) => g.active_at(at),
-            None => (filter.include_expired && g.deleted_at.is_some()) || g.active_at(now),
-        };
-        if keep && visible(&state, &principal, &g)? {
-            list.push(Grant::from(g));
-        }
-    }
-    Ok(Json(GrantList { list }).into_response())
+    // A grant counts as held from its start, never before.
+    let (grants, next) = page_of(&state, &principal, &filter, held_now, &page, |g| match at {
+        Some(at) => g.active_at(at),
+        None => (filter.include_expired && g.deleted_at.is_some()) || g.active_at(now),
+    })?;
+    Ok(Json(GrantList {
+        list: grants.into_iter().map(Grant::from).collect(),
+        next_page_token: next,
+    })
+    .into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -150,14 +259,15 @@ pub struct HistoryFilter {
     pub entitlement_id: Option<String>,
 }
 
-/// Every interval a grant was held, oldest first, with why (the request's
-/// approvals and policy version).
-#[utoipa::path(get, path = "/grants/history", tag = "grants", params(HistoryFilter),
+/// Every interval a grant was held, in the order the grants were issued,
+/// with why (the request's approvals and policy version), a page at a time.
+#[utoipa::path(get, path = "/grants/history", tag = "grants", params(HistoryFilter, PageParams),
     responses((status = 200, description = "The intervals", body = GrantHistory)), security(("bearer" = [])))]
 pub async fn grant_history(
     State(state): State<QueryState>,
     Extension(principal): Extension<Principal>,
     Query(f): Query<HistoryFilter>,
+    Query(page): Query<PageParams>,
 ) -> Result<Response, Problem> {
     let filter = GrantFilter {
         user_id: f.user_id,
@@ -166,13 +276,12 @@ pub async fn grant_history(
         at: None,
         include_expired: true,
     };
-    let mut list = Vec::new();
-    for g in select(&state, &filter, false)? {
-        if visible(&state, &principal, &g)? {
-            list.push(g);
-        }
-    }
-    Ok(Json(GrantHistory { list }).into_response())
+    let (list, next) = page_of(&state, &principal, &filter, false, &page, |_| true)?;
+    Ok(Json(GrantHistory {
+        list,
+        next_page_token: next,
+    })
+    .into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -183,15 +292,16 @@ pub struct EntitlementGrantFilter {
     pub include_expired: bool,
 }
 
-/// The grants of one entitlement.
+/// The grants of one entitlement, a page at a time.
 #[utoipa::path(get, path = "/apps/{appId}/entitlements/{entitlementId}/grants", tag = "grants",
-    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), EntitlementGrantFilter),
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), EntitlementGrantFilter, PageParams),
     responses((status = 200, description = "The grants", body = GrantList)), security(("bearer" = [])))]
 pub async fn entitlement_grants(
     State(state): State<QueryState>,
     Extension(principal): Extension<Principal>,
     Path((app_id, id)): Path<(String, String)>,
     Query(f): Query<EntitlementGrantFilter>,
+    Query(page): Query<PageParams>,
 ) -> Result<Response, Problem> {
     let filter = GrantFilter {
         user_id: None,
@@ -200,13 +310,13 @@ pub async fn entitlement_grants(
         at: None,
         include_expired: f.include_expired,
     };
-    let mut list = Vec::new();
     let now = time::OffsetDateTime::now_utc();
-    for g in select(&state, &filter, !f.include_expired)? {
-        let keep = (f.include_expired && g.deleted_at.is_some()) || g.active_at(now);
-        if keep && visible(&state, &principal, &g)? {
-            list.push(Grant::from(g));
-        }
-    }
-    Ok(Json(GrantList { list }).into_response())
+    let (grants, next) = page_of(&state, &principal, &filter, false, &page, |g| {
+        (f.include_expired && g.deleted_at.is_some()) || g.active_at(now)
+    })?;
+    Ok(Json(GrantList {
+        list: grants.into_iter().map(Grant::from).collect(),
+        next_page_token: next,
+    })
+    .into_response())
 }

@@ -70,6 +70,10 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(grants::entitlement_grants))
         .routes(utoipa_axum::routes!(audit::list_events))
         .routes(utoipa_axum::routes!(audit::stream_events))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            apps::hide_what_is_under_deleted_apps,
+        ))
         .with_state(state)
 }
 

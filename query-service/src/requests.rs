@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use iga_http::page::{page_token, PageParams};
 use iga_http::{object_response, Principal, Problem};
-use projection_service::requests::{task_prefix, RequestDirectory, RequestView, NAME};
+use projection_service::requests::{task_prefix, Party, RequestDirectory, RequestView, NAME};
 use projection_service::staged::decode_value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -75,7 +75,11 @@ pub struct RequestFilter {
     pub status: Option<String>,
 }
 
-/// Requests the caller may see, oldest first, filtered.
+/// Requests the caller may see, oldest first, filtered. What it reads is
+/// proportional to what the caller may see under the filter: their own
+/// share of the requests (made, for them, acting on them), or one user's
+/// for an admin or auditor who names the requester or beneficiary; only an
+/// admin or auditor listing everyone's reads them all.
 #[utoipa::path(get, path = "/requests", tag = "requests", params(RequestFilter, PageParams),
     responses((status = 200, description = "A page of requests", body = RequestPage), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn list_requests(
@@ -86,14 +90,9 @@ pub async fn list_requests(
 ) -> Result<Response, Problem> {
     let size = page.size()?;
     let after = page.after()?;
-    let mut list = Vec::new();
-    let mut total = 0u64;
-    let mut last_key = None;
-    let mut more = false;
-    for kv in tree(&state)?.scan_prefix(b"r/") {
-        let (k, v) = kv.map_err(internal)?;
-        let view: RequestView = decode_value(&v).map_err(internal)?;
-        let keep = visible(&principal, &view)
+    let tree = tree(&state)?;
+    let keep = |view: &RequestView| {
+        visible(&principal, view)
             && filter
                 .requester_id
                 .as_ref()
@@ -102,20 +101,56 @@ pub async fn list_requests(
             && filter
                 .status
                 .as_ref()
-                .is_none_or(|s| *s == view.decision.status);
-        if !keep {
-            continue;
+                .is_none_or(|s| *s == view.decision.status)
+    };
+    let everyone = principal.is_admin() || principal.has_role("auditor");
+    let candidates = if !everyone {
+        Some(RequestDirectory::involving(tree, &principal.user_id).map_err(internal)?)
+    } else if let Some(r) = &filter.requester_id {
+        Some(RequestDirectory::of_party(tree, Party::Requester, r).map_err(internal)?)
+    } else if let Some(u) = &filter.user_id {
+        Some(RequestDirectory::of_party(tree, Party::Beneficiary, u).map_err(internal)?)
+    } else {
+        None
+    };
+    let mut list = Vec::new();
+    let mut total = 0u64;
+    let mut last_key = None;
+    let mut more = false;
+    let mut consider = |k: Vec<u8>, view: RequestView| {
+        if !keep(&view) {
+            return;
         }
         total += 1;
-        if after.as_ref().is_some_and(|a| k.as_ref() <= a.as_slice()) {
-            continue;
+        if after.as_ref().is_some_and(|a| k.as_slice() <= a.as_slice()) {
+            return;
         }
         if list.len() == size {
             more = true;
-            continue;
+            return;
         }
-        last_key = Some(k.to_vec());
+        last_key = Some(k);
         list.push(view);
+    };
+    match candidates {
+        // A share of the requests: ordered by creation (the key is the
+        // creation time and the id).
+        Some(ids) => {
+            for (created, id) in ids {
+                let mut k = created.to_be_bytes().to_vec();
+                k.extend_from_slice(id.as_bytes());
+                if let Some(view) = RequestDirectory::get(tree, &id).map_err(internal)? {
+                    consider(k, view);
+                }
+            }
+        }
+        None => {
+            for kv in tree.scan_prefix(b"r/") {
+                let (k, v) = kv.map_err(internal)?;
+                let view: RequestView = decode_value(&v).map_err(internal)?;
+                consider(k.to_vec(), view);
+            }
+        }
     }
     Ok(Json(RequestPage {
         list,
@@ -224,9 +259,24 @@ pub async fn search_requests(
         );
     }
     let mut hits: Vec<(Vec<String>, String, Value)> = Vec::new();
-    for kv in tree(&state)?.scan_prefix(b"r/") {
-        let (_, v) = kv.map_err(internal)?;
-        let view: RequestView = decode_value(&v).map_err(internal)?;
+    let tree = tree(&state)?;
+    // Only an admin or auditor searches everyone's; anyone else their share.
+    let views: Box<dyn Iterator<Item = Result<RequestView, Problem>>> =
+        if principal.is_admin() || principal.has_role("auditor") {
+            Box::new(tree.scan_prefix(b"r/").map(|kv| {
+                let (_, v) = kv.map_err(internal)?;
+                decode_value::<RequestView>(&v).map_err(internal)
+            }))
+        } else {
+            let ids = RequestDirectory::involving(tree, &principal.user_id).map_err(internal)?;
+            Box::new(ids.into_iter().filter_map(|(_, id)| {
+                RequestDirectory::get(tree, &id)
+                    .map_err(internal)
+                    .transpose()
+            }))
+        };
+    for view in views {
+        let view = view?;
         if !visible(&principal, &view) {
             continue;
         }

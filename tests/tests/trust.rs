@@ -599,3 +599,108 @@ async fn a_stranger_is_told_nothing_exists() {
     let (_, v) = get(&api, ADMIN, &path, &head).await;
     assert_eq!(v["version"], 1, "a refused call changed the request: {v}");
 }
+
+#[tokio::test]
+async fn every_service_serves_the_whole_contract() {
+    // On the distributed topology this reaches a query-service through the
+    // ingress; it must describe the writes too.
+    let api = Api::start(ADMIN);
+    let doc: Value = client()
+        .get(api.s.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = &doc["paths"];
+    for (path, method) in [
+        ("/api/v1/users", "post"),
+        ("/api/v1/users", "get"),
+        ("/api/v1/requests/{id}/approve", "post"),
+        ("/api/v1/requests/{id}", "get"),
+        ("/api/v1/users/{id}/tokens/{tokenId}", "delete"),
+        ("/api/v1/events/stream", "get"),
+    ] {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path} is not in the document");
+        for status in ["400", "401", "403", "503"] {
+            assert_eq!(
+                op["responses"][status]["content"]["application/problem+json"]["schema"]["$ref"],
+                "#/components/schemas/Problem",
+                "{method} {path} {status}"
+            );
+        }
+    }
+    assert!(paths["/api/v1/users"]["post"]["responses"]["422"].is_object());
+}
+
+#[tokio::test]
+async fn grant_lists_come_a_page_at_a_time() {
+    let api = Api::start(ADMIN);
+    let (ben, ben_token) = person(&api, "ben", json!({})).await;
+    let (owner, owner_token) = person(&api, "olivia", json!({})).await;
+    let (app, _) = app_with(&api, &[&owner], None).await;
+    let mut issued = Vec::new();
+    for i in 0..5 {
+        let (_, e) = api
+            .ok(
+                "POST",
+                &format!("/api/v1/apps/{app}/entitlements"),
+                json!({"displayName": format!("E{i}")}),
+            )
+            .await;
+        let (_, g) = api
+            .ok(
+                "POST",
+                &format!("/api/v1/apps/{app}/entitlements/{}/add-manual-user", id(&e)),
+                json!({"userId": ben}),
+            )
+            .await;
+        issued.push(id(&g));
+    }
+    let head = common::log_head(&api.s).await;
+    for (who, path) in [
+        (&ben_token, format!("/api/v1/grants?userId={ben}")),
+        (&owner_token, format!("/api/v1/grants?appId={app}")),
+        (&ben_token, "/api/v1/grants/history".to_string()),
+    ] {
+        let mut seen = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let url = match &token {
+                Some(t) => format!(
+                    "{path}{}pageSize=2&pageToken={t}",
+                    if path.contains('?') { "&" } else { "?" }
+                ),
+                None => format!(
+                    "{path}{}pageSize=2",
+                    if path.contains('?') { "&" } else { "?" }
+                ),
+            };
+            let (s, v) = get(&api, who, &url, &head).await;
+            assert_eq!(s, 200, "{url}: {v}");
+            let list = v["list"].as_array().unwrap();
+            assert!(list.len() <= 2);
+            seen.extend(list.iter().map(|g| g["id"].as_str().unwrap().to_string()));
+            match v["nextPageToken"].as_str() {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
+        }
+        let mut expected = issued.clone();
+        expected.sort();
+        seen.sort();
+        assert_eq!(seen, expected, "{path}");
+    }
+    // A stranger asking for the app's grants sees only their own: none.
+    let (_, stranger) = person(&api, "stan", json!({})).await;
+    let (_, v) = get(
+        &api,
+        &stranger,
+        &format!("/api/v1/grants?appId={app}"),
+        &head,
+    )
+    .await;
+    assert_eq!(v["list"], json!([]));
+}
