@@ -18,6 +18,7 @@ pub mod roster;
 pub mod routing;
 pub mod testing;
 pub mod text;
+pub mod token_use;
 pub mod user;
 pub mod username;
 

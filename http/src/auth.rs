@@ -23,6 +23,8 @@ pub struct Principal {
     /// answers (the audit stream) can check that it is still good. Internal:
     /// never rendered into an answer.
     pub token_sha256_hex: String,
+    /// The id of that token (for `lastUsedAt`).
+    pub token_id: String,
 }
 
 impl Principal {
@@ -44,6 +46,10 @@ pub trait Authenticator: Send + Sync + 'static {
     fn catch_up(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         Box::pin(async {})
     }
+
+    /// Called once a token authenticated a request (never blocks): where
+    /// `lastUsedAt` is recorded. Default: nothing.
+    fn used(&self, _principal: &Principal) {}
 }
 
 /// SHA-256 hex digest of a bearer token.
@@ -79,6 +85,7 @@ pub async fn require_principal(
     }
     match found {
         Ok(Some(principal)) => {
+            auth.used(&principal);
             req.extensions_mut().insert(principal);
             next.run(req).await
         }

@@ -75,6 +75,7 @@ pub fn router(
         tokens: ReadModelAuthenticator(health.models.clone()),
         health: health.clone(),
         wait: Duration::from_millis(args.consistency_wait_ms),
+        uses: record_token_uses(commands.clone()),
     });
     let command_state = command_service::http::CommandState {
         handler: commands,
@@ -227,6 +228,55 @@ struct CatchingUpAuthenticator {
     tokens: ReadModelAuthenticator,
     health: Arc<Health>,
     wait: Duration,
+    /// Where uses go to be recorded (`lastUsedAt`).
+    uses: tokio::sync::mpsc::Sender<(String, String)>,
+}
+
+/// Records when tokens are used: at most once an hour per token and
+/// process here (the TokenUse aggregate holds the same bound across
+/// processes), off the request path: a full queue drops a use rather than
+/// slow a request down.
+fn record_token_uses(commands: CommandHandler) -> tokio::sync::mpsc::Sender<(String, String)> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, String)>(1024);
+    tokio::spawn(async move {
+        let mut recorded: std::collections::HashMap<String, Instant> = Default::default();
+        let every = Duration::from_micros(iga_domain::token_use::RECORD_EVERY_MICROS as u64);
+        while let Some((user_id, token_id)) = rx.recv().await {
+            if recorded
+                .get(&token_id)
+                .is_some_and(|at| at.elapsed() < every)
+            {
+                continue;
+            }
+            if recorded.len() > 100_000 {
+                recorded.retain(|_, at| at.elapsed() < every);
+            }
+            recorded.insert(token_id.clone(), Instant::now());
+            let now = command_service::now_unix_micros();
+            let meta = command_service::CommandMeta {
+                ctx: iga_domain::Context {
+                    actor_id: user_id.clone(),
+                    actor_roles: vec![],
+                    now_unix_micros: now,
+                },
+                correlation_id: token_id.clone(),
+                idempotency_key: None,
+                expected_version: None,
+            };
+            let record = iga_domain::token_use::RecordUse {
+                user_id,
+                token_id: token_id.clone(),
+                at_micros: now,
+            };
+            if let Err(e) = commands
+                .execute::<iga_domain::token_use::TokenUse>(&token_id, &record, &meta)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record a token's use");
+            }
+        }
+    });
+    tx
 }
 
 impl Authenticator for CatchingUpAuthenticator {
@@ -235,6 +285,12 @@ impl Authenticator for CatchingUpAuthenticator {
         sha256_hex: &str,
     ) -> std::result::Result<Option<iga_http::Principal>, Problem> {
         self.tokens.principal_for_token_sha256(sha256_hex)
+    }
+
+    fn used(&self, principal: &iga_http::Principal) {
+        let _ = self
+            .uses
+            .try_send((principal.user_id.clone(), principal.token_id.clone()));
     }
 
     fn catch_up(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {

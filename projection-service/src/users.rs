@@ -49,6 +49,9 @@ pub struct TokenView {
     pub created_at_micros: i64,
     /// 0: never expires.
     pub expires_at_micros: i64,
+    /// When it last authenticated a request, to the hour (0: never).
+    #[serde(default)]
+    pub last_used_at_micros: i64,
 }
 
 pub struct UserDirectory;
@@ -139,9 +142,17 @@ impl Projection for UserDirectory {
                     description: e.description.clone(),
                     created_at_micros: at,
                     expires_at_micros: e.expires_at_micros,
+                    last_used_at_micros: 0,
                 };
                 tx.put_value(token_view_key(&e.user_id, &e.token_id), &view);
                 bump_version(tx, &e.user_id, version, at)?;
+            }
+            DomainEvent::ApiTokenUsed(e) => {
+                let key = token_view_key(&e.user_id, &e.token_id);
+                if let Some(mut view) = tx.get_value::<TokenView>(&key)? {
+                    view.last_used_at_micros = e.used_at_micros;
+                    tx.put_value(key, &view);
+                }
             }
             DomainEvent::ApiTokenRevoked(e) => {
                 let key = format!("k/{}", e.token_id).into_bytes();
@@ -182,10 +193,19 @@ impl UserDirectory {
         sha256_hex: &str,
         now_micros: i64,
     ) -> Result<Option<UserView>> {
+        Ok(Self::token_holder(tree, sha256_hex, now_micros)?.map(|(_, u)| u))
+    }
+
+    /// The live token with this SHA-256 and the user holding it.
+    pub fn token_holder(
+        tree: &sled::Tree,
+        sha256_hex: &str,
+        now_micros: i64,
+    ) -> Result<Option<(TokenHolder, UserView)>> {
         let holder: Option<TokenHolder> = Staged::new(tree).get_value(&token_key(sha256_hex))?;
         match holder {
             Some(h) if h.expires_at_micros == 0 || now_micros < h.expires_at_micros => {
-                Self::get(tree, &h.user_id)
+                Ok(Self::get(tree, &h.user_id)?.map(|u| (h, u)))
             }
             _ => Ok(None),
         }

@@ -86,13 +86,16 @@ impl Authenticator for ReadModelAuthenticator {
             .0
             .tree(projection_service::users::NAME)
             .ok_or_else(|| Problem::internal("users read model missing"))?;
-        let user = UserDirectory::by_token_sha256(tree, sha256_hex, iga_http::now_unix_micros())
+        let found = UserDirectory::token_holder(tree, sha256_hex, iga_http::now_unix_micros())
             .map_err(|e| Problem::internal(e.to_string()))?;
-        Ok(user.filter(|u| u.status == "ENABLED").map(|u| Principal {
-            user_id: u.id,
-            username: u.username,
-            roles: u.roles,
-            token_sha256_hex: sha256_hex.to_string(),
-        }))
+        Ok(found
+            .filter(|(_, u)| u.status == "ENABLED")
+            .map(|(token, u)| Principal {
+                user_id: u.id,
+                username: u.username,
+                roles: u.roles,
+                token_sha256_hex: sha256_hex.to_string(),
+                token_id: token.token_id,
+            }))
     }
 }

@@ -152,6 +152,8 @@ pub struct TokenInfo {
     pub created_at: String,
     /// Null: never expires.
     pub expires_at: Option<String>,
+    /// When it last authenticated a request, to the hour; null: never.
+    pub last_used_at: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -194,6 +196,7 @@ pub async fn list_tokens(
             description: t.description,
             created_at: rfc3339(t.created_at_micros),
             expires_at: (t.expires_at_micros != 0).then(|| rfc3339(t.expires_at_micros)),
+            last_used_at: (t.last_used_at_micros != 0).then(|| rfc3339(t.last_used_at_micros)),
         })
         .collect();
     Ok(Json(TokenList { list }).into_response())

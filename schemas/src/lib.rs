@@ -113,6 +113,7 @@ domain_events! {
     ApiTokenRevoked => ApiTokenRevoked, "iga.v1.ApiTokenRevoked", 1;
     UsernameClaimed => UsernameClaimed, "iga.v1.UsernameClaimed", 1;
     AdminRosterChanged => AdminRosterChanged, "iga.v1.AdminRosterChanged", 1;
+    ApiTokenUsed => ApiTokenUsed, "iga.v1.ApiTokenUsed", 1;
     IdempotencyKeyUsed => IdempotencyKeyUsed, "iga.v1.IdempotencyKeyUsed", 1;
     AppCreated => AppCreated, "iga.v1.AppCreated", 1;
     AppUpdated => AppUpdated, "iga.v1.AppUpdated", 1;

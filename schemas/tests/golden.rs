@@ -51,6 +51,12 @@ fn samples() -> Vec<DomainEvent> {
             admin_ids: ids(&["admin", "u1"]),
         }
         .into(),
+        ApiTokenUsed {
+            user_id: "u1".into(),
+            token_id: "t1".into(),
+            used_at_micros: 1_700_000_000_000_000,
+        }
+        .into(),
         UsernameClaimed {
             username: "ada@example.com".into(),
             user_id: "u1".into(),

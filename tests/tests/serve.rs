@@ -112,12 +112,14 @@ async fn operations_endpoints() {
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["logHead"], ready["readModelPosition"]);
 
-    // Metrics in Prometheus text, counting what happened.
+    // Metrics in Prometheus text, counting what happened: the bootstrap's
+    // four events and the token's first use (recorded just after).
     c.get(server.url("/api/v1/me"))
         .bearer_auth("ops-token-0123456789abcdef-0123456789")
         .send()
         .await
         .unwrap();
+    common::wait_for_log_head(&server, 5).await;
     let metrics = c
         .get(server.url("/metrics"))
         .send()
@@ -127,7 +129,7 @@ async fn operations_endpoints() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("iga_eventlog_appended_events_total 4"),
+        metrics.contains("iga_eventlog_appended_events_total 5"),
         "{metrics}"
     );
     assert!(
@@ -257,6 +259,8 @@ async fn sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild() {
         .json()
         .await
         .unwrap();
+    // The token's first use is recorded just after the answer.
+    common::wait_for_log_head(&server, 5).await;
     let (status, took) = server.terminate();
     assert!(status.success(), "exit status {status:?}");
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
@@ -280,10 +284,10 @@ async fn sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("event log ok: 4 events"));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("event log ok: 5 events"));
     }
     let rebuilt = common::rebuild(dir.path());
-    assert!(rebuilt.contains("rebuilt 8 read models from 4 events"));
+    assert!(rebuilt.contains("rebuilt 8 read models from 5 events"));
 
     // Same token, same answer; the bootstrap appended nothing new.
     let server = Server::start(dir.path(), &[("IGA_ADMIN_TOKEN", token)]);
@@ -305,7 +309,8 @@ async fn sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild() {
         .json()
         .await
         .unwrap();
-    assert_eq!(ready["logHead"], 4);
+    // The same token within the hour: its use is not recorded again.
+    assert_eq!(ready["logHead"], 5);
 }
 
 #[test]

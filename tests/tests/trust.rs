@@ -294,6 +294,23 @@ async fn tokens_are_listed_revoked_expire_and_die_with_their_user() {
             "{text}"
         );
     }
+    // The token used to list them shows when it was last used.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let head = common::log_head(&api.s).await;
+        let (_, list) = get(&api, ADMIN, &format!("/api/v1/users/{uid}/tokens"), &head).await;
+        let used = list["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["lastUsedAt"].is_string())
+            .count();
+        if used >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lastUsedAt never set: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Another user's tokens do not exist for a stranger.
     let (_, stranger) = person(&api, "stan", json!({})).await;
     let (s, _) = get(

@@ -518,3 +518,22 @@ pub fn rebuild(dir: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Waits (on the condition, polling `/readyz`) until the log's head is at
+/// least `position`: for writes the service makes by itself after answering
+/// (a token's first use is recorded off the request path).
+#[allow(dead_code)]
+pub async fn wait_for_log_head(s: &Server, position: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let head: u64 = log_head(s).await.parse().unwrap_or(0);
+        if head >= position {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log's head stayed at {head}, below {position}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
