@@ -54,7 +54,11 @@ fn app_exists(state: &QueryState, app_id: &str) -> Result<(), Problem> {
     crate::apps::existing(state, app_id).map(|_| ())
 }
 
-fn entitlement(state: &QueryState, app_id: &str, id: &str) -> Result<EntitlementView, Problem> {
+pub(crate) fn entitlement(
+    state: &QueryState,
+    app_id: &str,
+    id: &str,
+) -> Result<EntitlementView, Problem> {
     EntitlementCatalog::entitlement(tree(state)?, app_id, id)
         .map_err(internal)?
         .ok_or_else(|| Problem::not_found(format!("entitlement {id} of app {app_id} not found")))
