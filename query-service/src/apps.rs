@@ -179,10 +179,12 @@ pub async fn hide_what_is_under_deleted_apps(
             let id = decode(id);
             match crate::entitlements::entitlement(&state, &app_id, &id) {
                 Ok(e) if e.meta.deleted_at_micros.is_none() || show.include_deleted => {}
-                Ok(_) => return Problem::not_found(format!(
+                Ok(_) => {
+                    return Problem::not_found(format!(
                     "entitlement {id} of app {app_id} is deleted (?includeDeleted=true shows it)"
                 ))
-                .into_response(),
+                    .into_response()
+                }
                 Err(p) => return p.into_response(),
             }
         }
