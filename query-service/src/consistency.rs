@@ -24,7 +24,30 @@ pub const MAX_CONCURRENT_WAITS: usize = 256;
 
 static WAITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_WAITS);
 
-pub async fn wait_for_token(State(state): State<QueryState>, req: Request, next: Next) -> Response {
+/// The caller as the read models know them now: authentication ran before
+/// the wait, so a write the wait made visible (a token revoked, a user
+/// disabled, a role removed) must count for this request too.
+fn authenticate_again(state: &QueryState, req: &mut Request) -> Result<(), Response> {
+    let Some(before) = req.extensions().get::<iga_http::Principal>() else {
+        return Ok(());
+    };
+    let authenticator = crate::ReadModelAuthenticator(state.models.clone());
+    use iga_http::Authenticator;
+    match authenticator.principal_for_token_sha256(&before.token_sha256_hex) {
+        Ok(Some(now)) => {
+            req.extensions_mut().insert(now);
+            Ok(())
+        }
+        Ok(None) => Err(Problem::unauthorized("unknown or revoked token").into_response()),
+        Err(p) => Err(p.into_response()),
+    }
+}
+
+pub async fn wait_for_token(
+    State(state): State<QueryState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     if req.headers().get(CONSISTENCY_TOKEN).is_none() && state.read_your_writes {
         // No token: see what was acknowledged before this read arrived, if
         // that comes within the wait; otherwise answer from where we are.
@@ -32,6 +55,9 @@ pub async fn wait_for_token(State(state): State<QueryState>, req: Request, next:
             if state.models.position() < head {
                 if let Ok(_permit) = WAITS.try_acquire() {
                     state.models.wait_for(head, state.consistency_wait).await;
+                }
+                if let Err(refused) = authenticate_again(&state, &mut req) {
+                    return refused;
                 }
             }
         }
@@ -74,6 +100,9 @@ pub async fn wait_for_token(State(state): State<QueryState>, req: Request, next:
                 1,
             )
             .into_response();
+        }
+        if let Err(refused) = authenticate_again(&state, &mut req) {
+            return refused;
         }
     }
     next.run(req).await
