@@ -27,7 +27,7 @@ static WAITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CON
 /// The caller as the read models know them now: authentication ran before
 /// the wait, so a write the wait made visible (a token revoked, a user
 /// disabled, a role removed) must count for this request too.
-fn authenticate_again(state: &QueryState, req: &mut Request) -> Result<(), Response> {
+fn authenticate_again(state: &QueryState, req: &mut Request) -> Result<(), Box<Response>> {
     let Some(before) = req.extensions().get::<iga_http::Principal>() else {
         return Ok(());
     };
@@ -38,8 +38,10 @@ fn authenticate_again(state: &QueryState, req: &mut Request) -> Result<(), Respo
             req.extensions_mut().insert(now);
             Ok(())
         }
-        Ok(None) => Err(Problem::unauthorized("unknown or revoked token").into_response()),
-        Err(p) => Err(p.into_response()),
+        Ok(None) => Err(Box::new(
+            Problem::unauthorized("unknown or revoked token").into_response(),
+        )),
+        Err(p) => Err(Box::new(p.into_response())),
     }
 }
 
@@ -57,7 +59,7 @@ pub async fn wait_for_token(
                     state.models.wait_for(head, state.consistency_wait).await;
                 }
                 if let Err(refused) = authenticate_again(&state, &mut req) {
-                    return refused;
+                    return *refused;
                 }
             }
         }
@@ -102,7 +104,7 @@ pub async fn wait_for_token(
             .into_response();
         }
         if let Err(refused) = authenticate_again(&state, &mut req) {
-            return refused;
+            return *refused;
         }
     }
     next.run(req).await
