@@ -44,7 +44,7 @@ pub struct CreateApp {
     )]
     pub sign_on_mode: String,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub configuration: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub grant_policy_id: Option<String>,
