@@ -13,6 +13,7 @@
 //! time (past that, 503 at once).
 
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use iga_http::{Problem, CONSISTENCY_TOKEN};
@@ -50,9 +51,11 @@ pub async fn wait_for_token(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if req.headers().get(CONSISTENCY_TOKEN).is_none() && state.read_your_writes {
-        // No token: see what was acknowledged before this read arrived, if
-        // that comes within the wait; otherwise answer from where we are.
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    if req.headers().get(CONSISTENCY_TOKEN).is_none() && state.read_your_writes && read {
+        // No token: a read sees what was acknowledged before it arrived, if
+        // that comes within the wait; otherwise it answers from where we are.
+        // (Writes never wait here: they decide on the log, not the models.)
         if let Ok(head) = state.store.head().await {
             if state.models.position() < head {
                 if let Ok(_permit) = WAITS.try_acquire() {

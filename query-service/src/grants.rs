@@ -28,30 +28,7 @@ fn visible(state: &QueryState, p: &Principal, g: &GrantView) -> Result<bool, Pro
     if p.is_admin() || p.has_role("auditor") || g.user_id == p.user_id {
         return Ok(true);
     }
-    let apps = state
-        .models
-        .tree(projection_service::apps::NAME)
-        .ok_or_else(|| Problem::internal("apps read model missing"))?;
-    if let Some(app) =
-        projection_service::apps::AppCatalog::get(apps, &g.app_id).map_err(internal)?
-    {
-        if app.fields.owner_ids.contains(&p.user_id) {
-            return Ok(true);
-        }
-    }
-    let ents = state
-        .models
-        .tree(projection_service::entitlements::NAME)
-        .ok_or_else(|| Problem::internal("entitlements read model missing"))?;
-    Ok(
-        projection_service::entitlements::EntitlementCatalog::entitlement(
-            ents,
-            &g.app_id,
-            &g.app_entitlement_id,
-        )
-        .map_err(internal)?
-        .is_some_and(|e| e.fields.owner_ids.contains(&p.user_id)),
-    )
+    owns(state, p, Some(&g.app_id), Some(&g.app_entitlement_id))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
