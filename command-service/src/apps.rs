@@ -4,13 +4,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use iga_api::{self as model, AppMeta};
 use iga_domain::app::{App, AppCommand};
-use iga_http::model::{self, AppMeta};
 use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::v1;
 use serde::Deserialize;
 
-use crate::http::{meta, CommandState};
+use crate::state::{meta, CommandState};
 use crate::Outcome;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -158,8 +158,8 @@ pub async fn create_app(
     }
     let (app_id, access_id) = match &meta.idempotency_key {
         Some(key) => (
-            crate::users::derived_id("app", key),
-            crate::users::derived_id("app-access", key),
+            crate::state::derived_id("app", key),
+            crate::state::derived_id("app-access", key),
         ),
         None => (
             uuid::Uuid::now_v7().to_string(),
@@ -337,7 +337,7 @@ async fn run_owners(
     command: AppCommand,
 ) -> Result<Response, Problem> {
     let (app, outcome) = execute(state, meta, app_id, command).await?;
-    crate::refs::owners_answer(state, &app.fields.owner_ids, &outcome).await
+    crate::users::owners_answer(state, &app.fields.owner_ids, &outcome).await
 }
 
 /// Replaces the app's owners (admin).

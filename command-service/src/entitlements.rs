@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use iga_api::{self as model, parse_duration_seconds, ObjectMeta};
 use iga_domain::app::{App, AppFacts};
 use iga_domain::entitlement::{
     alias_key, builtin_access, AliasClaim, AliasCommand, Entitlement, EntitlementCommand,
@@ -13,12 +14,11 @@ use iga_domain::entitlement::{
 };
 use iga_domain::resource::{Resource, ResourceType};
 use iga_domain::{Aggregate, DomainError};
-use iga_http::model::{self, parse_duration_seconds, ObjectMeta};
 use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::v1;
 use serde::Deserialize;
 
-use crate::http::{meta, new_id, CommandState};
+use crate::state::{meta, new_id, CommandState};
 use crate::{CommandError, CommandMeta, Outcome};
 
 /// How long an alias claim whose entitlement never got written (the writer
@@ -511,7 +511,7 @@ async fn run_owners(
         .execute::<Entitlement>(id, &command, &meta)
         .await
         .map_err(|e| named(e, app_id, id))?;
-    crate::refs::owners_answer(state, &ent.fields.owner_ids, &outcome).await
+    crate::users::owners_answer(state, &ent.fields.owner_ids, &outcome).await
 }
 
 /// Replaces an entitlement's owners (admin, app owner).

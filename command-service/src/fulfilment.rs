@@ -5,29 +5,20 @@
 //! closes the request on its access pair. Every command it issues is
 //! idempotent (system commands keyed by the request id), so it may run any
 //! number of times: the HTTP handlers run it at once after a decision (so the
-//! answer's consistency token covers the grant), and [`FulfilmentReactor`]
-//! runs it again from the log, which finishes the work if the process died
-//! between the decision and the grant.
+//! answer's consistency token covers the grant), and the `reactors` crate's
+//! fulfilment reactor runs it again from the log, which finishes the work if
+//! the process died between the decision and the grant.
 //!
-//! [`TimerDriver`] reads the `timers` read model and ends grants at their
-//! `deprovisionAt`, cancels requests at their `expiryDate`, and grants
-//! approved requests at their `startDate` (never before).
-
-use std::sync::Arc;
-use std::time::Duration;
+//! [`expire_grant`] and [`expire_request`] are what the `reactors` crate's
+//! timer driver issues when a grant's `deprovisionAt` or a request's
+//! `expiryDate` passes (an approved request's `startDate` is [`fulfil`]).
 
 use iga_domain::access::{pair_key, AccessCommand, AccessPair, GrantFacts};
 use iga_domain::entitlement::Entitlement;
 use iga_domain::request::{AccessRequest, RequestCommand, Status};
 use iga_domain::Context;
-use iga_eventlog::jetstream::JetStreamEventStore;
-use iga_eventlog::shared::DueQueue;
-use iga_eventlog::{Position, RecordedEvent};
-use iga_schemas::{v1, DomainEvent};
-use projection_service::reactor::Reactor;
-use projection_service::timers::{Timer, TimerIndex};
-use projection_service::ReadModels;
-use tokio::sync::watch;
+use iga_eventlog::Position;
+use iga_schemas::v1;
 
 use crate::{now_unix_micros, CommandError, CommandHandler, CommandMeta, Decision, Outcome};
 
@@ -49,7 +40,7 @@ fn system_meta(key: Option<String>, correlation: &str) -> CommandMeta {
 
 /// A stable grant id for the grant a request issues.
 fn grant_id_for(request_id: &str) -> String {
-    crate::users::derived_id("grant", request_id)
+    crate::state::derived_id("grant", request_id)
 }
 
 /// What holds now of the user, the entitlement and the app of a grant,
@@ -286,223 +277,42 @@ pub async fn decide_and_fulfil(
     })
 }
 
-/// Runs [`fulfil`] for every decided request in the log.
-pub struct FulfilmentReactor {
-    pub handler: CommandHandler,
+/// Ends the grant `grant_id` of `user_id` on `entitlement_id` at its
+/// `deprovisionAt`; answers the position written (0: nothing, it had ended).
+pub async fn expire_grant(
+    handler: &CommandHandler,
+    grant_id: &str,
+    user_id: &str,
+    entitlement_id: &str,
+) -> Result<Position, CommandError> {
+    let meta = system_meta(None, grant_id);
+    let command = AccessCommand::Expire {
+        grant_id: grant_id.to_string(),
+    };
+    let (_, out) = handler
+        .execute::<AccessPair>(&pair_key(user_id, entitlement_id), &command, &meta)
+        .await?;
+    Ok(if out.events_written > 0 {
+        out.position
+    } else {
+        0
+    })
 }
 
-#[async_trait::async_trait]
-impl Reactor for FulfilmentReactor {
-    fn name(&self) -> &'static str {
-        "fulfilment"
-    }
-
-    async fn react(&self, _event: &RecordedEvent, decoded: &DomainEvent) -> Result<(), String> {
-        let id = match decoded {
-            DomainEvent::RequestApproved(e) => &e.request_id,
-            DomainEvent::RequestRejected(e) => &e.request_id,
-            DomainEvent::RequestCancelled(e) => &e.request_id,
-            _ => return Ok(()),
-        };
-        fulfil(&self.handler, id)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// Fires due timers: ends grants at `deprovisionAt`, cancels requests at
-/// `expiryDate`. Timers live in the `timers` read model, so they survive
-/// restarts; firing is idempotent, so a timer fired twice acts once.
-///
-/// On a JetStream log (`shared`), every instance offers the timers it sees
-/// due to a shared work queue, keyed by timer, so that the queue keeps one
-/// copy of each and exactly one instance fires it.
-pub struct TimerDriver {
-    pub handler: CommandHandler,
-    pub models: Arc<ReadModels>,
-    pub shared: Option<JetStreamEventStore>,
-}
-
-/// The queue's id of a timer that is due at `due`: the same in every instance.
-fn timer_id(due: i64, timer: &Timer) -> String {
-    match timer {
-        Timer::GrantExpiry { grant_id, .. } => format!("timer-g-{grant_id}-{due}"),
-        Timer::RequestExpiry { request_id } => format!("timer-r-{request_id}-{due}"),
-        Timer::RequestStart { request_id } => format!("timer-s-{request_id}-{due}"),
-    }
-}
-
-/// The longest the driver sleeps before looking again.
-const TIMER_POLL: Duration = Duration::from_millis(500);
-
-impl TimerDriver {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), CommandError> {
-        let unavailable = |e: iga_eventlog::EventLogError| CommandError::EventLog(e);
-        let queue = match &self.shared {
-            None => None,
-            Some(log) => {
-                let offers = tokio::select! {
-                    q = DueQueue::join(log, "timers") => q.map_err(unavailable)?,
-                    _ = shutdown.wait_for(|s| *s) => return Ok(()),
-                };
-                let taker = DueQueue::join(log, "timers").await.map_err(unavailable)?;
-                Some((offers, taker))
-            }
-        };
-        let Some((offers, taker)) = queue else {
-            return self.scan(shutdown, None).await;
-        };
-        let driver = Arc::new(self);
-        let firing = {
-            let driver = driver.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move { driver.fire_shared(taker, shutdown).await })
-        };
-        let scanned = driver.scan(shutdown.clone(), Some(offers)).await;
-        let _ = shutdown.wait_for(|s| *s).await;
-        let _ = firing.await;
-        scanned
-    }
-
-    /// Fires the timers the shared queue hands this instance.
-    async fn fire_shared(&self, mut queue: DueQueue, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            let item = tokio::select! {
-                item = queue.next() => item,
-                _ = shutdown.wait_for(|s| *s) => return,
-            };
-            let timer: Timer = match serde_json::from_slice(&item.payload) {
-                Ok(t) => t,
-                Err(e) => {
-                    // Not ours to understand (a newer version's timer?): leave
-                    // it to the ack wait and another instance.
-                    tracing::warn!(error = %e, "due timer cannot be decoded");
-                    continue;
-                }
-            };
-            match self.fire(&timer).await {
-                Ok(_) => {
-                    metrics::counter!("iga_timers_fired_total").increment(1);
-                    if let Err(e) = item.ack().await {
-                        tracing::warn!(?timer, error = %e, "timer acknowledgement failed");
-                    }
-                }
-                // Unacknowledged, it comes back after the ack wait.
-                Err(e) => tracing::warn!(?timer, error = %e, "timer failed; will retry"),
-            }
-        }
-    }
-
-    /// Looks for due timers: fires them (alone) or offers them (`offers`).
-    async fn scan(
-        &self,
-        mut shutdown: watch::Receiver<bool>,
-        offers: Option<DueQueue>,
-    ) -> Result<(), CommandError> {
-        let mut positions = self.models.watch_position();
-        // What this instance offered, and when: offered again only once the
-        // queue has forgotten the id (a firing that never came back).
-        let mut offered: std::collections::HashMap<String, tokio::time::Instant> =
-            Default::default();
-        loop {
-            let tree = self
-                .models
-                .tree(projection_service::timers::NAME)
-                .expect("the timers read model is open")
-                .clone();
-            let now = now_unix_micros();
-            let projection_service::timers::Due {
-                timers: due,
-                next: next_due,
-            } = tokio::task::spawn_blocking(move || TimerIndex::due(&tree, now, 64))
-                .await
-                .expect("timer scan")
-                .map_err(|e| CommandError::Decode(e.to_string()))?;
-            let mut last = 0;
-            for (at, timer) in due {
-                let Some(queue) = &offers else {
-                    match self.fire(&timer).await {
-                        Ok(p) => {
-                            metrics::counter!("iga_timers_fired_total").increment(1);
-                            last = last.max(p)
-                        }
-                        Err(e) => tracing::warn!(?timer, error = %e, "timer failed; will retry"),
-                    }
-                    continue;
-                };
-                let id = timer_id(at, &timer);
-                if offered.contains_key(&id) {
-                    continue;
-                }
-                let payload = serde_json::to_vec(&timer).expect("timers serialize");
-                match queue.offer(&id, payload).await {
-                    Ok(()) => {
-                        offered.insert(id, tokio::time::Instant::now());
-                    }
-                    Err(e) => {
-                        tracing::warn!(?timer, error = %e, "cannot offer a due timer; will retry")
-                    }
-                }
-            }
-            if let Some(queue) = &offers {
-                let window = queue.duplicate_window;
-                offered.retain(|_, at| at.elapsed() < window);
-            }
-            if last > 0 {
-                // Let the index drop what fired before looking again.
-                self.models.wait_for(last, Duration::from_secs(5)).await;
-                continue;
-            }
-            let sleep = next_due
-                .map(|at| Duration::from_micros((at - now).max(0) as u64))
-                .unwrap_or(TIMER_POLL)
-                .min(TIMER_POLL);
-            tokio::select! {
-                _ = tokio::time::sleep(sleep) => {},
-                _ = positions.changed() => {},
-                _ = shutdown.wait_for(|s| *s) => return Ok(()),
-            }
-        }
-    }
-
-    /// Fires one timer; answers the position of what it wrote (0: nothing,
-    /// the timer was stale).
-    async fn fire(&self, timer: &Timer) -> Result<Position, CommandError> {
-        match timer {
-            Timer::GrantExpiry {
-                grant_id,
-                user_id,
-                entitlement_id,
-            } => {
-                let meta = system_meta(None, grant_id);
-                let command = AccessCommand::Expire {
-                    grant_id: grant_id.clone(),
-                };
-                let (_, out) = self
-                    .handler
-                    .execute::<AccessPair>(&pair_key(user_id, entitlement_id), &command, &meta)
-                    .await?;
-                Ok(if out.events_written > 0 {
-                    out.position
-                } else {
-                    0
-                })
-            }
-            Timer::RequestStart { request_id } => fulfil(&self.handler, request_id).await,
-            Timer::RequestExpiry { request_id } => {
-                let meta = system_meta(None, request_id);
-                let (_, out) = self
-                    .handler
-                    .execute::<AccessRequest>(request_id, &RequestCommand::Expire, &meta)
-                    .await?;
-                let closed = fulfil(&self.handler, request_id).await?;
-                Ok(if out.events_written > 0 {
-                    out.position.max(closed)
-                } else {
-                    closed
-                })
-            }
-        }
-    }
+/// Cancels the request `request_id` at its `expiryDate` if it is still open,
+/// and closes it on its pair; answers the position written (0: nothing).
+pub async fn expire_request(
+    handler: &CommandHandler,
+    request_id: &str,
+) -> Result<Position, CommandError> {
+    let meta = system_meta(None, request_id);
+    let (_, out) = handler
+        .execute::<AccessRequest>(request_id, &RequestCommand::Expire, &meta)
+        .await?;
+    let closed = fulfil(handler, request_id).await?;
+    Ok(if out.events_written > 0 {
+        out.position.max(closed)
+    } else {
+        closed
+    })
 }

@@ -5,14 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use iga_api::Grant;
 use iga_domain::access::{pair_key, AccessCommand, AccessPair};
 use iga_domain::entitlement::Entitlement;
 use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::{v1, DomainEvent};
-use projection_service::grants::Grant;
 use serde::Deserialize;
 
-use crate::http::{meta, CommandState};
+use crate::state::{meta, CommandState};
 use crate::{CommandError, CommandMeta};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -134,7 +134,7 @@ pub async fn add_manual_user(
     )
     .await?;
     let grant = v1::GrantIssued {
-        grant_id: crate::http::new_id(&meta, "grant"),
+        grant_id: crate::state::new_id(&meta, "grant"),
         user_id: body.user_id.clone(),
         app_id: app_id.clone(),
         entitlement_id: ent.fields.entitlement_id.clone(),

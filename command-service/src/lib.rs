@@ -26,6 +26,7 @@ pub mod policies;
 mod refs;
 pub mod requests;
 pub mod resources;
+pub mod state;
 pub mod users;
 
 pub use error::CommandError;

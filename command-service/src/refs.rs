@@ -4,13 +4,12 @@
 //! never a silent write.
 
 use axum::http::StatusCode;
-use axum::response::Response;
 use iga_domain::app::{App, AppFacts};
 use iga_domain::policy::Policy;
 use iga_domain::user::User;
-use iga_http::{object_response, Problem};
+use iga_http::Problem;
 
-use crate::http::CommandState;
+use crate::state::CommandState;
 use crate::Outcome;
 
 /// Most users one list in a command names.
@@ -70,29 +69,4 @@ pub async fn app_facts(
         return Err(Problem::not_found(format!("app {app_id} not found")));
     }
     Ok((AppFacts::of(&app), app, outcome))
-}
-
-/// The users `owner_ids` name, answered as a list after an owners command.
-pub async fn owners_answer(
-    state: &CommandState,
-    owner_ids: &[String],
-    outcome: &Outcome,
-) -> Result<Response, Problem> {
-    let mut list = Vec::with_capacity(owner_ids.len());
-    for id in owner_ids {
-        let (user, at) = state.handler.snapshot::<User>(id).await?;
-        if user.exists() {
-            list.push(crate::users::render(&user, &at));
-        }
-    }
-    let page = iga_http::page::Page {
-        list,
-        next_page_token: None,
-    };
-    Ok(object_response(
-        StatusCode::OK,
-        outcome.version,
-        Some(outcome.position),
-        &page,
-    ))
 }

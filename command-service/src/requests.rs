@@ -21,6 +21,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use iga_api::RequestView;
 use iga_domain::access::{pair_key, AccessCommand, AccessPair, PairRefusal};
 use iga_domain::app::App;
 use iga_domain::entitlement::{builtin_access, Entitlement};
@@ -31,10 +32,9 @@ use iga_domain::user::User;
 use iga_domain::{Aggregate, DomainError};
 use iga_http::{ApiJson, Principal, Problem, CONSISTENCY_TOKEN};
 use iga_schemas::v1;
-use projection_service::requests::RequestView;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{meta, CommandState};
+use crate::state::{meta, CommandState, RequestSettings};
 use crate::{CommandError, CommandMeta};
 
 /// Most users, items, and pairs in one create.
@@ -133,13 +133,6 @@ pub struct CreateAnswer {
     /// The ids of the requests created (none for validate).
     pub result: Vec<String>,
     pub errors: Vec<PairError>,
-}
-
-/// Request-wide settings that are not per pair.
-#[derive(Debug, Clone)]
-pub struct RequestSettings {
-    /// Risk levels whose entitlements need a justification on create.
-    pub justification_risk_levels: Vec<String>,
 }
 
 /// An optional date field: absent or empty is 0 (none).
@@ -459,7 +452,7 @@ async fn create_or_validate(
             let request_id = format!(
                 "{prefix}{}",
                 match &meta.idempotency_key {
-                    Some(k) => crate::users::derived_id("request", &format!("{k}\0{ui}\0{ci}")),
+                    Some(k) => crate::state::derived_id("request", &format!("{k}\0{ui}\0{ci}")),
                     None => uuid::Uuid::now_v7().to_string(),
                 }
             );

@@ -4,13 +4,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use iga_api::{self as model, ObjectMeta};
 use iga_domain::resource::{CreateResource, CreateResourceType, Resource, ResourceType};
-use iga_http::model::{self, ObjectMeta};
 use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::v1;
 use serde::Deserialize;
 
-use crate::http::{meta, new_id, CommandState};
+use crate::state::{meta, new_id, CommandState};
 use crate::{CommandError, Outcome};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

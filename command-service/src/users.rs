@@ -7,16 +7,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use iga_api as model;
 use iga_domain::user::{User, UserCommand};
 use iga_domain::username::{ClaimUsername, Username};
 use iga_domain::Aggregate;
-use iga_http::model;
 use iga_http::{object_response, rfc3339, ApiJson, Principal, Problem};
 use iga_schemas::v1;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::http::{meta, CommandState};
+use crate::state::{derived_id, meta, CommandState};
 use crate::{CommandError, Outcome};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -136,15 +136,6 @@ pub fn render(user: &User, outcome: &Outcome) -> model::User {
 /// characters a stream id may not.
 pub fn username_key(username: &str) -> String {
     hex::encode(&Sha256::digest(username.as_bytes())[..16])
-}
-
-/// A stable id for the aggregate a keyed request creates.
-pub(crate) fn derived_id(kind: &str, key: &str) -> String {
-    let digest = Sha256::digest(format!("{kind}\0{key}").as_bytes());
-    let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes");
-    uuid::Builder::from_custom_bytes(bytes)
-        .into_uuid()
-        .to_string()
 }
 
 /// A freshly issued API token; `token` is shown only in this answer.
@@ -425,4 +416,29 @@ pub(crate) async fn execute_with_roster(
     Err(CommandError::TooMuchContention {
         stream: user_stream,
     })
+}
+
+/// The users `owner_ids` name, answered as a list after an owners command.
+pub async fn owners_answer(
+    state: &CommandState,
+    owner_ids: &[String],
+    outcome: &Outcome,
+) -> Result<Response, Problem> {
+    let mut list = Vec::with_capacity(owner_ids.len());
+    for id in owner_ids {
+        let (user, at) = state.handler.snapshot::<User>(id).await?;
+        if user.exists() {
+            list.push(render(&user, &at));
+        }
+    }
+    let page = iga_http::page::Page {
+        list,
+        next_page_token: None,
+    };
+    Ok(object_response(
+        StatusCode::OK,
+        outcome.version,
+        Some(outcome.position),
+        &page,
+    ))
 }

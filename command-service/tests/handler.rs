@@ -11,7 +11,6 @@ use iga_domain::access::{pair_key, AccessCommand, AccessPair};
 use iga_domain::request::{AccessRequest, RequestCommand};
 use iga_domain::user::{User, UserCommand};
 use iga_domain::{Context, DomainError};
-use iga_eventlog::sled_store::SledEventStore;
 use iga_eventlog::{
     AppendResult, EventEnvelope, EventStore, ExpectedVersion, Limits, Position, RecordedEvent,
     StreamAppend, Subscription,
@@ -32,7 +31,7 @@ fn meta(key: Option<&str>) -> CommandMeta {
 }
 
 fn store() -> Arc<dyn EventStore> {
-    Arc::new(SledEventStore::open_temporary(Limits::default()).unwrap())
+    iga_eventlog::temporary_log(Limits::default()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +170,7 @@ async fn domain_errors_surface() {
 
 /// The sled log, counting the appends the handler asks of it.
 struct Counted {
-    log: SledEventStore,
+    log: Arc<dyn EventStore>,
     single: AtomicUsize,
     multi: AtomicUsize,
 }
@@ -236,7 +235,7 @@ fn as_user(user: &str) -> CommandMeta {
 
 fn counted_sled() -> Arc<Counted> {
     Arc::new(Counted {
-        log: SledEventStore::open_temporary(Limits::default()).unwrap(),
+        log: iga_eventlog::temporary_log(Limits::default()).unwrap(),
         single: AtomicUsize::new(0),
         multi: AtomicUsize::new(0),
     })
@@ -367,7 +366,7 @@ async fn a_deciding_approval_and_its_grant_are_one_append() {
 }
 
 /// The event types after `after`, in log order.
-async fn event_types(log: &SledEventStore, after: Position) -> Vec<String> {
+async fn event_types(log: &Arc<dyn EventStore>, after: Position) -> Vec<String> {
     log.read_all(after, 100)
         .await
         .unwrap()

@@ -1,6 +1,6 @@
 //! The embedded event log: one key-value database on this machine, one
 //! writer thread doing group commit. The database is an [`Engine`]: sled
-//! (the default, [`crate::sled_store`]) or fjall ([`crate::fjall_store`]);
+//! (the default, `sled_store`) or fjall (`fjall_store`), each implementing it;
 //! everything else (layout, group commit, reads, verification) is here, once.
 //!
 //! Layout (one keyspace, so a group of appends is one atomic batch):

@@ -39,6 +39,7 @@ impl EmbeddedLog<Fjall> {
     }
 
     /// A log in a temporary directory that is removed when the store is dropped.
+    #[cfg(feature = "test-support")]
     pub fn open_temporary(limits: Limits) -> Result<Self> {
         let dir = tempfile::tempdir().map_err(storage)?;
         let path = dir.keep();

@@ -1,6 +1,12 @@
-//! The event log: the [`EventStore`] trait every backend implements, the
-//! embedded log ([`embedded::EmbeddedLog`] on sled, the default, or on fjall), and the
-//! [`contract`] suite that every backend must pass.
+//! The event log: the [`EventStore`] trait every backend implements, and the
+//! backends, each behind a cargo feature (all on by default): the embedded
+//! log (`embedded::EmbeddedLog` on sled, `sled`, the default, or on fjall,
+//! `fjall`), NATS JetStream (`nats`, with downstream publishing and the
+//! [`WorkSharing`] reactors use across instances) and KurrentDB (`kurrent`).
+//! [`open`] turns an event-log URL into an [`EventLog`]; nothing outside this
+//! crate names a backend type. The `test-support` feature adds the
+//! `contract` suite every backend must pass and `nats_server`, which starts
+//! real `nats-server` processes for tests and benchmarks.
 //!
 //! The trait is shaped by what all three production logs can do natively:
 //!
@@ -22,15 +28,35 @@
 //! answers `false` to [`EventStore::appends_streams_atomically`]: the
 //! `kurrentdb` client does not expose its multi-stream append.
 
+#[cfg(feature = "test-support")]
 pub mod contract;
+#[cfg(any(feature = "sled", feature = "fjall"))]
 pub mod embedded;
+#[cfg(feature = "fjall")]
 pub mod fjall_store;
+#[cfg(feature = "nats")]
 pub mod jetstream;
+#[cfg(feature = "kurrent")]
 pub mod kurrent;
+#[cfg(all(feature = "test-support", feature = "nats"))]
 pub mod nats_server;
+mod open;
+#[cfg(feature = "nats")]
 pub mod publish;
-pub mod shared;
+#[cfg(feature = "sled")]
 pub mod sled_store;
+pub mod work;
+
+pub use open::{open, EventLog, OpenError};
+
+/// An embedded log in a temporary place, removed when dropped: for tests.
+#[cfg(all(feature = "test-support", feature = "sled"))]
+pub fn temporary_log(limits: Limits) -> Result<std::sync::Arc<dyn EventStore>> {
+    Ok(std::sync::Arc::new(
+        sled_store::SledEventStore::open_temporary(limits)?,
+    ))
+}
+pub use work::{Sharing, WorkSharing};
 
 use futures::stream::BoxStream;
 pub use iga_schemas::EventEnvelope;
@@ -309,7 +335,8 @@ pub fn validate_append(stream: &str, events: &[EventEnvelope], limits: &Limits) 
 /// Whether `events` (an append) are already stored among `recorded` (the
 /// whole stream): the original result if all are, in order (a retry);
 /// `IdempotencyMismatch` if only some are, or in another order or form;
-/// `None` if none is.
+/// `None` if none is. (The remote logs' way; the embedded log knows its ids.)
+#[cfg(any(feature = "nats", feature = "kurrent"))]
 pub(crate) fn retry_of(
     recorded: &[RecordedEvent],
     events: &[EventEnvelope],

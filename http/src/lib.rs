@@ -4,7 +4,6 @@
 
 pub mod auth;
 pub mod json;
-pub mod model;
 pub mod page;
 pub mod problem;
 pub mod target_filter;
@@ -81,12 +80,7 @@ pub fn parse_rfc3339_micros(field: &str, text: &str) -> Result<i64, Problem> {
 }
 
 /// RFC 3339 UTC text of a microsecond Unix timestamp.
-pub fn rfc3339(unix_micros: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(unix_micros as i128 * 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use iga_api::rfc3339;
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_unix_micros() -> i64 {

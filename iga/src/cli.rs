@@ -109,17 +109,6 @@ pub struct ServeArgs {
     pub log_format: String,
 }
 
-impl Cli {
-    pub async fn run(self) -> anyhow_like::Result<()> {
-        match self.command {
-            Command::Serve(args) => crate::serve::serve(args).await,
-            Command::Rebuild(args) => crate::serve::rebuild(args).await,
-            Command::Verify(args) => crate::serve::verify(args).await,
-            Command::Events(EventsCommand::Tail(args)) => crate::tail::tail(args).await,
-        }
-    }
-}
-
 /// A boxed error with a readable chain, without another dependency.
 pub mod anyhow_like {
     pub type Error = Box<dyn std::error::Error + Send + Sync>;

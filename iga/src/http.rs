@@ -29,7 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::cli::anyhow_like::Result;
 use crate::cli::ServeArgs;
-use crate::serve::Health;
+use crate::role::{Health, Role};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -62,7 +62,7 @@ pub fn router(
     health: Arc<Health>,
     commands: CommandHandler,
     metrics: PrometheusHandle,
-    role: crate::serve::Role,
+    role: Role,
 ) -> Router {
     let query = QueryState {
         models: health.models.clone(),
@@ -77,9 +77,9 @@ pub fn router(
         wait: Duration::from_millis(args.consistency_wait_ms),
         uses: record_token_uses(commands.clone()),
     });
-    let command_state = command_service::http::CommandState {
+    let command_state = command_service::state::CommandState {
         handler: commands,
-        requests: command_service::requests::RequestSettings {
+        requests: command_service::state::RequestSettings {
             justification_risk_levels: args.justification_risk_levels.clone(),
         },
     };

@@ -5,11 +5,22 @@
 //! deployment. `rebuild`, `verify` and `events tail` are for operators.
 
 pub mod cli;
-pub mod eventlog_url;
 pub mod http;
 pub mod openapi;
+pub mod role;
 pub mod serve;
 pub mod tail;
+
+/// Runs the subcommand `cli` names.
+pub async fn run_cli(cli: cli::Cli) -> cli::anyhow_like::Result<()> {
+    use cli::{Command, EventsCommand};
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Rebuild(args) => serve::rebuild(args).await,
+        Command::Verify(args) => serve::verify(args).await,
+        Command::Events(EventsCommand::Tail(args)) => tail::tail(args).await,
+    }
+}
 
 /// Runs `work` on a multi-threaded runtime; errors go to stderr and a
 /// non-zero exit status. Every binary's `main` is this.

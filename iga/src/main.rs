@@ -11,5 +11,5 @@ use iga::cli;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    iga::run(cli::Cli::parse().run())
+    iga::run(iga::run_cli(cli::Cli::parse()))
 }

@@ -12,22 +12,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use command_service::CommandHandler;
-use iga_eventlog::shared::Sharing;
-use iga_eventlog::{EventStore, Limits};
+use iga_eventlog::Limits;
+use iga_eventlog::Sharing;
 use projection_service::apps::AppCatalog;
 use projection_service::catalog::{CatalogSearch, SearchIndex};
 use projection_service::entitlements::EntitlementCatalog;
 use projection_service::grants::GrantLedger;
 use projection_service::policies::PolicyDirectory;
-use projection_service::reactor::ReactorRunner;
 use projection_service::requests::RequestDirectory;
 use projection_service::timers::TimerIndex;
 use projection_service::users::UserDirectory;
 use projection_service::{Projection, ProjectionRunner, ReadModels};
+use reactors::ReactorRunner;
 
 use crate::cli::anyhow_like::Result;
 use crate::cli::{DataArgs, ServeArgs};
-use crate::eventlog_url;
+pub use crate::role::{Health, Role};
 
 /// Every read model the all-in-one process keeps; `search` is the catalog
 /// index the `catalog` projection keeps current in memory.
@@ -44,45 +44,6 @@ pub fn projections(search: &Arc<SearchIndex>) -> Vec<Arc<dyn Projection>> {
     ]
 }
 
-/// Shared by the HTTP layer: what `/readyz` looks at.
-pub struct Health {
-    pub store: Arc<dyn EventStore>,
-    pub models: Arc<ReadModels>,
-    /// The catalog search index, kept current by the `catalog` projection.
-    pub search: Arc<SearchIndex>,
-    /// Set once the read models caught up with the log at start-up.
-    pub caught_up: AtomicBool,
-    /// Cleared if the projection runner stops.
-    pub runner_alive: AtomicBool,
-}
-
-/// What one process does. `iga serve` does everything; the distributed
-/// deployment runs one role per process (`command-service`, `query-service`,
-/// `projection-service`), all on the same event log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    All,
-    /// The write API. Its read models (tokens, references) are temporary
-    /// unless it is given a data dir of its own.
-    Commands,
-    /// The read API over its own read replica.
-    Queries,
-    /// Fulfilment, timers and publishing; HTTP only for health and metrics.
-    Reactors,
-}
-
-impl Role {
-    pub fn serves_writes(self) -> bool {
-        matches!(self, Role::All | Role::Commands)
-    }
-    pub fn serves_reads(self) -> bool {
-        matches!(self, Role::All | Role::Queries)
-    }
-    pub fn runs_reactors(self) -> bool {
-        matches!(self, Role::All | Role::Reactors)
-    }
-}
-
 pub async fn serve(args: ServeArgs) -> Result<()> {
     serve_role(args, Role::All).await
 }
@@ -96,7 +57,7 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
         max_event_bytes: args.max_event_bytes,
         ..Limits::default()
     };
-    let log = eventlog_url::open(args.data.event_log.as_deref(), data_dir, limits).await?;
+    let log = iga_eventlog::open(args.data.event_log.as_deref(), data_dir, limits).await?;
     let store = log.store();
     let search = SearchIndex::new();
     // A command-service keeps its read models (tokens, references) in a
@@ -148,7 +109,7 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
     if role.runs_reactors() {
         // On JetStream, instances share each reactor's work (durable
         // consumers); on sled there is one instance, which does it all.
-        let shared = log.jetstream();
+        let shared = log.work_sharing();
         let share = |runner: ReactorRunner, sharing: Sharing| match &shared {
             Some(js) => runner.shared_on(js.clone(), sharing),
             None => runner,
@@ -157,7 +118,7 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
             ReactorRunner::new(
                 models.clone(),
                 store.clone(),
-                Arc::new(command_service::fulfilment::FulfilmentReactor {
+                Arc::new(reactors::fulfilment::FulfilmentReactor {
                     handler: commands.clone(),
                 }),
             ),
@@ -168,7 +129,7 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
             "fulfilment",
             tokio::spawn(async move { fulfilment.run(stop).await.map_err(|e| e.to_string()) }),
         ));
-        let timers = command_service::fulfilment::TimerDriver {
+        let timers = reactors::timers::TimerDriver {
             handler: commands.clone(),
             models: models.clone(),
             shared: shared.clone(),
@@ -186,7 +147,7 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
                 ReactorRunner::new(
                     models.clone(),
                     store.clone(),
-                    Arc::new(projection_service::publishing::Publishing { downstream }),
+                    Arc::new(reactors::publishing::Publishing { downstream }),
                 ),
                 Sharing::Ordered,
             );
@@ -245,7 +206,7 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
 }
 
 pub async fn rebuild(args: DataArgs) -> Result<()> {
-    let store = eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default())
+    let store = iga_eventlog::open(args.event_log.as_deref(), &args.data_dir, Limits::default())
         .await?
         .store();
     let path = args.data_dir.join("readmodels");
@@ -285,11 +246,10 @@ pub async fn rebuild(args: DataArgs) -> Result<()> {
 
 pub async fn verify(args: DataArgs) -> Result<()> {
     let log =
-        eventlog_url::open(args.event_log.as_deref(), &args.data_dir, Limits::default()).await?;
-    let n = match log {
-        eventlog_url::EventLog::Sled(store) => store.verify()?,
-        eventlog_url::EventLog::Fjall(store) => store.verify()?,
-        _ => return Err(
+        iga_eventlog::open(args.event_log.as_deref(), &args.data_dir, Limits::default()).await?;
+    let n = match log.verify() {
+        Some(checked) => checked?,
+        None => return Err(
             "iga verify checks the embedded log (sled or fjall); a JetStream stream is checked by \
                     its servers (`nats stream info`, `nats server check stream`), a KurrentDB \
                     database by its own tools (scavenge and index verification)"

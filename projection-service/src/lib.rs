@@ -1,5 +1,6 @@
-//! The read side's engine: the projection runner, the read models it builds in
-//! sled, and (in later issues) the reactors.
+//! The read side's engine: the projection runner and the read models it
+//! builds in sled, reached from outside only through typed queries (key
+//! layouts, encodings and sled stay in this crate).
 //!
 //! A [`Projection`] turns events into key/value writes on its own sled tree.
 //! The [`runner::ProjectionRunner`] feeds it events in batches from a log
@@ -14,15 +15,14 @@ pub mod catalog;
 pub mod entitlements;
 pub mod grants;
 pub mod policies;
-pub mod publishing;
-pub mod reactor;
+pub mod queries;
 pub mod requests;
 pub mod runner;
 pub mod staged;
 pub mod timers;
 pub mod users;
 
-pub use runner::{ProjectionRunner, ReadModels};
+pub use runner::{ProjectionRunner, ReactorCheckpoint, ReadModels};
 pub use staged::Staged;
 
 use iga_eventlog::RecordedEvent;

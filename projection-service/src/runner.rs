@@ -480,9 +480,19 @@ pub fn dump(tree: &sled::Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
 }
 
 impl ReadModels {
-    /// The tree a reactor keeps its checkpoint in.
-    pub fn reactor_tree(&self, name: &str) -> Result<sled::Tree> {
-        Ok(self.db.open_tree(format!("reactor.{name}"))?)
+    /// Where reactor `name` keeps its checkpoint (tree `reactor.<name>`).
+    pub fn reactor_checkpoint(&self, name: &str) -> Result<ReactorCheckpoint> {
+        Ok(ReactorCheckpoint(
+            self.db.open_tree(format!("reactor.{name}"))?,
+        ))
+    }
+
+    /// Up to `max` timers due at `now` (micros), and when the next one is.
+    pub fn due_timers(&self, now: i64, max: usize) -> Result<crate::timers::Due> {
+        let tree = self
+            .tree(crate::timers::NAME)
+            .ok_or_else(|| ProjectionError::Corrupt("the timers read model is not open".into()))?;
+        crate::timers::TimerIndex::due(tree, now, max)
     }
 
     /// Stores every projection's checkpoint at the position applied, and
@@ -493,6 +503,29 @@ impl ReadModels {
             store_checkpoint(tree, position)?;
         }
         self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// The position up to which a reactor has acted, kept with the read models.
+pub struct ReactorCheckpoint(sled::Tree);
+
+impl ReactorCheckpoint {
+    const KEY: &'static [u8] = b"checkpoint";
+
+    pub fn get(&self) -> Result<Position> {
+        Ok(match self.0.get(Self::KEY)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| ProjectionError::Corrupt("reactor checkpoint".into()))?,
+            ),
+            None => 0,
+        })
+    }
+
+    pub fn set(&self, position: Position) -> Result<()> {
+        self.0.insert(Self::KEY, &position.to_be_bytes())?;
         Ok(())
     }
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use iga_eventlog::sled_store::SledEventStore;
 use iga_eventlog::{EventEnvelope, EventStore, ExpectedVersion, Limits};
 use iga_schemas::{v1, DomainEvent};
 use projection_service::runner::{dump, ProjectionRunner, ReadModels};
@@ -113,7 +112,10 @@ async fn write_users(store: &dyn EventStore, from: usize, to: usize) -> u64 {
 async fn runner_applies_resumes_and_rebuild_matches() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn EventStore> =
-        Arc::new(SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap());
+        iga_eventlog::open(None, &dir.path().join("log"), Limits::default())
+            .await
+            .unwrap()
+            .store();
     let rm_path = dir.path().join("readmodels");
 
     // Run incrementally while writing, in many small batches.
@@ -227,9 +229,12 @@ struct Stored {
 }
 
 async fn stored_with_layouts_1_1(dir: &std::path::Path, users: usize) -> Stored {
-    let store = SledEventStore::open(dir.join("log"), Limits::default()).unwrap();
+    let store = iga_eventlog::open(None, &dir.join("log"), Limits::default())
+        .await
+        .unwrap()
+        .store();
     let rm_path = dir.join("readmodels");
-    let head = write_users(&store, 0, users).await;
+    let head = write_users(store.as_ref(), 0, users).await;
     let all = store.read_all(0, 100_000).await.unwrap();
     let before = {
         let models = open(&rm_path, versioned(1, 1));
@@ -338,8 +343,11 @@ impl Projection for FailsOnRevocation {
 #[tokio::test]
 async fn a_batch_is_committed_to_all_read_models_or_to_none() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap();
-    write_users(&store, 0, 8).await;
+    let store = iga_eventlog::open(None, &dir.path().join("log"), Limits::default())
+        .await
+        .unwrap()
+        .store();
+    write_users(store.as_ref(), 0, 8).await;
     let events = store.read_all(0, 1000).await.unwrap();
     let revoked = events
         .iter()

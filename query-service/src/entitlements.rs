@@ -5,13 +5,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use iga_http::model::{Entitlement, ObjectMeta, Resource, ResourceType};
+use iga_api::{Entitlement, ObjectMeta, Resource, ResourceType};
 use iga_http::page::{Page, PageParams};
 use iga_http::{object_response, Problem};
-use projection_service::entitlements::{
-    entitlement_prefix, resource_prefix, resource_type_prefix, EntitlementCatalog, EntitlementView,
-    ResourceTypeView, ResourceView, NAME,
-};
+use projection_service::entitlements::{EntitlementView, ResourceTypeView, ResourceView};
+use projection_service::queries::Entitlements;
 use projection_service::ViewMeta;
 use serde::Deserialize;
 
@@ -38,16 +36,11 @@ fn render_resource(v: ResourceView) -> Resource {
     Resource::render(&v.fields, object_meta(v.meta))
 }
 
-fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
-    state
-        .models
-        .tree(NAME)
-        .ok_or_else(|| Problem::internal("entitlements read model missing"))
+fn catalog(state: &QueryState) -> Result<Entitlements<'_>, Problem> {
+    state.models.entitlements().map_err(internal)
 }
 
-fn internal(e: impl std::fmt::Display) -> Problem {
-    Problem::internal(e.to_string())
-}
+use crate::page::internal;
 
 /// 404 unless the app exists (deleted apps still answer: history is kept).
 fn app_exists(state: &QueryState, app_id: &str) -> Result<(), Problem> {
@@ -59,7 +52,8 @@ pub(crate) fn entitlement(
     app_id: &str,
     id: &str,
 ) -> Result<EntitlementView, Problem> {
-    EntitlementCatalog::entitlement(tree(state)?, app_id, id)
+    catalog(state)?
+        .entitlement(app_id, id)
         .map_err(internal)?
         .ok_or_else(|| Problem::not_found(format!("entitlement {id} of app {app_id} not found")))
 }
@@ -109,16 +103,16 @@ pub async fn list_entitlements(
     Query(page): Query<PageParams>,
 ) -> Result<Response, Problem> {
     app_exists(&state, &app_id)?;
-    let page = crate::page::page_over(
-        tree(&state)?,
-        &entitlement_prefix(&app_id),
+    let page = crate::page::list(
         &page,
-        |v: &EntitlementView| {
-            (filter.include_deleted || v.meta.deleted_at_micros.is_none())
-                && filter
-                    .alias
-                    .as_deref()
-                    .is_none_or(|a| v.fields.alias.eq_ignore_ascii_case(a))
+        |window| {
+            state.models.entitlements()?.page(&app_id, window, |v| {
+                (filter.include_deleted || v.meta.deleted_at_micros.is_none())
+                    && filter
+                        .alias
+                        .as_deref()
+                        .is_none_or(|a| v.fields.alias.eq_ignore_ascii_case(a))
+            })
         },
         render_entitlement,
     )?;
@@ -128,7 +122,7 @@ pub async fn list_entitlements(
 /// The users owning an entitlement.
 #[utoipa::path(get, path = "/apps/{appId}/entitlements/{entitlementId}/owners", tag = "catalog",
     params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id")),
-    responses((status = 200, description = "The owners", body = Page<iga_http::model::User>), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, description = "The owners", body = Page<iga_api::User>), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn list_entitlement_owners(
     State(state): State<QueryState>,
     Path((app_id, id)): Path<(String, String)>,
@@ -145,7 +139,8 @@ pub async fn get_resource_type(
     State(state): State<QueryState>,
     Path((app_id, id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let v = EntitlementCatalog::resource_type(tree(&state)?, &app_id, &id)
+    let v = catalog(&state)?
+        .resource_type(&app_id, &id)
         .map_err(internal)?
         .ok_or_else(|| {
             Problem::not_found(format!("resource type {id} of app {app_id} not found"))
@@ -168,11 +163,14 @@ pub async fn list_resource_types(
     Query(page): Query<PageParams>,
 ) -> Result<Response, Problem> {
     app_exists(&state, &app_id)?;
-    let page = crate::page::page_over(
-        tree(&state)?,
-        &resource_type_prefix(&app_id),
+    let page = crate::page::list(
         &page,
-        |_: &ResourceTypeView| true,
+        |window| {
+            state
+                .models
+                .entitlements()?
+                .resource_types(&app_id, window, |_| true)
+        },
         render_type,
     )?;
     Ok(Json(page).into_response())
@@ -186,7 +184,8 @@ pub async fn get_resource(
     State(state): State<QueryState>,
     Path((app_id, type_id, id)): Path<(String, String, String)>,
 ) -> Result<Response, Problem> {
-    let v = EntitlementCatalog::resource(tree(&state)?, &app_id, &type_id, &id)
+    let v = catalog(&state)?
+        .resource(&app_id, &type_id, &id)
         .map_err(internal)?
         .ok_or_else(|| {
             Problem::not_found(format!(
@@ -210,16 +209,20 @@ pub async fn list_resources(
     Path((app_id, type_id)): Path<(String, String)>,
     Query(page): Query<PageParams>,
 ) -> Result<Response, Problem> {
-    EntitlementCatalog::resource_type(tree(&state)?, &app_id, &type_id)
+    catalog(&state)?
+        .resource_type(&app_id, &type_id)
         .map_err(internal)?
         .ok_or_else(|| {
             Problem::not_found(format!("resource type {type_id} of app {app_id} not found"))
         })?;
-    let page = crate::page::page_over(
-        tree(&state)?,
-        &resource_prefix(&app_id, &type_id),
+    let page = crate::page::list(
         &page,
-        |_: &ResourceView| true,
+        |window| {
+            state
+                .models
+                .entitlements()?
+                .resources(&app_id, &type_id, window, |_| true)
+        },
         render_resource,
     )?;
     Ok(Json(page).into_response())

@@ -4,23 +4,16 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use iga_api::{Grant, GrantView};
 use iga_http::page::{page_token, PageParams};
 use iga_http::{Principal, Problem};
-use projection_service::grants::{Grant, GrantLedger, GrantScope, GrantView, NAME};
+use projection_service::grants::GrantScope;
+use projection_service::queries::Window;
 use serde::{Deserialize, Serialize};
 
 use crate::QueryState;
 
-fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
-    state
-        .models
-        .tree(NAME)
-        .ok_or_else(|| Problem::internal("grants read model missing"))
-}
-
-fn internal(e: impl std::fmt::Display) -> Problem {
-    Problem::internal(e.to_string())
-}
+use crate::page::internal;
 
 /// Admins and auditors see every grant; others their own and those of apps
 /// (or entitlements) they own.
@@ -72,27 +65,23 @@ fn owns(
     entitlement_id: Option<&str>,
 ) -> Result<bool, Problem> {
     if let Some(app_id) = app_id {
-        let apps = state
+        let app = state
             .models
-            .tree(projection_service::apps::NAME)
-            .ok_or_else(|| Problem::internal("apps read model missing"))?;
-        if let Some(app) =
-            projection_service::apps::AppCatalog::get(apps, app_id).map_err(internal)?
-        {
+            .apps()
+            .and_then(|apps| apps.get(app_id))
+            .map_err(internal)?;
+        if let Some(app) = app {
             if app.fields.owner_ids.contains(&p.user_id) {
                 return Ok(true);
             }
         }
         if let Some(e) = entitlement_id {
-            let ents = state
+            return Ok(state
                 .models
-                .tree(projection_service::entitlements::NAME)
-                .ok_or_else(|| Problem::internal("entitlements read model missing"))?;
-            return Ok(
-                projection_service::entitlements::EntitlementCatalog::entitlement(ents, app_id, e)
-                    .map_err(internal)?
-                    .is_some_and(|v| v.fields.owner_ids.contains(&p.user_id)),
-            );
+                .entitlements()
+                .and_then(|ents| ents.entitlement(app_id, e))
+                .map_err(internal)?
+                .is_some_and(|v| v.fields.owner_ids.contains(&p.user_id)));
         }
     }
     Ok(false)
@@ -153,11 +142,10 @@ fn scope(
 
 /// The app of an entitlement, from the catalog.
 fn entitlement_app(state: &QueryState, entitlement_id: &str) -> Result<Option<String>, Problem> {
-    let ents = state
+    state
         .models
-        .tree(projection_service::entitlements::NAME)
-        .ok_or_else(|| Problem::internal("entitlements read model missing"))?;
-    projection_service::entitlements::EntitlementCatalog::app_of(ents, entitlement_id)
+        .entitlements()
+        .and_then(|ents| ents.app_of(entitlement_id))
         .map_err(internal)
 }
 
@@ -171,32 +159,37 @@ fn page_of(
     page: &PageParams,
     mut keep: impl FnMut(&GrantView) -> bool,
 ) -> Result<(Vec<GrantView>, Option<String>), Problem> {
-    let tree = tree(state)?;
+    let grants = state.models.grants().map_err(internal)?;
     let scope = scope(state, p, f, held_now)?;
     let size = page.size()?;
     let after = page.after()?;
     let mut failed = None;
-    let found = GrantLedger::page(tree, &scope, after.as_deref(), size, |g| {
-        let matches = f.user_id.as_ref().is_none_or(|u| *u == g.user_id)
-            && f.entitlement_id
-                .as_ref()
-                .is_none_or(|e| *e == g.app_entitlement_id)
-            && f.app_id.as_ref().is_none_or(|a| *a == g.app_id)
-            && keep(g);
-        matches
-            && match visible(state, p, g) {
-                Ok(v) => v,
-                Err(e) => {
-                    failed = Some(e);
-                    false
+    let window = Window {
+        after: after.as_deref(),
+        size,
+    };
+    let found = grants
+        .page(&scope, window, |g| {
+            let matches = f.user_id.as_ref().is_none_or(|u| *u == g.user_id)
+                && f.entitlement_id
+                    .as_ref()
+                    .is_none_or(|e| *e == g.app_entitlement_id)
+                && f.app_id.as_ref().is_none_or(|a| *a == g.app_id)
+                && keep(g);
+            matches
+                && match visible(state, p, g) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
                 }
-            }
-    })
-    .map_err(internal)?;
+        })
+        .map_err(internal)?;
     if let Some(e) = failed {
         return Err(e);
     }
-    Ok((found.grants, found.next.as_deref().map(page_token)))
+    Ok((found.items, found.next.as_deref().map(page_token)))
 }
 
 /// Grants held now, or at instant `at` (admin, auditor, the user, owners),

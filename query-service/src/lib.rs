@@ -6,6 +6,7 @@ pub mod apps;
 pub mod audit;
 pub mod catalog;
 pub mod consistency;
+pub mod deleted;
 pub mod entitlements;
 pub mod grants;
 mod page;
@@ -17,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iga_http::{Authenticator, Principal, Problem};
-use projection_service::users::UserDirectory;
 use projection_service::ReadModels;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -72,7 +72,7 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(audit::stream_events))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            apps::hide_what_is_under_deleted_apps,
+            deleted::hide_what_is_under_deleted_apps,
         ))
         .with_state(state)
 }
@@ -82,11 +82,10 @@ pub struct ReadModelAuthenticator(pub Arc<ReadModels>);
 
 impl Authenticator for ReadModelAuthenticator {
     fn principal_for_token_sha256(&self, sha256_hex: &str) -> Result<Option<Principal>, Problem> {
-        let tree = self
+        let found = self
             .0
-            .tree(projection_service::users::NAME)
-            .ok_or_else(|| Problem::internal("users read model missing"))?;
-        let found = UserDirectory::token_holder(tree, sha256_hex, iga_http::now_unix_micros())
+            .users()
+            .and_then(|users| users.token_holder(sha256_hex, iga_http::now_unix_micros()))
             .map_err(|e| Problem::internal(e.to_string()))?;
         Ok(found
             .filter(|(_, u)| u.status == "ENABLED")

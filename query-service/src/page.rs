@@ -1,57 +1,31 @@
-//! One paging loop for every list over a read model's key prefix.
+//! One way to answer a list: the request's page parameters become a
+//! read-model [`Window`], the page it answers becomes the API's [`Page`]
+//! (its cursor, the next page token).
 
 use iga_http::page::{page_token, Page, PageParams};
 use iga_http::Problem;
-use serde::de::DeserializeOwned;
+use projection_service::queries::{Paged, Window};
 
-/// The page of values under `prefix` that pass `keep`, in key order, after
-/// the request's page token.
-pub fn page_over<V: DeserializeOwned, T>(
-    tree: &sled::Tree,
-    prefix: &[u8],
+/// A read model's trouble, as the API answers it.
+pub fn internal(e: impl std::fmt::Display) -> Problem {
+    Problem::internal(e.to_string())
+}
+
+/// Answers the page `query` finds in the window `page` asks for, rendered.
+pub fn list<V, T>(
     page: &PageParams,
-    keep: impl Fn(&V) -> bool,
+    query: impl FnOnce(Window<'_>) -> projection_service::Result<Paged<V>>,
     render: impl Fn(V) -> T,
 ) -> Result<Page<T>, Problem> {
     let size = page.size()?;
-    let mut end = prefix.to_vec();
-    *end.last_mut().expect("non-empty prefix") += 1;
-    // A token is a key to start after; one from another list starts this
-    // one at its beginning (before it) or answers an empty page (after it).
-    let start = match page.after()? {
-        Some(after) if after.as_slice() >= end.as_slice() => {
-            return Ok(Page {
-                list: Vec::new(),
-                next_page_token: None,
-            })
-        }
-        Some(after) if after.as_slice() >= prefix => std::ops::Bound::Excluded(after),
-        _ => std::ops::Bound::Included(prefix.to_vec()),
-    };
-    let mut list = Vec::with_capacity(size);
-    let mut last_key = None;
-    let mut more = false;
-    for kv in tree.range((start, std::ops::Bound::Excluded(end))) {
-        let (k, v) = kv.map_err(|e| Problem::internal(e.to_string()))?;
-        let value: V = projection_service::staged::decode_value(&v)
-            .map_err(|e| Problem::internal(e.to_string()))?;
-        if !keep(&value) {
-            continue;
-        }
-        if list.len() == size {
-            more = true;
-            break;
-        }
-        last_key = Some(k.to_vec());
-        list.push(render(value));
-    }
-    let next_page_token = if more {
-        last_key.as_deref().map(page_token)
-    } else {
-        None
-    };
+    let after = page.after()?;
+    let found = query(Window {
+        after: after.as_deref(),
+        size,
+    })
+    .map_err(internal)?;
     Ok(Page {
-        list,
-        next_page_token,
+        list: found.items.into_iter().map(render).collect(),
+        next_page_token: found.next.as_deref().map(page_token),
     })
 }

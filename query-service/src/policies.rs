@@ -4,10 +4,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use iga_http::model::Policy;
+use iga_api::Policy;
 use iga_http::page::{Page, PageParams};
 use iga_http::{object_response, Problem};
-use projection_service::policies::{PolicyDirectory, PolicyView, NAME};
+use projection_service::policies::PolicyView;
+
+use crate::page::internal;
 use serde::Deserialize;
 
 use crate::QueryState;
@@ -18,13 +20,6 @@ fn render(v: PolicyView) -> Policy {
         &v.definition,
         crate::entitlements::object_meta(v.meta),
     )
-}
-
-fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
-    state
-        .models
-        .tree(NAME)
-        .ok_or_else(|| Problem::internal("policies read model missing"))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -48,12 +43,12 @@ pub async fn get_policy(
     Path(id): Path<String>,
     Query(at): Query<PolicyVersion>,
 ) -> Result<Response, Problem> {
-    let tree = tree(&state)?;
+    let policies = state.models.policies().map_err(internal)?;
     let found = match at.version {
-        None => PolicyDirectory::get(tree, &id),
-        Some(v) => PolicyDirectory::at_version(tree, &id, v),
+        None => policies.get(&id),
+        Some(v) => policies.at_version(&id, v),
     }
-    .map_err(|e| Problem::internal(e.to_string()))?;
+    .map_err(internal)?;
     let v = found.ok_or_else(|| match at.version {
         None => Problem::not_found(format!("policy {id} not found")),
         Some(v) => Problem::not_found(format!("version {v} of policy {id} not found")),
@@ -88,11 +83,13 @@ pub async fn list_policies(
     Query(filter): Query<PolicyQuery>,
     Query(page): Query<PageParams>,
 ) -> Result<Response, Problem> {
-    let page = crate::page::page_over(
-        tree(&state)?,
-        b"p/",
+    let page = crate::page::list(
         &page,
-        |v: &PolicyView| filter.include_deleted || v.meta.deleted_at_micros.is_none(),
+        |window| {
+            state.models.policies()?.page(window, |v: &PolicyView| {
+                filter.include_deleted || v.meta.deleted_at_micros.is_none()
+            })
+        },
         render,
     )?;
     Ok(Json(page).into_response())

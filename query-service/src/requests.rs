@@ -5,10 +5,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use iga_api::RequestView;
 use iga_http::page::{page_token, PageParams};
 use iga_http::{object_response, Principal, Problem};
-use projection_service::requests::{task_prefix, Party, RequestDirectory, RequestView, NAME};
-use projection_service::staged::decode_value;
+use projection_service::queries::{RequestScope, Requests, Window};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -16,16 +16,11 @@ use iga_http::target_filter::{text, values_at, TargetFilter};
 
 use crate::QueryState;
 
-fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
-    state
-        .models
-        .tree(NAME)
-        .ok_or_else(|| Problem::internal("requests read model missing"))
+fn requests(state: &QueryState) -> Result<Requests<'_>, Problem> {
+    state.models.requests().map_err(internal)
 }
 
-fn internal(e: impl std::fmt::Display) -> Problem {
-    Problem::internal(e.to_string())
-}
+use crate::page::internal;
 
 /// Whether `p` may see the request: admins and auditors see all; others the
 /// requests they made, are the beneficiary of, or act (or acted) on.
@@ -50,7 +45,8 @@ pub async fn get_request(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let v = RequestDirectory::get(tree(&state)?, &id)
+    let v = requests(&state)?
+        .get(&id)
         .map_err(internal)?
         .filter(|v| visible(&principal, v))
         .ok_or_else(|| Problem::not_found(format!("request {id} not found")))?;
@@ -90,7 +86,6 @@ pub async fn list_requests(
 ) -> Result<Response, Problem> {
     let size = page.size()?;
     let after = page.after()?;
-    let tree = tree(&state)?;
     let keep = |view: &RequestView| {
         visible(&principal, view)
             && filter
@@ -104,62 +99,26 @@ pub async fn list_requests(
                 .is_none_or(|s| *s == view.decision.status)
     };
     let everyone = principal.is_admin() || principal.has_role("auditor");
-    let candidates = if !everyone {
-        Some(RequestDirectory::involving(tree, &principal.user_id).map_err(internal)?)
+    let scope = if !everyone {
+        RequestScope::Involving(&principal.user_id)
     } else if let Some(r) = &filter.requester_id {
-        Some(RequestDirectory::of_party(tree, Party::Requester, r).map_err(internal)?)
+        RequestScope::MadeBy(r)
     } else if let Some(u) = &filter.user_id {
-        Some(RequestDirectory::of_party(tree, Party::Beneficiary, u).map_err(internal)?)
+        RequestScope::MadeFor(u)
     } else {
-        None
+        RequestScope::All
     };
-    let mut list = Vec::new();
-    let mut total = 0u64;
-    let mut last_key = None;
-    let mut more = false;
-    let mut consider = |k: Vec<u8>, view: RequestView| {
-        if !keep(&view) {
-            return;
-        }
-        total += 1;
-        if after.as_ref().is_some_and(|a| k.as_slice() <= a.as_slice()) {
-            return;
-        }
-        if list.len() == size {
-            more = true;
-            return;
-        }
-        last_key = Some(k);
-        list.push(view);
+    let window = Window {
+        after: after.as_deref(),
+        size,
     };
-    match candidates {
-        // A share of the requests: ordered by creation (the key is the
-        // creation time and the id).
-        Some(ids) => {
-            for (created, id) in ids {
-                let mut k = created.to_be_bytes().to_vec();
-                k.extend_from_slice(id.as_bytes());
-                if let Some(view) = RequestDirectory::get(tree, &id).map_err(internal)? {
-                    consider(k, view);
-                }
-            }
-        }
-        None => {
-            for kv in tree.scan_prefix(b"r/") {
-                let (k, v) = kv.map_err(internal)?;
-                let view: RequestView = decode_value(&v).map_err(internal)?;
-                consider(k.to_vec(), view);
-            }
-        }
-    }
+    let found = requests(&state)?
+        .page(scope, window, keep)
+        .map_err(internal)?;
     Ok(Json(RequestPage {
-        list,
-        next_page_token: if more {
-            last_key.as_deref().map(page_token)
-        } else {
-            None
-        },
-        total_count: total,
+        list: found.page.items,
+        next_page_token: found.page.next.as_deref().map(page_token),
+        total_count: found.total,
     })
     .into_response())
 }
@@ -259,24 +218,14 @@ pub async fn search_requests(
         );
     }
     let mut hits: Vec<(Vec<String>, String, Value)> = Vec::new();
-    let tree = tree(&state)?;
     // Only an admin or auditor searches everyone's; anyone else their share.
-    let views: Box<dyn Iterator<Item = Result<RequestView, Problem>>> =
-        if principal.is_admin() || principal.has_role("auditor") {
-            Box::new(tree.scan_prefix(b"r/").map(|kv| {
-                let (_, v) = kv.map_err(internal)?;
-                decode_value::<RequestView>(&v).map_err(internal)
-            }))
-        } else {
-            let ids = RequestDirectory::involving(tree, &principal.user_id).map_err(internal)?;
-            Box::new(ids.into_iter().filter_map(|(_, id)| {
-                RequestDirectory::get(tree, &id)
-                    .map_err(internal)
-                    .transpose()
-            }))
-        };
-    for view in views {
-        let view = view?;
+    let scope = if principal.is_admin() || principal.has_role("auditor") {
+        RequestScope::All
+    } else {
+        RequestScope::Involving(&principal.user_id)
+    };
+    for found in requests(&state)?.select(scope).map_err(internal)? {
+        let (_, view) = found.map_err(internal)?;
         if !visible(&principal, &view) {
             continue;
         }
@@ -345,38 +294,18 @@ async fn inbox(
             .with_field("actorStatus", "active or inactive"))
         }
     };
-    let tree = tree(state)?;
-    let prefix = task_prefix(user_id, active);
-    let size = page.size()?;
     let after = page.after()?;
-    let mut list = Vec::new();
-    let mut total = 0u64;
-    let mut last = None;
-    let mut more = false;
-    for kv in tree.scan_prefix(&prefix) {
-        let (k, _) = kv.map_err(internal)?;
-        total += 1;
-        if after.as_ref().is_some_and(|a| k.as_ref() <= a.as_slice()) || more {
-            continue;
-        }
-        if list.len() == size {
-            more = true;
-            continue;
-        }
-        let id = String::from_utf8_lossy(&k[prefix.len() + 8..]).into_owned();
-        if let Some(v) = RequestDirectory::get(tree, &id).map_err(internal)? {
-            list.push(v);
-            last = Some(k.to_vec());
-        }
-    }
+    let window = Window {
+        after: after.as_deref(),
+        size: page.size()?,
+    };
+    let found = requests(state)?
+        .tasks(user_id, active, window)
+        .map_err(internal)?;
     Ok(Json(RequestPage {
-        list,
-        next_page_token: if more {
-            last.as_deref().map(page_token)
-        } else {
-            None
-        },
-        total_count: total,
+        list: found.page.items,
+        next_page_token: found.page.next.as_deref().map(page_token),
+        total_count: found.total,
     })
     .into_response())
 }
@@ -393,12 +322,11 @@ pub async fn user_tasks(
     Query(page): Query<PageParams>,
 ) -> Result<Response, Problem> {
     if principal.user_id != user_id && !principal.is_admin() {
-        let users = state
+        let user = state
             .models
-            .tree(projection_service::users::NAME)
-            .ok_or_else(|| Problem::internal("users read model missing"))?;
-        let user =
-            projection_service::users::UserDirectory::get(users, &user_id).map_err(internal)?;
+            .users()
+            .and_then(|users| users.get(&user_id))
+            .map_err(internal)?;
         // Someone else's inbox does not exist for the caller.
         if user.and_then(|u| u.delegated_user_id) != Some(principal.user_id.clone()) {
             return Err(Problem::not_found(format!(

@@ -5,12 +5,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use iga_http::model::User;
+use iga_api::User;
 use iga_http::page::{Page, PageParams};
 use iga_http::{object_response, rfc3339, Principal, Problem};
-use projection_service::users::{UserDirectory, UserView, NAME};
+use projection_service::queries::Users;
+use projection_service::users::UserView;
 use serde::Deserialize;
 
+use crate::page::internal;
 use crate::QueryState;
 
 pub(crate) fn render(v: UserView) -> User {
@@ -29,16 +31,14 @@ pub(crate) fn render(v: UserView) -> User {
     }
 }
 
-fn tree(state: &QueryState) -> Result<&sled::Tree, Problem> {
-    state
-        .models
-        .tree(NAME)
-        .ok_or_else(|| Problem::internal("users read model missing"))
+fn directory(state: &QueryState) -> Result<Users<'_>, Problem> {
+    state.models.users().map_err(internal)
 }
 
 fn found(state: &QueryState, id: &str) -> Result<Response, Problem> {
-    let user = UserDirectory::get(tree(state)?, id)
-        .map_err(|e| Problem::internal(e.to_string()))?
+    let user = directory(state)?
+        .get(id)
+        .map_err(internal)?
         .ok_or_else(|| Problem::not_found(format!("user {id} not found")))?;
     Ok(object_response(
         StatusCode::OK,
@@ -111,15 +111,15 @@ pub async fn list_users(
     Query(page): Query<PageParams>,
 ) -> Result<Response, Problem> {
     let needle = filter.query.unwrap_or_default().to_lowercase();
-    let page = crate::page::page_over(
-        tree(&state)?,
-        b"u/",
+    let page = crate::page::list(
         &page,
-        |v: &UserView| {
-            needle.is_empty()
-                || [&v.username, &v.display_name, &v.email]
-                    .iter()
-                    .any(|f| f.to_lowercase().contains(&needle))
+        |window| {
+            state.models.users()?.page(window, |v: &UserView| {
+                needle.is_empty()
+                    || [&v.username, &v.display_name, &v.email]
+                        .iter()
+                        .any(|f| f.to_lowercase().contains(&needle))
+            })
         },
         render,
     )?;
@@ -128,12 +128,10 @@ pub async fn list_users(
 
 /// The users `ids` name, in that order (unknown ids left out): owners lists.
 pub(crate) fn users_named(state: &QueryState, ids: &[String]) -> Result<Page<User>, Problem> {
-    let tree = tree(state)?;
+    let users = directory(state)?;
     let mut list = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(u) =
-            UserDirectory::get(tree, id).map_err(|e| Problem::internal(e.to_string()))?
-        {
+        if let Some(u) = users.get(id).map_err(internal)? {
             list.push(render(u));
         }
     }
@@ -180,14 +178,14 @@ pub async fn list_tokens(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let tree = tree(&state)?;
-    let internal = |e: projection_service::ProjectionError| Problem::internal(e.to_string());
-    let exists = UserDirectory::get(tree, &id).map_err(internal)?.is_some();
+    let users = directory(&state)?;
+    let exists = users.get(&id).map_err(internal)?.is_some();
     if !exists || !(principal.is_admin() || principal.user_id == id) {
         return Err(Problem::not_found(format!("user {id} not found")));
     }
     let now = iga_http::now_unix_micros();
-    let list = UserDirectory::tokens(tree, &id)
+    let list = users
+        .tokens(&id)
         .map_err(internal)?
         .into_iter()
         .filter(|t| t.expires_at_micros == 0 || t.expires_at_micros > now)

@@ -1,29 +1,28 @@
-//! Reactors: consumers of the log that act (issue commands) rather than
-//! build read models: fulfilment of approved requests, publishing.
+//! [`ReactorRunner`]: feeds a [`Reactor`] every event after its checkpoint,
+//! in log order, and stores the checkpoint (in the read models' database,
+//! through projection-service's typed [`ReactorCheckpoint`]) after each event
+//! is handled. Delivery is therefore at least once: after a crash the last
+//! events may be seen again, so a reactor's actions must be idempotent; the
+//! commands it issues are, so the effect is exactly once.
 //!
-//! A [`Reactor`] sees every event after its checkpoint, in log order; the
-//! [`ReactorRunner`] stores the checkpoint (in the read models' database,
-//! tree `reactor.<name>`) after each event is handled. Delivery is therefore
-//! at least once: after a crash the last events may be seen again, so a
-//! reactor's actions must be idempotent; the commands it issues are, so the
-//! effect is exactly once.
+//! When the log shares work across instances ([`WorkSharing`], JetStream),
+//! [`ReactorRunner::shared_on`] makes the instances running a reactor share
+//! its events through a durable consumer instead: each event is handled by
+//! one instance, and by another if that one dies before acknowledging it.
 //!
-//! On a JetStream log, [`ReactorRunner::shared_on`] makes the instances
-//! running a reactor share its events through a durable consumer instead
-//! (`iga_eventlog::shared`): each event is handled by one instance, and by
-//! another if that one dies before acknowledging it.
+//! [`ReactorCheckpoint`]: projection_service::ReactorCheckpoint
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use iga_eventlog::jetstream::JetStreamEventStore;
-use iga_eventlog::shared::{SharedFeed, Sharing};
-use iga_eventlog::{EventStore, Position, RecordedEvent};
+use iga_eventlog::Sharing;
+use iga_eventlog::{EventStore, RecordedEvent, WorkSharing};
 use iga_schemas::DomainEvent;
+use projection_service::ReadModels;
 use tokio::sync::watch;
 
-use crate::{ProjectionError, ReadModels, Result};
+use crate::{ReactorError, Result};
 
 #[async_trait::async_trait]
 pub trait Reactor: Send + Sync + 'static {
@@ -39,13 +38,11 @@ pub trait Reactor: Send + Sync + 'static {
     ) -> std::result::Result<(), String>;
 }
 
-const CHECKPOINT: &[u8] = b"checkpoint";
-
 pub struct ReactorRunner {
     models: Arc<ReadModels>,
     store: Arc<dyn EventStore>,
     reactor: Arc<dyn Reactor>,
-    shared: Option<(JetStreamEventStore, Sharing)>,
+    shared: Option<(Arc<dyn WorkSharing>, Sharing)>,
 }
 
 impl ReactorRunner {
@@ -65,22 +62,9 @@ impl ReactorRunner {
     /// Shares the work with every other instance running this reactor on
     /// the same JetStream log, through the reactor's durable consumer
     /// (see `iga_eventlog::shared`), instead of doing all of it alone.
-    pub fn shared_on(mut self, log: JetStreamEventStore, sharing: Sharing) -> Self {
+    pub fn shared_on(mut self, log: Arc<dyn WorkSharing>, sharing: Sharing) -> Self {
         self.shared = Some((log, sharing));
         self
-    }
-
-    /// The position up to which the reactor has acted.
-    pub fn checkpoint(models: &ReadModels, name: &str) -> Result<Position> {
-        let tree = models.reactor_tree(name)?;
-        Ok(match tree.get(CHECKPOINT)? {
-            Some(v) => u64::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| ProjectionError::Corrupt("reactor checkpoint".into()))?,
-            ),
-            None => 0,
-        })
     }
 
     /// Runs until `shutdown` turns true.
@@ -107,7 +91,7 @@ impl ReactorRunner {
         let decoded = event
             .envelope
             .decode_event()
-            .map_err(|source| ProjectionError::Decode {
+            .map_err(|source| ReactorError::Decode {
                 position: event.position,
                 source,
             })?;
@@ -136,15 +120,15 @@ impl ReactorRunner {
     /// instance handled (it places a consumer created from scratch).
     async fn run_shared(
         self,
-        log: JetStreamEventStore,
+        log: Arc<dyn WorkSharing>,
         sharing: Sharing,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
         let name = self.reactor.name();
-        let tree = self.models.reactor_tree(name)?;
-        let start = Self::checkpoint(&self.models, name)?;
+        let checkpoint = self.models.reactor_checkpoint(name)?;
+        let start = checkpoint.get()?;
         let mut feed = tokio::select! {
-            feed = SharedFeed::join(&log, name, sharing, start) => feed?,
+            feed = log.join_feed(name, sharing, start) => feed?,
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         };
         tracing::info!(
@@ -179,7 +163,7 @@ impl ReactorRunner {
             }
             if delivery.event.position > furthest {
                 furthest = delivery.event.position;
-                tree.insert(CHECKPOINT, &furthest.to_be_bytes())?;
+                checkpoint.set(furthest)?;
                 metrics::gauge!("iga_reactor_position", "reactor" => name).set(furthest as f64);
             }
         }
@@ -187,8 +171,8 @@ impl ReactorRunner {
 
     async fn run_alone(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         let name = self.reactor.name();
-        let tree = self.models.reactor_tree(name)?;
-        let start = Self::checkpoint(&self.models, name)?;
+        let checkpoint = self.models.reactor_checkpoint(name)?;
+        let start = checkpoint.get()?;
         tracing::info!(reactor = name, position = start, "reactor starting");
         let mut sub = self.store.subscribe(start).await?;
         loop {
@@ -204,7 +188,7 @@ impl ReactorRunner {
             {
                 return Ok(());
             }
-            tree.insert(CHECKPOINT, &event.position.to_be_bytes())?;
+            checkpoint.set(event.position)?;
             metrics::gauge!("iga_reactor_position", "reactor" => name).set(event.position as f64);
         }
     }

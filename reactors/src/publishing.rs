@@ -6,7 +6,7 @@ use iga_eventlog::publish::Downstream;
 use iga_eventlog::RecordedEvent;
 use iga_schemas::DomainEvent;
 
-use crate::reactor::Reactor;
+use crate::Reactor;
 
 pub struct Publishing {
     pub downstream: Downstream,

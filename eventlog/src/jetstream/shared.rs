@@ -1,38 +1,24 @@
-//! Work shared between service instances through JetStream durable consumers,
-//! so that three projection-services do each reactor's work once between
-//! them, and a killed one's work is taken over by the others.
+//! [`crate::WorkSharing`] on JetStream, through durable consumers, so that
+//! three projection-services do each reactor's work once between them, and a
+//! killed one's work is taken over by the others.
 //!
-//! - [`SharedFeed`]: the log's events, delivered through a durable consumer
-//!   named after the reactor. [`Sharing::Spread`] hands each event to any
+//! - [`JetStreamFeed`]: the log's events, delivered through a durable consumer
+//!   named after the reactor. `Sharing::Spread` hands each event to any
 //!   member (fulfilment: its action reads current state, so order does not
-//!   matter); [`Sharing::Ordered`] keeps one event in flight at a time, so the
+//!   matter); `Sharing::Ordered` keeps one event in flight at a time, so the
 //!   members take turns in log order (publishing, which promises order per
-//!   aggregate). An event is acknowledged once handled; one a member took and
-//!   never acknowledged (it died) goes to another member after the ack wait.
-//! - [`DueQueue`]: a work-queue stream of due timers. Every member offers the
-//!   timers it sees due, under the timer's own id, so the stream's duplicate
-//!   window keeps one copy; one member fires it.
-//!
-//! Delivery is at least once (a member may die after acting, before its
-//! acknowledgement lands), so the actions stay idempotent; the shared
-//! consumer only keeps the members from all doing the same work.
+//!   aggregate).
+//! - [`JetStreamDueQueue`]: a work-queue stream `<stream>_DUE` of due timers;
+//!   the stream's duplicate window keeps one copy of each offered id.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, AckKind};
 use futures::StreamExt;
 
-use crate::jetstream::{decode, JetStreamEventStore};
+use super::{decode, JetStreamEventStore};
+use crate::work::{Acknowledge, Delivery, DueItem, DueQueue, SharedFeed, Sharing, WorkSharing};
 use crate::{EventLogError, Position, RecordedEvent, Result};
-
-/// How a durable consumer's events are shared by its members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sharing {
-    /// Any member takes any event, many in flight.
-    Spread,
-    /// One event in flight at a time, in log order, whichever member takes it.
-    Ordered,
-}
 
 /// How long a member has to acknowledge an event before another gets it.
 /// Handlers that take longer report progress, which restarts the clock.
@@ -54,36 +40,47 @@ pub fn consumer_name(name: &str) -> String {
     format!("iga_{clean}")
 }
 
-/// One event handed to this member; acknowledge it once handled.
-pub struct Delivery {
-    pub event: RecordedEvent,
-    /// How many times it was delivered (more than 1: another member, or this
-    /// one before a restart, took it and did not acknowledge it).
-    pub attempt: i64,
-    message: jetstream::Message,
-}
+/// A JetStream message as something to acknowledge.
+struct Message(jetstream::Message);
 
-impl Delivery {
-    /// Marks the event handled; waits until the server has recorded it.
-    pub async fn ack(&self) -> Result<()> {
-        self.message
+#[async_trait::async_trait]
+impl Acknowledge for Message {
+    async fn ack(&self) -> Result<()> {
+        self.0
             .double_ack()
             .await
             .map_err(|e| unavailable("cannot acknowledge", e))
     }
 
-    /// Tells the server the handler is still at work (restarts the ack wait).
-    pub async fn in_progress(&self) {
-        let _ = self.message.ack_with(AckKind::Progress).await;
+    async fn in_progress(&self) {
+        let _ = self.0.ack_with(AckKind::Progress).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkSharing for JetStreamEventStore {
+    async fn join_feed(
+        &self,
+        name: &str,
+        sharing: Sharing,
+        start_after: Position,
+    ) -> Result<Box<dyn SharedFeed>> {
+        Ok(Box::new(
+            JetStreamFeed::join(self, name, sharing, start_after).await?,
+        ))
+    }
+
+    async fn join_due_queue(&self, name: &str) -> Result<Box<dyn DueQueue>> {
+        Ok(Box::new(JetStreamDueQueue::join(self, name).await?))
     }
 }
 
 /// A reactor's share of the log's events.
-pub struct SharedFeed {
+pub struct JetStreamFeed {
     puller: Puller,
 }
 
-impl SharedFeed {
+impl JetStreamFeed {
     /// Joins (creating if needed) the durable consumer of work `name` on the
     /// log's stream. A new consumer starts after `start_after`; an existing
     /// one goes on from where its members acknowledged.
@@ -125,7 +122,7 @@ impl SharedFeed {
         })
         .await
         .map_err(|e| unavailable(&format!("cannot join consumer {durable}"), e))?;
-        Ok(SharedFeed {
+        Ok(JetStreamFeed {
             puller: Puller {
                 consumer,
                 messages: None,
@@ -133,11 +130,12 @@ impl SharedFeed {
             },
         })
     }
+}
 
-    /// The next event for this member. Waits while there is none; rides out
-    /// server restarts and leader changes (pulls again), so it only ends in an
-    /// error for an event that cannot be decoded.
-    pub async fn next(&mut self) -> Result<Delivery> {
+#[async_trait::async_trait]
+impl SharedFeed for JetStreamFeed {
+    /// Rides out server restarts and leader changes (pulls again).
+    async fn next(&mut self) -> Result<Delivery> {
         let message = self.puller.next().await;
         let info = message
             .info()
@@ -147,7 +145,7 @@ impl SharedFeed {
         Ok(Delivery {
             event: RecordedEvent { position, envelope },
             attempt,
-            message,
+            handle: Box::new(Message(message)),
         })
     }
 }
@@ -198,31 +196,14 @@ impl Puller {
 }
 
 /// A work queue of due timers shared by the members.
-pub struct DueQueue {
+pub struct JetStreamDueQueue {
     js: jetstream::Context,
     subject: String,
     puller: Puller,
-    /// How long the queue remembers an offered id.
-    pub duplicate_window: Duration,
+    duplicate_window: Duration,
 }
 
-/// One due item handed to this member.
-pub struct DueItem {
-    pub payload: Vec<u8>,
-    message: jetstream::Message,
-}
-
-impl DueItem {
-    /// Marks the item done; waits until the server has recorded it.
-    pub async fn ack(&self) -> Result<()> {
-        self.message
-            .double_ack()
-            .await
-            .map_err(|e| unavailable("cannot acknowledge", e))
-    }
-}
-
-impl DueQueue {
+impl JetStreamDueQueue {
     /// Opens (creating if needed) the queue `<log stream>_DUE` on subject
     /// `<prefix>-due.<name>` and joins its durable consumer.
     pub async fn join(log: &JetStreamEventStore, name: &str) -> Result<Self> {
@@ -257,7 +238,7 @@ impl DueQueue {
         })
         .await
         .map_err(|e| unavailable(&format!("cannot join consumer {durable}"), e))?;
-        Ok(DueQueue {
+        Ok(JetStreamDueQueue {
             js,
             puller: Puller {
                 consumer,
@@ -268,10 +249,15 @@ impl DueQueue {
             duplicate_window: config.duplicate_window,
         })
     }
+}
 
-    /// Offers an item under its own `id`: offers of the same id within the
-    /// duplicate window are dropped by the server.
-    pub async fn offer(&self, id: &str, payload: Vec<u8>) -> Result<()> {
+#[async_trait::async_trait]
+impl DueQueue for JetStreamDueQueue {
+    fn duplicate_window(&self) -> Duration {
+        self.duplicate_window
+    }
+
+    async fn offer(&self, id: &str, payload: Vec<u8>) -> Result<()> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", id);
         self.js
@@ -283,12 +269,11 @@ impl DueQueue {
         Ok(())
     }
 
-    /// The next item for this member; waits while there is none.
-    pub async fn next(&mut self) -> DueItem {
+    async fn next(&mut self) -> DueItem {
         let message = self.puller.next().await;
         DueItem {
             payload: message.payload.to_vec(),
-            message,
+            handle: Box::new(Message(message)),
         }
     }
 }

@@ -1,0 +1,403 @@
+//! Typed queries: the only way in to the read models from outside this
+//! crate. `models.requests()?.page(scope, window, keep)`, `models.users()?
+//! .get(id)` and the like answer views; key layouts, encodings and sled stay
+//! here.
+//!
+//! Lists are paged by a [`Window`]: at most `size` items after an opaque
+//! cursor (the `next` of the page before; the query service turns it into a
+//! page token). A cursor of another list starts this one at its beginning
+//! or answers an empty page, never an error.
+
+use std::ops::Bound;
+
+use iga_api::{GrantView, RequestView};
+use serde::de::DeserializeOwned;
+
+use crate::apps::{version_prefix, AppCatalog, AppVersionView, AppView};
+use crate::entitlements::{
+    entitlement_prefix, resource_prefix, resource_type_prefix, EntitlementCatalog, EntitlementView,
+    ResourceTypeView, ResourceView,
+};
+use crate::grants::{GrantLedger, GrantScope};
+use crate::policies::{PolicyDirectory, PolicyView};
+use crate::requests::{task_prefix, Party, RequestDirectory};
+use crate::users::{TokenHolder, TokenView, UserDirectory, UserView};
+use crate::{ProjectionError, ReadModels, Result};
+
+fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V> {
+    crate::staged::decode_value(bytes).map_err(|e| ProjectionError::Corrupt(e.to_string()))
+}
+
+/// Which part of a list to answer: at most `size` items after `after`.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    pub after: Option<&'a [u8]>,
+    pub size: usize,
+}
+
+/// One page of a list, and the cursor of the next one (if there is more).
+#[derive(Debug)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub next: Option<Vec<u8>>,
+}
+
+impl ReadModels {
+    fn model(&self, name: &'static str) -> Result<&sled::Tree> {
+        self.tree(name)
+            .ok_or_else(|| ProjectionError::Corrupt(format!("the {name} read model is not open")))
+    }
+
+    pub fn users(&self) -> Result<Users<'_>> {
+        self.model(crate::users::NAME).map(Users)
+    }
+
+    pub fn apps(&self) -> Result<Apps<'_>> {
+        self.model(crate::apps::NAME).map(Apps)
+    }
+
+    pub fn entitlements(&self) -> Result<Entitlements<'_>> {
+        self.model(crate::entitlements::NAME).map(Entitlements)
+    }
+
+    pub fn policies(&self) -> Result<Policies<'_>> {
+        self.model(crate::policies::NAME).map(Policies)
+    }
+
+    pub fn grants(&self) -> Result<Grants<'_>> {
+        self.model(crate::grants::NAME).map(Grants)
+    }
+
+    pub fn requests(&self) -> Result<Requests<'_>> {
+        self.model(crate::requests::NAME).map(Requests)
+    }
+}
+
+/// The values under `prefix` that pass `keep`, in key order, in `window`.
+fn page_under<V: DeserializeOwned>(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    window: Window<'_>,
+    keep: impl Fn(&V) -> bool,
+) -> Result<Paged<V>> {
+    let mut end = prefix.to_vec();
+    *end.last_mut().expect("non-empty prefix") += 1;
+    let start = match window.after {
+        Some(after) if after >= end.as_slice() => {
+            return Ok(Paged {
+                items: Vec::new(),
+                next: None,
+            })
+        }
+        Some(after) if after >= prefix => Bound::Excluded(after.to_vec()),
+        _ => Bound::Included(prefix.to_vec()),
+    };
+    let mut items = Vec::with_capacity(window.size.min(1024));
+    let mut last_key = None;
+    for kv in tree.range((start, Bound::Excluded(end))) {
+        let (k, v) = kv?;
+        let value: V = decode(&v)?;
+        if !keep(&value) {
+            continue;
+        }
+        if items.len() == window.size {
+            return Ok(Paged {
+                items,
+                next: last_key,
+            });
+        }
+        last_key = Some(k.to_vec());
+        items.push(value);
+    }
+    Ok(Paged { items, next: None })
+}
+
+/// Users and their API tokens.
+pub struct Users<'a>(&'a sled::Tree);
+
+impl Users<'_> {
+    pub fn get(&self, id: &str) -> Result<Option<UserView>> {
+        UserDirectory::get(self.0, id)
+    }
+
+    /// Users in id order.
+    pub fn page(
+        &self,
+        window: Window<'_>,
+        keep: impl Fn(&UserView) -> bool,
+    ) -> Result<Paged<UserView>> {
+        page_under(self.0, b"u/", window, keep)
+    }
+
+    /// The live tokens of `user_id`, oldest first.
+    pub fn tokens(&self, user_id: &str) -> Result<Vec<TokenView>> {
+        UserDirectory::tokens(self.0, user_id)
+    }
+
+    /// The live token with this SHA-256 (at `now_micros`) and its holder.
+    pub fn token_holder(
+        &self,
+        sha256_hex: &str,
+        now_micros: i64,
+    ) -> Result<Option<(TokenHolder, UserView)>> {
+        UserDirectory::token_holder(self.0, sha256_hex, now_micros)
+    }
+}
+
+/// Apps and every version of each.
+pub struct Apps<'a>(&'a sled::Tree);
+
+impl Apps<'_> {
+    pub fn get(&self, id: &str) -> Result<Option<AppView>> {
+        AppCatalog::get(self.0, id)
+    }
+
+    /// Apps in id order.
+    pub fn page(
+        &self,
+        window: Window<'_>,
+        keep: impl Fn(&AppView) -> bool,
+    ) -> Result<Paged<AppView>> {
+        page_under(self.0, b"a/", window, keep)
+    }
+
+    /// Every version of app `id`, oldest first.
+    pub fn versions(&self, id: &str, window: Window<'_>) -> Result<Paged<AppVersionView>> {
+        page_under(self.0, &version_prefix(id), window, |_| true)
+    }
+}
+
+/// Resource types, resources and entitlements, by app.
+pub struct Entitlements<'a>(&'a sled::Tree);
+
+impl Entitlements<'_> {
+    pub fn entitlement(&self, app_id: &str, id: &str) -> Result<Option<EntitlementView>> {
+        EntitlementCatalog::entitlement(self.0, app_id, id)
+    }
+
+    /// The app an entitlement belongs to.
+    pub fn app_of(&self, entitlement_id: &str) -> Result<Option<String>> {
+        EntitlementCatalog::app_of(self.0, entitlement_id)
+    }
+
+    /// An app's entitlements in id order.
+    pub fn page(
+        &self,
+        app_id: &str,
+        window: Window<'_>,
+        keep: impl Fn(&EntitlementView) -> bool,
+    ) -> Result<Paged<EntitlementView>> {
+        page_under(self.0, &entitlement_prefix(app_id), window, keep)
+    }
+
+    pub fn resource_type(&self, app_id: &str, id: &str) -> Result<Option<ResourceTypeView>> {
+        EntitlementCatalog::resource_type(self.0, app_id, id)
+    }
+
+    /// An app's resource types in id order.
+    pub fn resource_types(
+        &self,
+        app_id: &str,
+        window: Window<'_>,
+        keep: impl Fn(&ResourceTypeView) -> bool,
+    ) -> Result<Paged<ResourceTypeView>> {
+        page_under(self.0, &resource_type_prefix(app_id), window, keep)
+    }
+
+    pub fn resource(&self, app_id: &str, type_id: &str, id: &str) -> Result<Option<ResourceView>> {
+        EntitlementCatalog::resource(self.0, app_id, type_id, id)
+    }
+
+    /// A resource type's resources in id order.
+    pub fn resources(
+        &self,
+        app_id: &str,
+        type_id: &str,
+        window: Window<'_>,
+        keep: impl Fn(&ResourceView) -> bool,
+    ) -> Result<Paged<ResourceView>> {
+        page_under(self.0, &resource_prefix(app_id, type_id), window, keep)
+    }
+}
+
+/// Approval policies and every version of each.
+pub struct Policies<'a>(&'a sled::Tree);
+
+impl Policies<'_> {
+    pub fn get(&self, id: &str) -> Result<Option<PolicyView>> {
+        PolicyDirectory::get(self.0, id)
+    }
+
+    pub fn at_version(&self, id: &str, version: u64) -> Result<Option<PolicyView>> {
+        PolicyDirectory::at_version(self.0, id, version)
+    }
+
+    /// Policies (their current versions) in id order.
+    pub fn page(
+        &self,
+        window: Window<'_>,
+        keep: impl Fn(&PolicyView) -> bool,
+    ) -> Result<Paged<PolicyView>> {
+        page_under(self.0, b"p/", window, keep)
+    }
+}
+
+/// Grants: what is held now, and every interval anyone held anything.
+pub struct Grants<'a>(&'a sled::Tree);
+
+impl Grants<'_> {
+    pub fn get(&self, id: &str) -> Result<Option<GrantView>> {
+        GrantLedger::get(self.0, id)
+    }
+
+    /// The grants under `scope` that pass `keep`, in the scope's order
+    /// (issue order; what a user holds now: by entitlement).
+    pub fn page(
+        &self,
+        scope: &GrantScope,
+        window: Window<'_>,
+        keep: impl FnMut(&GrantView) -> bool,
+    ) -> Result<Paged<GrantView>> {
+        let found = GrantLedger::page(self.0, scope, window.after, window.size, keep)?;
+        Ok(Paged {
+            items: found.grants,
+            next: found.next,
+        })
+    }
+}
+
+/// Which requests a query looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum RequestScope<'a> {
+    /// Every request (admins and auditors), in id order.
+    All,
+    /// The requests a user takes part in (made, is the beneficiary of, acts
+    /// or acted on), oldest first.
+    Involving(&'a str),
+    /// The requests a user made, oldest first.
+    MadeBy(&'a str),
+    /// The requests made for a user, oldest first.
+    MadeFor(&'a str),
+}
+
+/// Requests one by one, each with its cursor.
+pub type Selected<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, RequestView)>> + 'a>;
+
+/// Access requests as the API shows them, and the task inboxes.
+pub struct Requests<'a>(&'a sled::Tree);
+
+/// A page of requests and how many in all passed the filter.
+#[derive(Debug)]
+pub struct Counted<T> {
+    pub page: Paged<T>,
+    pub total: u64,
+}
+
+impl<'a> Requests<'a> {
+    pub fn get(&self, id: &str) -> Result<Option<RequestView>> {
+        RequestDirectory::get(self.0, id)
+    }
+
+    /// Every request in `scope`, each with its cursor, in the scope's order.
+    pub fn select(&self, scope: RequestScope<'_>) -> Result<Selected<'a>> {
+        let tree = self.0;
+        let ids = match scope {
+            RequestScope::All => {
+                return Ok(Box::new(tree.scan_prefix(b"r/").map(|kv| {
+                    let (k, v) = kv?;
+                    Ok((k.to_vec(), decode(&v)?))
+                })))
+            }
+            RequestScope::Involving(u) => RequestDirectory::involving(tree, u)?,
+            RequestScope::MadeBy(u) => RequestDirectory::of_party(tree, Party::Requester, u)?,
+            RequestScope::MadeFor(u) => RequestDirectory::of_party(tree, Party::Beneficiary, u)?,
+        };
+        // Ordered by creation: the cursor is the creation time and the id.
+        Ok(Box::new(ids.into_iter().filter_map(
+            move |(created, id)| {
+                let mut k = created.to_be_bytes().to_vec();
+                k.extend_from_slice(id.as_bytes());
+                RequestDirectory::get(tree, &id)
+                    .map(|found| found.map(|view| (k, view)))
+                    .transpose()
+            },
+        )))
+    }
+
+    /// The requests in `scope` that pass `keep`, in `window`, and how many
+    /// pass in all.
+    pub fn page(
+        &self,
+        scope: RequestScope<'_>,
+        window: Window<'_>,
+        keep: impl Fn(&RequestView) -> bool,
+    ) -> Result<Counted<RequestView>> {
+        let mut items = Vec::new();
+        let mut total = 0u64;
+        let mut last_key = None;
+        let mut more = false;
+        for found in self.select(scope)? {
+            let (k, view) = found?;
+            if !keep(&view) {
+                continue;
+            }
+            total += 1;
+            if window.after.is_some_and(|a| k.as_slice() <= a) {
+                continue;
+            }
+            if items.len() == window.size {
+                more = true;
+                continue;
+            }
+            last_key = Some(k);
+            items.push(view);
+        }
+        Ok(Counted {
+            page: Paged {
+                items,
+                next: if more { last_key } else { None },
+            },
+            total,
+        })
+    }
+
+    /// A user's active (`active`) or inactive tasks, newest first, and how
+    /// many there are.
+    pub fn tasks(
+        &self,
+        user_id: &str,
+        active: bool,
+        window: Window<'_>,
+    ) -> Result<Counted<RequestView>> {
+        let prefix = task_prefix(user_id, active);
+        let mut items = Vec::new();
+        let mut total = 0u64;
+        let mut last = None;
+        let mut more = false;
+        for kv in self.0.scan_prefix(&prefix) {
+            let (k, _) = kv?;
+            total += 1;
+            if window.after.is_some_and(|a| k.as_ref() <= a) || more {
+                continue;
+            }
+            if items.len() == window.size {
+                more = true;
+                continue;
+            }
+            let Some(id) = k.get(prefix.len() + 8..) else {
+                continue;
+            };
+            if let Some(v) = RequestDirectory::get(self.0, &String::from_utf8_lossy(id))? {
+                items.push(v);
+                last = Some(k.to_vec());
+            }
+        }
+        Ok(Counted {
+            page: Paged {
+                items,
+                next: if more { last } else { None },
+            },
+            total,
+        })
+    }
+}

@@ -1,0 +1,32 @@
+//! Process managers: consumers of the log that act (issue commands, publish)
+//! rather than build read models. [`fulfilment`] finishes what a decision
+//! leads to, [`timers`] acts when a date passes, [`publishing`] relays every
+//! event downstream; the provisioning and webhook deliveries come next.
+//! [`ReactorRunner`] feeds each one from its checkpoint, alone or sharing
+//! the work with other instances through the log's [`iga_eventlog::WorkSharing`].
+//!
+//! Reactors reach the read models only through projection-service's typed
+//! queries, and change state only through command-service's commands.
+
+pub mod fulfilment;
+pub mod publishing;
+mod runner;
+pub mod timers;
+
+pub use runner::{Reactor, ReactorRunner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReactorError {
+    #[error("read models: {0}")]
+    ReadModels(#[from] projection_service::ProjectionError),
+    #[error("event log: {0}")]
+    EventLog(#[from] iga_eventlog::EventLogError),
+    #[error("event at position {position} cannot be decoded: {source}")]
+    Decode {
+        position: u64,
+        #[source]
+        source: iga_schemas::DecodeError,
+    },
+}
+
+pub type Result<T, E = ReactorError> = std::result::Result<T, E>;

@@ -1,0 +1,182 @@
+//! The timer driver: reads the `timers` read model and ends grants at their
+//! `deprovisionAt`, cancels requests at their `expiryDate`, and grants
+//! approved requests at their `startDate` (never before), through
+//! command-service's idempotent commands.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use command_service::fulfilment::{expire_grant, expire_request, fulfil};
+use command_service::{now_unix_micros, CommandError, CommandHandler};
+use iga_eventlog::work::DueQueue;
+use iga_eventlog::{Position, WorkSharing};
+use projection_service::timers::{Due, Timer};
+use projection_service::ReadModels;
+use tokio::sync::watch;
+
+/// Fires due timers: ends grants at `deprovisionAt`, cancels requests at
+/// `expiryDate`. Timers live in the `timers` read model, so they survive
+/// restarts; firing is idempotent, so a timer fired twice acts once.
+///
+/// On a JetStream log (`shared`), every instance offers the timers it sees
+/// due to a shared work queue, keyed by timer, so that the queue keeps one
+/// copy of each and exactly one instance fires it.
+pub struct TimerDriver {
+    pub handler: CommandHandler,
+    pub models: Arc<ReadModels>,
+    pub shared: Option<Arc<dyn WorkSharing>>,
+}
+
+/// The queue's id of a timer that is due at `due`: the same in every instance.
+fn timer_id(due: i64, timer: &Timer) -> String {
+    match timer {
+        Timer::GrantExpiry { grant_id, .. } => format!("timer-g-{grant_id}-{due}"),
+        Timer::RequestExpiry { request_id } => format!("timer-r-{request_id}-{due}"),
+        Timer::RequestStart { request_id } => format!("timer-s-{request_id}-{due}"),
+    }
+}
+
+/// The longest the driver sleeps before looking again.
+const TIMER_POLL: Duration = Duration::from_millis(500);
+
+impl TimerDriver {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), CommandError> {
+        let unavailable = |e: iga_eventlog::EventLogError| CommandError::EventLog(e);
+        let queue = match &self.shared {
+            None => None,
+            Some(log) => {
+                let offers = tokio::select! {
+                    q = log.join_due_queue("timers") => q.map_err(unavailable)?,
+                    _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                };
+                let taker = log.join_due_queue("timers").await.map_err(unavailable)?;
+                Some((offers, taker))
+            }
+        };
+        let Some((offers, taker)) = queue else {
+            return self.scan(shutdown, None).await;
+        };
+        let driver = Arc::new(self);
+        let firing = {
+            let driver = driver.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { driver.fire_shared(taker, shutdown).await })
+        };
+        let scanned = driver.scan(shutdown.clone(), Some(offers)).await;
+        let _ = shutdown.wait_for(|s| *s).await;
+        let _ = firing.await;
+        scanned
+    }
+
+    /// Fires the timers the shared queue hands this instance.
+    async fn fire_shared(&self, mut queue: Box<dyn DueQueue>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let item = tokio::select! {
+                item = queue.next() => item,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let timer: Timer = match serde_json::from_slice(&item.payload) {
+                Ok(t) => t,
+                Err(e) => {
+                    // Not ours to understand (a newer version's timer?): leave
+                    // it to the ack wait and another instance.
+                    tracing::warn!(error = %e, "due timer cannot be decoded");
+                    continue;
+                }
+            };
+            match self.fire(&timer).await {
+                Ok(_) => {
+                    metrics::counter!("iga_timers_fired_total").increment(1);
+                    if let Err(e) = item.ack().await {
+                        tracing::warn!(?timer, error = %e, "timer acknowledgement failed");
+                    }
+                }
+                // Unacknowledged, it comes back after the ack wait.
+                Err(e) => tracing::warn!(?timer, error = %e, "timer failed; will retry"),
+            }
+        }
+    }
+
+    /// Looks for due timers: fires them (alone) or offers them (`offers`).
+    async fn scan(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+        offers: Option<Box<dyn DueQueue>>,
+    ) -> Result<(), CommandError> {
+        let mut positions = self.models.watch_position();
+        // What this instance offered, and when: offered again only once the
+        // queue has forgotten the id (a firing that never came back).
+        let mut offered: std::collections::HashMap<String, tokio::time::Instant> =
+            Default::default();
+        loop {
+            let models = self.models.clone();
+            let now = now_unix_micros();
+            let Due {
+                timers: due,
+                next: next_due,
+            } = tokio::task::spawn_blocking(move || models.due_timers(now, 64))
+                .await
+                .expect("timer scan")
+                .map_err(|e| CommandError::Decode(e.to_string()))?;
+            let mut last = 0;
+            for (at, timer) in due {
+                let Some(queue) = &offers else {
+                    match self.fire(&timer).await {
+                        Ok(p) => {
+                            metrics::counter!("iga_timers_fired_total").increment(1);
+                            last = last.max(p)
+                        }
+                        Err(e) => tracing::warn!(?timer, error = %e, "timer failed; will retry"),
+                    }
+                    continue;
+                };
+                let id = timer_id(at, &timer);
+                if offered.contains_key(&id) {
+                    continue;
+                }
+                let payload = serde_json::to_vec(&timer).expect("timers serialize");
+                match queue.offer(&id, payload).await {
+                    Ok(()) => {
+                        offered.insert(id, tokio::time::Instant::now());
+                    }
+                    Err(e) => {
+                        tracing::warn!(?timer, error = %e, "cannot offer a due timer; will retry")
+                    }
+                }
+            }
+            if let Some(queue) = &offers {
+                let window = queue.duplicate_window();
+                offered.retain(|_, at| at.elapsed() < window);
+            }
+            if last > 0 {
+                // Let the index drop what fired before looking again.
+                self.models.wait_for(last, Duration::from_secs(5)).await;
+                continue;
+            }
+            let sleep = next_due
+                .map(|at| Duration::from_micros((at - now).max(0) as u64))
+                .unwrap_or(TIMER_POLL)
+                .min(TIMER_POLL);
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {},
+                _ = positions.changed() => {},
+                _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+    }
+
+    /// Fires one timer; answers the position of what it wrote (0: nothing,
+    /// the timer was stale).
+    async fn fire(&self, timer: &Timer) -> Result<Position, CommandError> {
+        let handler = &self.handler;
+        match timer {
+            Timer::GrantExpiry {
+                grant_id,
+                user_id,
+                entitlement_id,
+            } => expire_grant(handler, grant_id, user_id, entitlement_id).await,
+            Timer::RequestStart { request_id } => fulfil(handler, request_id).await,
+            Timer::RequestExpiry { request_id } => expire_request(handler, request_id).await,
+        }
+    }
+}
