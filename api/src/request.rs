@@ -129,7 +129,8 @@ pub struct Decision {
     pub status: String,
     /// `approved` or `rejected`.
     pub decision: Option<String>,
-    /// `provisioned`, `denied`, `cancelled`, `expired`, `failed`.
+    /// `provisioned` (a grant issued), `deprovisioned` (a removal: the grant
+    /// ended), `denied`, `cancelled`, `expired`, `failed`.
     pub outcome: Option<String>,
     pub start_date: String,
     pub completion_date: Option<String>,

@@ -14,11 +14,12 @@
 //! `expiryDate` passes (an approved request's `startDate` is [`fulfil`]).
 
 use iga_domain::access::{pair_key, AccessCommand, AccessPair, GrantFacts};
+use iga_domain::eligibility::GrantWindow;
 use iga_domain::entitlement::Entitlement;
-use iga_domain::request::{AccessRequest, RequestCommand, Status};
+use iga_domain::fulfilment::{self, Next};
+use iga_domain::request::{AccessRequest, RequestCommand};
 use iga_domain::Context;
 use iga_eventlog::Position;
-use iga_schemas::v1;
 
 use crate::{now_unix_micros, CommandError, CommandHandler, CommandMeta, Decision, Outcome};
 
@@ -64,95 +65,32 @@ pub(crate) async fn grant_facts(
     })
 }
 
-/// The command finishing decided request `req` takes on its access pair:
-/// close it (rejected, cancelled, expired), end the grant (an approved
-/// removal) or issue one (an approved request, once its start date came);
-/// `None` when there is nothing to do (in progress, not started, or
-/// fulfilled already).
+/// The command finishing decided request `req` takes on its access pair
+/// ([`iga_domain::fulfilment::next`]), loading what issuing a grant needs;
+/// `None` when there is nothing to do.
 async fn pair_command(
     handler: &CommandHandler,
     request_id: &str,
     req: &AccessRequest,
     now: i64,
 ) -> Result<Option<AccessCommand>, CommandError> {
-    let request_id = request_id.to_string();
-    if req.approved != Some(true) {
-        // Rejected, cancelled or expired: free the pair for a new request.
-        return Ok(
-            (req.status != Status::InProgress).then_some(AccessCommand::Close { request_id })
-        );
-    }
-    if req.fulfilled {
-        return Ok(None);
-    }
-    if req.is_removal() {
-        return Ok(Some(AccessCommand::EndForRequest { request_id }));
-    }
-    let c = &req.created;
-    if c.start_date_micros > now {
-        // Not yet: the grant starts at startDate, when the start timer
-        // ([`TimerDriver`]) runs this again.
-        return Ok(None);
-    }
-    let starts = c.start_date_micros.max(now);
-    let (ent, _) = handler.load::<Entitlement>(&c.entitlement_id).await?;
-    let max = ent.fields.duration_grant_seconds * 1_000_000;
-    let deprovision = if req.end_date_micros > 0 {
-        req.end_date_micros
-    } else if max > 0 {
-        starts + max
-    } else {
-        0
-    };
-    let facts = grant_facts(handler, &c.user_id, &c.entitlement_id, &c.app_id).await?;
-    Ok(Some(AccessCommand::IssueForRequest {
-        grant: v1::GrantIssued {
-            grant_id: grant_id_for(&request_id),
-            user_id: c.user_id.clone(),
-            app_id: c.app_id.clone(),
-            entitlement_id: c.entitlement_id.clone(),
-            grant_type: "request".into(),
-            request_id,
-            starts_at_micros: starts,
-            deprovision_at_micros: deprovision,
-        },
-        facts,
-    }))
-}
-
-/// The approved request's own record of its fulfilment by `command`, once
-/// the pair went from `before` to `after`: the grant it issued, or the one
-/// it ended; `failed`, with why, when the grant was no longer allowed.
-fn fulfil_command(
-    req: &AccessRequest,
-    command: &AccessCommand,
-    before: &AccessPair,
-    after: &AccessPair,
-) -> RequestCommand {
-    let refused = match command {
-        AccessCommand::IssueForRequest { facts, .. } if before.grant.is_none() => {
-            iga_domain::access::grantable(facts).err()
+    let next = fulfilment::next(req, now);
+    let issuing = match next {
+        Next::Issue { .. } => {
+            let c = &req.created;
+            let (ent, _) = handler.load::<Entitlement>(&c.entitlement_id).await?;
+            let facts = grant_facts(handler, &c.user_id, &c.entitlement_id, &c.app_id).await?;
+            Some((
+                GrantWindow::of(&ent, c.start_date_micros),
+                facts,
+                grant_id_for(request_id),
+            ))
         }
         _ => None,
     };
-    let grant = if req.is_removal() { before } else { after };
-    RequestCommand::Fulfil {
-        grant_id: match refused {
-            Some(_) => String::new(),
-            None => grant
-                .grant
-                .as_ref()
-                .map(|g| g.grant_id.clone())
-                .unwrap_or_default(),
-        },
-        outcome: if refused.is_some() {
-            "failed"
-        } else {
-            "provisioned"
-        }
-        .into(),
-        message: refused.map(|e| e.to_string()).unwrap_or_default(),
-    }
+    Ok(fulfilment::pair_command(req, request_id, next, || {
+        issuing.expect("loaded for an issue")
+    }))
 }
 
 /// Finishes what a decided request calls for; answers the position of the
@@ -180,7 +118,7 @@ pub async fn fulfil(handler: &CommandHandler, request_id: &str) -> Result<Positi
     if req.approved != Some(true) {
         return Ok(out.position);
     }
-    let done = fulfil_command(&req, &command, &before, &after);
+    let done = fulfilment::record(&req, &command, &before, &after);
     let (_, fulfilled) = handler
         .execute::<AccessRequest>(request_id, &done, &meta)
         .await?;
@@ -209,7 +147,7 @@ pub(crate) async fn decide_follow_ups(
     };
     handler.decide_more(on_pair, &command, &meta)?;
     if req.approved == Some(true) {
-        let done = fulfil_command(req, &command, before, &on_pair.state);
+        let done = fulfilment::record(req, &command, before, &on_pair.state);
         handler.decide_more(fulfilment, &done, &meta)?;
     }
     Ok(())

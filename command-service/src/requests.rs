@@ -24,6 +24,7 @@ use axum::{Extension, Json};
 use iga_api::RequestView;
 use iga_domain::access::{pair_key, AccessCommand, AccessPair, PairRefusal};
 use iga_domain::app::App;
+use iga_domain::eligibility::{self, GrantWindow, PairAsk, PairFacts, RequestDates};
 use iga_domain::entitlement::{builtin_access, Entitlement};
 use iga_domain::policy::Policy;
 use iga_domain::request::{AccessRequest, RequestCommand};
@@ -152,124 +153,114 @@ struct Checked {
     end_date_micros: i64,
 }
 
-/// The per-pair checks; `Err` is the pair's error.
+/// Loads what the domain's pair checks ([`eligibility::check_pair`]) look
+/// at, and asks them; `Err` is the pair's error.
 async fn check_pair(
     state: &CommandState,
     settings: &RequestSettings,
     body: &CreateRequests,
     user_id: &str,
     item: &CatalogItemRef,
-    times: (i64, i64),
+    dates: RequestDates,
 ) -> Result<Result<Checked, PairError>, Problem> {
-    let err = |code: &str, message: String, request_id: Option<String>| PairError {
-        error: code.into(),
-        message,
-        user: user_id.into(),
-        catalog_id: item.id.clone(),
-        request_id,
-    };
     let remove = body.access_modifier == Some(AccessModifier::Remove);
     let (user, _) = state.handler.load::<User>(user_id).await?;
-    if !user.exists() || !user.enabled {
-        return Ok(Err(err(
-            "NOT_FOUND",
-            format!("user {user_id} not found"),
-            None,
-        )));
-    }
     // The item: an entitlement, or an app standing for its access entitlement.
     let (app, entitlement) = match item.kind {
         ItemType::Application => {
             let (app, _) = state.handler.load::<App>(&item.id).await?;
-            if !app.exists() {
-                return Ok(Err(err(
-                    "NOT_FOUND",
-                    format!("app {} not found", item.id),
-                    None,
-                )));
-            }
-            let (mut ent, _) = state
-                .handler
-                .load::<Entitlement>(&app.fields.access_entitlement_id)
-                .await?;
-            if !ent.exists() {
-                ent = Entitlement {
-                    fields: builtin_access(&app.fields),
-                    deleted: false,
-                };
-            }
-            (app, ent)
+            let entitlement = if app.exists() {
+                let (ent, _) = state
+                    .handler
+                    .load::<Entitlement>(&app.fields.access_entitlement_id)
+                    .await?;
+                Some(if ent.exists() {
+                    ent
+                } else {
+                    Entitlement {
+                        fields: builtin_access(&app.fields),
+                        deleted: false,
+                    }
+                })
+            } else {
+                None
+            };
+            (app.exists().then_some(app), entitlement)
         }
         ItemType::Entitlement => {
             let (ent, _) = state.handler.load::<Entitlement>(&item.id).await?;
-            if !ent.exists() {
-                return Ok(Err(err(
-                    "NOT_FOUND",
-                    format!("entitlement {} not found", item.id),
-                    None,
-                )));
+            if ent.exists() {
+                let (app, _) = state.handler.load::<App>(&ent.fields.app_id).await?;
+                (Some(app), Some(ent))
+            } else {
+                (None, None)
             }
-            let (app, _) = state.handler.load::<App>(&ent.fields.app_id).await?;
-            (app, ent)
         }
     };
-    if app.deleted || entitlement.deleted {
-        return Ok(Err(err(
-            "NOT_FOUND",
-            format!("{} is deleted", item.id),
-            None,
-        )));
-    }
-    let requestable = entitlement.fields.requestable && app.active;
-    if !remove && !requestable {
-        return Ok(Err(err(
-            "NOT_REQUESTABLE",
-            format!("{} cannot be requested", item.id),
-            None,
-        )));
-    }
-    let f = &entitlement.fields;
-    if !remove
-        && body.justification.trim().is_empty()
-        && settings
-            .justification_risk_levels
-            .contains(&f.risk_level_value_id)
-    {
-        return Ok(Err(err(
-            "INVALID",
-            format!(
-                "a justification is required for risk level {:?}",
-                f.risk_level_value_id
-            ),
-            None,
-        )));
-    }
-    // The grant window, capped by the maximum duration.
-    let (start, end) = times;
-    let max = f.duration_grant_seconds * 1_000_000;
-    let end_date_micros = if end > 0 && max > 0 {
-        end.min(start.max(crate::now_unix_micros()) + max)
+    let entitlement_id = entitlement
+        .as_ref()
+        .map(|e| e.fields.entitlement_id.clone())
+        .unwrap_or_default();
+    let pair = if user.exists() && !entitlement_id.is_empty() {
+        state
+            .handler
+            .load::<AccessPair>(&pair_key(user_id, &entitlement_id))
+            .await?
+            .0
     } else {
-        end
+        AccessPair::default()
     };
-    let (pair, _) = state
-        .handler
-        .load::<AccessPair>(&pair_key(user_id, &f.entitlement_id))
-        .await?;
-    if let Some(refusal) = pair.refusal(remove) {
-        let open = match &refusal {
-            PairRefusal::Duplicate(id) => Some(id.clone()),
+    let facts = PairFacts {
+        user: &user,
+        app: app.as_ref(),
+        entitlement: entitlement.as_ref(),
+        pair: &pair,
+        item_kind: match item.kind {
+            ItemType::Application => "app",
+            ItemType::Entitlement => "entitlement",
+        },
+        item_id: &item.id,
+    };
+    let ask = PairAsk {
+        remove,
+        justification: &body.justification,
+        justification_risk_levels: &settings.justification_risk_levels,
+    };
+    if let Err(refused) = eligibility::check_pair(&facts, &ask) {
+        let request_id = match &refused {
+            eligibility::PairError::Pair(PairRefusal::Duplicate(id)) => Some(id.clone()),
             _ => None,
         };
-        let message = match &refusal {
-            PairRefusal::Duplicate(id) => {
+        let message = match &refused {
+            eligibility::PairError::NotFound(m) => m.clone(),
+            eligibility::PairError::NotRequestable => format!("{} cannot be requested", item.id),
+            eligibility::PairError::JustificationRequired { risk_level } => {
+                format!("a justification is required for risk level {risk_level:?}")
+            }
+            eligibility::PairError::Pair(PairRefusal::Duplicate(id)) => {
                 format!("request {id} is already open for this user and item")
             }
-            PairRefusal::AlreadyGranted => "the user already holds this access".into(),
-            PairRefusal::NotGranted => "the user does not hold this access".into(),
+            eligibility::PairError::Pair(PairRefusal::AlreadyGranted) => {
+                "the user already holds this access".into()
+            }
+            eligibility::PairError::Pair(PairRefusal::NotGranted) => {
+                "the user does not hold this access".into()
+            }
         };
-        return Ok(Err(err(refusal.code(), message, open)));
+        return Ok(Err(PairError {
+            error: refused.code().into(),
+            message,
+            user: user_id.into(),
+            catalog_id: item.id.clone(),
+            request_id,
+        }));
     }
+    let (Some(app), Some(entitlement)) = (app, entitlement) else {
+        unreachable!("check_pair refuses a missing app or entitlement");
+    };
+    // The grant window, capped by the maximum duration.
+    let end_date_micros =
+        GrantWindow::of(&entitlement, dates.start).capped_end(dates.end, crate::now_unix_micros());
     Ok(Ok(Checked {
         user,
         app,
@@ -410,33 +401,17 @@ async fn create_or_validate(
                 .with_field("requestIdPrefix", "at most 32 letters, digits, '_' or '-'"),
         );
     }
-    let now = meta.ctx.now_unix_micros;
-    let start = date("startDate", body.start_date.as_deref())?;
-    let end = date("endDate", body.end_date.as_deref())?;
-    let expiry = date("expiryDate", body.expiry_date.as_deref())?;
-    if end > 0 && end <= start.max(now) {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "endDate must be in the future and after startDate",
-        )
-        .with_field("endDate", "too early"));
-    }
-    if expiry > 0 && expiry <= now {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "expiryDate must be in the future",
-        )
-        .with_field("expiryDate", "in the past"));
-    }
+    let dates = RequestDates {
+        start: date("startDate", body.start_date.as_deref())?,
+        end: date("endDate", body.end_date.as_deref())?,
+        expiry: date("expiryDate", body.expiry_date.as_deref())?,
+    };
+    eligibility::check_dates(dates, meta.ctx.now_unix_micros).map_err(CommandError::from)?;
     // Requesting for someone else takes an admin or one of their managers.
     for u in &users {
-        if *u != principal.user_id && !principal.is_admin() {
+        if *u != principal.user_id {
             let (user, _) = state.handler.load::<User>(u).await?;
-            if !user.manager_ids.contains(&principal.user_id) {
-                return Err(Problem::forbidden(format!(
-                    "only an admin or a manager of user {u} requests access for them"
-                )));
-            }
+            eligibility::may_request_for(&meta.ctx, &user).map_err(CommandError::from)?;
         }
     }
     let settings = state.requests.clone();
@@ -467,14 +442,13 @@ async fn create_or_validate(
                     continue;
                 }
             }
-            let checked =
-                match check_pair(&state, &settings, &body, user_id, item, (start, end)).await? {
-                    Ok(c) => c,
-                    Err(e) => {
-                        answer.errors.push(e);
-                        continue;
-                    }
-                };
+            let checked = match check_pair(&state, &settings, &body, user_id, item, dates).await? {
+                Ok(c) => c,
+                Err(e) => {
+                    answer.errors.push(e);
+                    continue;
+                }
+            };
             if !write {
                 continue;
             }
@@ -499,9 +473,9 @@ async fn create_or_validate(
                 }
                 .into(),
                 justification: body.justification.clone(),
-                start_date_micros: start,
+                start_date_micros: dates.start,
                 end_date_micros: checked.end_date_micros,
-                expiry_date_micros: expiry,
+                expiry_date_micros: dates.expiry,
                 external_request_id: body.external_request_id.clone().unwrap_or_default(),
                 policy_id: resolved.policy_id,
                 policy_version: resolved.policy_version,
@@ -984,12 +958,9 @@ pub async fn modify(
         .handler
         .load::<Entitlement>(&req.created.entitlement_id)
         .await?;
-    let max = ent.fields.duration_grant_seconds * 1_000_000;
-    let max_end = if max > 0 {
-        req.created.start_date_micros.max(crate::now_unix_micros()) + max
-    } else {
-        0
-    };
+    let max_end = GrantWindow::of(&ent, req.created.start_date_micros)
+        .latest_end(crate::now_unix_micros())
+        .unwrap_or(0);
     let command = RequestCommand::Modify {
         end_date_micros: end,
         max_end_micros: max_end,

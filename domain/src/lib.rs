@@ -9,7 +9,9 @@
 
 pub mod access;
 pub mod app;
+pub mod eligibility;
 pub mod entitlement;
+pub mod fulfilment;
 pub mod idempotency;
 pub mod policy;
 pub mod request;

@@ -76,7 +76,8 @@ pub struct AccessRequest {
     pub status: Status,
     /// `Some(true)` approved, `Some(false)` rejected.
     pub approved: Option<bool>,
-    /// `provisioned`, `denied`, `cancelled`, `expired` or `failed`, once known.
+    /// `provisioned`, `deprovisioned`, `denied`, `cancelled`, `expired` or
+    /// `failed`, once known.
     pub outcome: Option<String>,
     pub end_date_micros: i64,
     pub grant_id: String,

@@ -31,11 +31,11 @@ pub struct AppVersionView {
 
 pub struct AppCatalog;
 
-pub fn app_key(id: &str) -> Vec<u8> {
+pub(crate) fn app_key(id: &str) -> Vec<u8> {
     format!("a/{id}").into_bytes()
 }
 
-pub fn version_prefix(id: &str) -> Vec<u8> {
+pub(crate) fn version_prefix(id: &str) -> Vec<u8> {
     format!("v/{id}/").into_bytes()
 }
 
@@ -120,7 +120,7 @@ impl AppCatalog {
         Ok(id.to_string())
     }
 
-    pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<AppView>> {
+    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<AppView>> {
         Staged::new(tree).get_value(&app_key(id))
     }
 }

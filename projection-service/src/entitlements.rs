@@ -36,27 +36,27 @@ pub struct EntitlementView {
     pub grant_count: u64,
 }
 
-pub fn resource_type_key(app_id: &str, id: &str) -> Vec<u8> {
+pub(crate) fn resource_type_key(app_id: &str, id: &str) -> Vec<u8> {
     format!("rt/{app_id}/{id}").into_bytes()
 }
 
-pub fn resource_type_prefix(app_id: &str) -> Vec<u8> {
+pub(crate) fn resource_type_prefix(app_id: &str) -> Vec<u8> {
     format!("rt/{app_id}/").into_bytes()
 }
 
-pub fn resource_key(app_id: &str, type_id: &str, id: &str) -> Vec<u8> {
+pub(crate) fn resource_key(app_id: &str, type_id: &str, id: &str) -> Vec<u8> {
     format!("r/{app_id}/{type_id}/{id}").into_bytes()
 }
 
-pub fn resource_prefix(app_id: &str, type_id: &str) -> Vec<u8> {
+pub(crate) fn resource_prefix(app_id: &str, type_id: &str) -> Vec<u8> {
     format!("r/{app_id}/{type_id}/").into_bytes()
 }
 
-pub fn entitlement_key(app_id: &str, id: &str) -> Vec<u8> {
+pub(crate) fn entitlement_key(app_id: &str, id: &str) -> Vec<u8> {
     format!("e/{app_id}/{id}").into_bytes()
 }
 
-pub fn entitlement_prefix(app_id: &str) -> Vec<u8> {
+pub(crate) fn entitlement_prefix(app_id: &str) -> Vec<u8> {
     format!("e/{app_id}/").into_bytes()
 }
 
@@ -203,7 +203,7 @@ fn change(
 }
 
 impl EntitlementCatalog {
-    pub fn entitlement(
+    pub(crate) fn entitlement(
         tree: &sled::Tree,
         app_id: &str,
         id: &str,
@@ -212,21 +212,13 @@ impl EntitlementCatalog {
     }
 
     /// The app an entitlement belongs to.
-    pub fn app_of(tree: &sled::Tree, id: &str) -> Result<Option<String>> {
+    pub(crate) fn app_of(tree: &sled::Tree, id: &str) -> Result<Option<String>> {
         Ok(tree
             .get(app_of_key(id))?
             .map(|a| String::from_utf8_lossy(&a).into_owned()))
     }
 
-    /// An entitlement found by its id alone.
-    pub fn entitlement_by_id(tree: &sled::Tree, id: &str) -> Result<Option<EntitlementView>> {
-        let Some(app) = tree.get(app_of_key(id))? else {
-            return Ok(None);
-        };
-        Self::entitlement(tree, &String::from_utf8_lossy(&app), id)
-    }
-
-    pub fn resource_type(
+    pub(crate) fn resource_type(
         tree: &sled::Tree,
         app_id: &str,
         id: &str,
@@ -234,7 +226,7 @@ impl EntitlementCatalog {
         Staged::new(tree).get_value(&resource_type_key(app_id, id))
     }
 
-    pub fn resource(
+    pub(crate) fn resource(
         tree: &sled::Tree,
         app_id: &str,
         type_id: &str,

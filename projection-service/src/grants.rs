@@ -28,32 +28,32 @@ pub struct RequestTrail {
     pub policy_version: u64,
 }
 
-pub fn grant_key(id: &str) -> Vec<u8> {
+pub(crate) fn grant_key(id: &str) -> Vec<u8> {
     format!("g/{id}").into_bytes()
 }
 
-pub fn current_key(user_id: &str, entitlement_id: &str) -> Vec<u8> {
+pub(crate) fn current_key(user_id: &str, entitlement_id: &str) -> Vec<u8> {
     format!("cur/{user_id}/{entitlement_id}").into_bytes()
 }
 
-pub fn current_prefix(user_id: &str) -> Vec<u8> {
+pub(crate) fn current_prefix(user_id: &str) -> Vec<u8> {
     format!("cur/{user_id}/").into_bytes()
 }
 
-pub fn by_user_prefix(user_id: &str) -> Vec<u8> {
+pub(crate) fn by_user_prefix(user_id: &str) -> Vec<u8> {
     format!("hu/{user_id}/").into_bytes()
 }
 
 /// Every grant `user_id` held on `entitlement_id`.
-pub fn by_pair_prefix(user_id: &str, entitlement_id: &str) -> Vec<u8> {
+pub(crate) fn by_pair_prefix(user_id: &str, entitlement_id: &str) -> Vec<u8> {
     format!("hu/{user_id}/{entitlement_id}/").into_bytes()
 }
 
-pub fn by_entitlement_prefix(entitlement_id: &str) -> Vec<u8> {
+pub(crate) fn by_entitlement_prefix(entitlement_id: &str) -> Vec<u8> {
     format!("he/{entitlement_id}/").into_bytes()
 }
 
-pub fn by_app_prefix(app_id: &str) -> Vec<u8> {
+pub(crate) fn by_app_prefix(app_id: &str) -> Vec<u8> {
     format!("ha/{app_id}/").into_bytes()
 }
 
@@ -216,7 +216,7 @@ impl GrantLedger {
     /// Up to `size` grants under `scope` that pass `keep`, in the index's
     /// order (issue order, but for what a user holds now: by entitlement),
     /// starting after key `after` (a page's `next`).
-    pub fn page(
+    pub(crate) fn page(
         tree: &sled::Tree,
         scope: &GrantScope,
         after: Option<&[u8]>,
@@ -273,53 +273,7 @@ impl GrantLedger {
         Ok(page)
     }
 
-    pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<GrantView>> {
+    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<GrantView>> {
         Staged::new(tree).get_value(&grant_key(id))
-    }
-
-    /// The grant `user_id` holds on `entitlement_id` now.
-    pub fn current(
-        tree: &sled::Tree,
-        user_id: &str,
-        entitlement_id: &str,
-    ) -> Result<Option<GrantView>> {
-        match tree.get(current_key(user_id, entitlement_id))? {
-            Some(id) => Self::get(tree, &String::from_utf8_lossy(&id)),
-            None => Ok(None),
-        }
-    }
-
-    /// Every grant under an index prefix (`by_*_prefix`), in key order.
-    pub fn under(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<GrantView>> {
-        let mut out = Vec::new();
-        for kv in tree.scan_prefix(prefix) {
-            let (k, _) = kv?;
-            // The grant id is the key's last segment.
-            let id = k.rsplit(|b| *b == b'/').next().unwrap_or_default();
-            if let Some(g) = Self::get(tree, &String::from_utf8_lossy(id))? {
-                out.push(g);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The grants `user_id` holds now (on `entitlement_id` only, if given),
-    /// without reading the ones that ended.
-    pub fn held_by(
-        tree: &sled::Tree,
-        user_id: &str,
-        entitlement_id: Option<&str>,
-    ) -> Result<Vec<GrantView>> {
-        if let Some(e) = entitlement_id {
-            return Ok(Self::current(tree, user_id, e)?.into_iter().collect());
-        }
-        let mut out = Vec::new();
-        for kv in tree.scan_prefix(current_prefix(user_id)) {
-            let (_, id) = kv?;
-            if let Some(g) = Self::get(tree, &String::from_utf8_lossy(&id))? {
-                out.push(g);
-            }
-        }
-        Ok(out)
     }
 }

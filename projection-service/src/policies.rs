@@ -19,11 +19,11 @@ pub struct PolicyView {
     pub meta: ViewMeta,
 }
 
-pub fn policy_key(id: &str) -> Vec<u8> {
+pub(crate) fn policy_key(id: &str) -> Vec<u8> {
     format!("p/{id}").into_bytes()
 }
 
-pub fn version_key(id: &str, version: u64) -> Vec<u8> {
+pub(crate) fn version_key(id: &str, version: u64) -> Vec<u8> {
     let mut k = format!("v/{id}/").into_bytes();
     k.extend_from_slice(&version.to_be_bytes());
     k
@@ -75,12 +75,16 @@ impl Projection for PolicyDirectory {
 }
 
 impl PolicyDirectory {
-    pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<PolicyView>> {
+    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<PolicyView>> {
         Staged::new(tree).get_value(&policy_key(id))
     }
 
     /// The policy as it stood at `version`.
-    pub fn at_version(tree: &sled::Tree, id: &str, version: u64) -> Result<Option<PolicyView>> {
+    pub(crate) fn at_version(
+        tree: &sled::Tree,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<PolicyView>> {
         Staged::new(tree).get_value(&version_key(id, version))
     }
 }

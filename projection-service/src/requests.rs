@@ -29,7 +29,7 @@ pub struct Member {
     pub roles: Vec<String>,
 }
 
-pub fn request_key(id: &str) -> Vec<u8> {
+pub(crate) fn request_key(id: &str) -> Vec<u8> {
     format!("r/{id}").into_bytes()
 }
 
@@ -66,7 +66,7 @@ fn member_key(id: &str) -> Vec<u8> {
 }
 
 /// The prefix of a user's active (`active`) or inactive tasks, newest first.
-pub fn task_prefix(user_id: &str, active: bool) -> Vec<u8> {
+pub(crate) fn task_prefix(user_id: &str, active: bool) -> Vec<u8> {
     format!("t/{user_id}/{}/", if active { 'a' } else { 'i' }).into_bytes()
 }
 
@@ -230,13 +230,17 @@ fn tasks(tx: &Staged<'_>, view: &RequestView) -> Result<BTreeSet<(String, bool)>
 }
 
 impl RequestDirectory {
-    pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<RequestView>> {
+    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<RequestView>> {
         Staged::new(tree).get_value(&request_key(id))
     }
 
     /// The requests `user_id` made or that were made for them (`party`):
     /// `(created, id)`, oldest first.
-    pub fn of_party(tree: &sled::Tree, party: Party, user_id: &str) -> Result<Vec<(i64, String)>> {
+    pub(crate) fn of_party(
+        tree: &sled::Tree,
+        party: Party,
+        user_id: &str,
+    ) -> Result<Vec<(i64, String)>> {
         let prefix = party_prefix(party, user_id);
         let mut out = Vec::new();
         for kv in tree.scan_prefix(&prefix) {
@@ -254,7 +258,7 @@ impl RequestDirectory {
     /// Every request `user_id` takes part in (made, is the beneficiary of,
     /// acts or acted on): `(created, id)`, oldest first, each once. What it
     /// reads is that user's share of the requests, not all of them.
-    pub fn involving(tree: &sled::Tree, user_id: &str) -> Result<Vec<(i64, String)>> {
+    pub(crate) fn involving(tree: &sled::Tree, user_id: &str) -> Result<Vec<(i64, String)>> {
         let mut all: BTreeSet<(i64, String)> = BTreeSet::new();
         all.extend(Self::of_party(tree, Party::Requester, user_id)?);
         all.extend(Self::of_party(tree, Party::Beneficiary, user_id)?);
@@ -274,13 +278,5 @@ impl RequestDirectory {
             }
         }
         Ok(all.into_iter().collect())
-    }
-
-    /// The roles of a user, as this model knows them.
-    pub fn roles(tree: &sled::Tree, user_id: &str) -> Result<Vec<String>> {
-        Ok(Staged::new(tree)
-            .get_value::<Member>(&member_key(user_id))?
-            .map(|m| m.roles)
-            .unwrap_or_default())
     }
 }

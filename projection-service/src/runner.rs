@@ -120,8 +120,8 @@ impl ReadModels {
         Ok(models)
     }
 
-    /// The tree of projection `name`, for queries.
-    pub fn tree(&self, name: &str) -> Option<&sled::Tree> {
+    /// The tree of projection `name`, for the typed queries (`queries`).
+    pub(crate) fn tree(&self, name: &str) -> Option<&sled::Tree> {
         self.projections
             .iter()
             .find(|(p, _)| p.name() == name)
@@ -280,12 +280,13 @@ pub struct Rebuilt<'a> {
 }
 
 impl Rebuilt<'_> {
-    /// The rebuilt tree of projection `name`.
-    pub fn tree(&self, name: &str) -> Option<&sled::Tree> {
-        self.fresh
-            .iter()
-            .find(|(p, _, _)| p.name() == name)
-            .map(|(_, t, _)| t)
+    /// Every key and value of rebuilt read model `name` (empty if there is
+    /// no such model), to compare a rebuild with what it replaces.
+    pub fn dump(&self, name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        match self.fresh.iter().find(|(p, _, _)| p.name() == name) {
+            Some((_, tree, _)) => dump(tree),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Makes the rebuilt trees current and drops the old ones. Takes effect
@@ -470,7 +471,7 @@ fn tree_name(name: &str, gen: u64) -> String {
 }
 
 /// Every key/value of a tree, for comparing read models.
-pub fn dump(tree: &sled::Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn dump(tree: &sled::Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     tree.iter()
         .map(|kv| {
             kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -480,6 +481,15 @@ pub fn dump(tree: &sled::Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
 }
 
 impl ReadModels {
+    /// Every key and value of read model `name` (empty if there is no such
+    /// model), in key order: to compare read models, as a rebuild test does.
+    pub fn dump(&self, name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        match self.tree(name) {
+            Some(tree) => dump(tree),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Where reactor `name` keeps its checkpoint (tree `reactor.<name>`).
     pub fn reactor_checkpoint(&self, name: &str) -> Result<ReactorCheckpoint> {
         Ok(ReactorCheckpoint(

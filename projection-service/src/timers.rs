@@ -145,7 +145,7 @@ impl TimerIndex {
     /// when the next timer is due, if after `now`. Only due timers are
     /// decoded: the scan runs after every batch the read models apply, and
     /// the index holds a timer for every grant with an end.
-    pub fn due(tree: &sled::Tree, now: i64, max: usize) -> Result<Due> {
+    pub(crate) fn due(tree: &sled::Tree, now: i64, max: usize) -> Result<Due> {
         let mut timers = Vec::new();
         for kv in tree.scan_prefix(b"d/") {
             let (k, v) = kv?;

@@ -182,22 +182,12 @@ fn bump_version(tx: &mut Staged<'_>, user_id: &str, version: u64, at: i64) -> Re
 }
 
 impl UserDirectory {
-    pub fn get(tree: &sled::Tree, id: &str) -> Result<Option<UserView>> {
+    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<UserView>> {
         Staged::new(tree).get_value(&user_key(id))
     }
 
-    /// The user holding the token with this SHA-256, if it is live (not
-    /// revoked, not expired at `now_micros`).
-    pub fn by_token_sha256(
-        tree: &sled::Tree,
-        sha256_hex: &str,
-        now_micros: i64,
-    ) -> Result<Option<UserView>> {
-        Ok(Self::token_holder(tree, sha256_hex, now_micros)?.map(|(_, u)| u))
-    }
-
     /// The live token with this SHA-256 and the user holding it.
-    pub fn token_holder(
+    pub(crate) fn token_holder(
         tree: &sled::Tree,
         sha256_hex: &str,
         now_micros: i64,
@@ -212,7 +202,7 @@ impl UserDirectory {
     }
 
     /// The live tokens of `user_id`, oldest first (ids are UUID v7).
-    pub fn tokens(tree: &sled::Tree, user_id: &str) -> Result<Vec<TokenView>> {
+    pub(crate) fn tokens(tree: &sled::Tree, user_id: &str) -> Result<Vec<TokenView>> {
         let staged = Staged::new(tree);
         let mut list = Vec::new();
         for kv in tree.scan_prefix(format!("tk/{user_id}/").as_bytes()) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use iga_eventlog::{EventEnvelope, EventStore, ExpectedVersion, Limits};
 use iga_schemas::{v1, DomainEvent};
-use projection_service::runner::{dump, ProjectionRunner, ReadModels};
+use projection_service::runner::{ProjectionRunner, ReadModels};
 use projection_service::users::{UserDirectory, NAME};
 use projection_service::Projection;
 
@@ -128,21 +128,24 @@ async fn runner_applies_resumes_and_rebuild_matches() {
             models.wait_for(head, Duration::from_secs(10)).await,
             "runner caught up"
         );
-        let tree = models.tree(NAME).unwrap();
-        let u3 = UserDirectory::get(tree, "u3").unwrap().unwrap();
+        let users = models.users().unwrap();
+        let u3 = users.get("u3").unwrap().unwrap();
         assert_eq!(
             (u3.display_name.as_str(), u3.status.as_str(), u3.version),
             ("Renamed 3", "DISABLED", 3)
         );
         assert_eq!(
-            UserDirectory::by_token_sha256(tree, &format!("{:064x}", 5), 0)
+            users
+                .token_holder(&format!("{:064x}", 5), 0)
                 .unwrap()
                 .unwrap()
+                .1
                 .id,
             "u5"
         );
         assert!(
-            UserDirectory::by_token_sha256(tree, &format!("{:064x}", 4), 0)
+            users
+                .token_holder(&format!("{:064x}", 4), 0)
                 .unwrap()
                 .is_none(),
             "revoked"
@@ -161,25 +164,23 @@ async fn runner_applies_resumes_and_rebuild_matches() {
     assert!(models.wait_for(head, Duration::from_secs(10)).await);
     stop_tx.send(true).unwrap();
     runner.await.unwrap().unwrap();
-    assert!(UserDirectory::get(models.tree(NAME).unwrap(), "u399")
-        .unwrap()
-        .is_some());
+    assert!(models.users().unwrap().get("u399").unwrap().is_some());
 
     // Re-applying already-applied events changes nothing (exactly-once effect).
-    let before = dump(models.tree(NAME).unwrap()).unwrap();
+    let before = models.dump(NAME).unwrap();
     let all = store.read_all(0, 100_000).await.unwrap();
     models.apply(&all[..50]).unwrap();
-    assert_eq!(dump(models.tree(NAME).unwrap()).unwrap(), before);
+    assert_eq!(models.dump(NAME).unwrap(), before);
 
     // A rebuild from 0 into fresh trees equals the incremental state, byte for byte.
     let mut calls = 0;
     let rebuilt = models.rebuild(&*store, |_, _| calls += 1).await.unwrap();
     assert!(calls >= 1);
-    assert_eq!(dump(rebuilt.tree(NAME).unwrap()).unwrap(), before);
+    assert_eq!(rebuilt.dump(NAME).unwrap(), before);
     rebuilt.switch().unwrap();
     drop(models);
     let reopened = open(&rm_path, projections());
-    assert_eq!(dump(reopened.tree(NAME).unwrap()).unwrap(), before);
+    assert_eq!(reopened.dump(NAME).unwrap(), before);
     assert_eq!(reopened.checkpoint().unwrap(), head);
 }
 
@@ -240,7 +241,7 @@ async fn stored_with_layouts_1_1(dir: &std::path::Path, users: usize) -> Stored 
         let models = open(&rm_path, versioned(1, 1));
         models.apply(&all).unwrap();
         models.flush().unwrap();
-        dump(models.tree("a").unwrap()).unwrap()
+        models.dump("a").unwrap()
     };
     Stored {
         rm_path,
@@ -266,17 +267,17 @@ async fn a_changed_layout_replaces_that_read_model_only() {
     {
         let models = open(&rm_path, versioned(2, 1));
         assert_eq!(models.checkpoint().unwrap(), 0);
-        assert!(models.tree("a").unwrap().is_empty());
-        assert_eq!(dump(models.tree("b").unwrap()).unwrap(), before);
+        assert!(models.dump("a").unwrap().is_empty());
+        assert_eq!(models.dump("b").unwrap(), before);
         models.apply(&all).unwrap();
         models.flush().unwrap();
-        assert_eq!(dump(models.tree("a").unwrap()).unwrap(), before);
+        assert_eq!(models.dump("a").unwrap(), before);
     }
 
     // Opened again with the same layouts: nothing is replaced.
     let models = open(&rm_path, versioned(2, 1));
     assert_eq!(models.checkpoint().unwrap(), head);
-    assert_eq!(dump(models.tree("a").unwrap()).unwrap(), before);
+    assert_eq!(models.dump("a").unwrap(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,10 +306,10 @@ async fn read_models_stored_in_the_old_value_encoding_are_refilled() {
     // Both are refilled from position 0 and come out the same.
     let models = open(&rm_path, versioned(1, 1));
     assert_eq!(models.checkpoint().unwrap(), 0);
-    assert!(models.tree("a").unwrap().is_empty());
-    assert!(models.tree("b").unwrap().is_empty());
+    assert!(models.dump("a").unwrap().is_empty());
+    assert!(models.dump("b").unwrap().is_empty());
     models.apply(&all).unwrap();
-    assert_eq!(dump(models.tree("a").unwrap()).unwrap(), before);
+    assert_eq!(models.dump("a").unwrap(), before);
 }
 
 /// Fails on the first token revocation it sees, as a projection meeting a
@@ -365,18 +366,15 @@ async fn a_batch_is_committed_to_all_read_models_or_to_none() {
 
     // Up to the revocation, both apply.
     models.apply(&events[..revoked]).unwrap();
-    let users = dump(models.tree(NAME).unwrap()).unwrap();
-    let seen = dump(models.tree("fails-on-revocation").unwrap()).unwrap();
+    let users = models.dump(NAME).unwrap();
+    let seen = models.dump("fails-on-revocation").unwrap();
     assert_eq!(models.checkpoint().unwrap(), events[revoked - 1].position);
 
     // A batch that reaches it changes neither, though `users` comes first.
     let rest = &events[revoked - 1..];
     let err = models.apply(rest).unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
-    assert_eq!(dump(models.tree(NAME).unwrap()).unwrap(), users);
-    assert_eq!(
-        dump(models.tree("fails-on-revocation").unwrap()).unwrap(),
-        seen
-    );
+    assert_eq!(models.dump(NAME).unwrap(), users);
+    assert_eq!(models.dump("fails-on-revocation").unwrap(), seen);
     assert_eq!(models.checkpoint().unwrap(), events[revoked - 1].position);
 }

@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use iga_eventlog::sled_store::SledEventStore;
-use iga_eventlog::{EventEnvelope, EventStore, ExpectedVersion, Limits};
+use iga_eventlog::{EventEnvelope, ExpectedVersion, Limits};
 use iga_schemas::{v1, DomainEvent};
 
 /// Makes the query string of the i-th query of a kind.
@@ -250,7 +249,10 @@ async fn write_catalog(
     apps: usize,
     per_app: usize,
 ) -> (Vec<String>, Vec<String>) {
-    let store = Arc::new(SledEventStore::open(dir.join("eventlog"), Limits::default()).unwrap());
+    let store = iga_eventlog::open(None, dir, Limits::default())
+        .await
+        .unwrap()
+        .store();
     let mut app_ids = Vec::with_capacity(apps);
     let mut aliases = Vec::new();
     let mut work: Vec<(String, DomainEvent)> = Vec::with_capacity(apps * (per_app + 1));

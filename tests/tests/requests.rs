@@ -253,7 +253,7 @@ async fn the_default_policy_from_request_to_grant_to_history() {
     .await;
     assert_eq!(
         (s, removed["decision"]["outcome"].as_str()),
-        (200, Some("provisioned"))
+        (200, Some("deprovisioned"))
     );
     let (_, now) = get(
         api,

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{client, Server};
-use iga_eventlog::jetstream::{JetStreamConfig, JetStreamEventStore};
 use iga_eventlog::{EventStore, Limits};
 use iga_schemas::DomainEvent;
 use serde_json::{json, Value};
@@ -56,7 +55,7 @@ async fn counter(server: &Server, name: &str) -> u64 {
 }
 
 /// Every event in the log, decoded.
-async fn history(log: &JetStreamEventStore) -> Vec<DomainEvent> {
+async fn history(log: &std::sync::Arc<dyn EventStore>) -> Vec<DomainEvent> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
@@ -176,10 +175,11 @@ async fn three_projection_services_share_reactor_work_and_survive_losing_one() {
     reactors[victim].take();
 
     // Every grant ends, once, though one instance died with work in hand.
-    let config = JetStreamConfig::from_url(&nats.url).unwrap();
-    let log = JetStreamEventStore::connect(config, Limits::default())
+    let scratch = tempfile::tempdir().unwrap();
+    let log = iga_eventlog::open(Some(&nats.url), scratch.path(), Limits::default())
         .await
-        .unwrap();
+        .unwrap()
+        .store();
     let deadline = Instant::now() + Duration::from_secs(40);
     let events = loop {
         let events = history(&log).await;
@@ -236,7 +236,7 @@ async fn three_projection_services_share_reactor_work_and_survive_losing_one() {
     );
 
     // Publishing went on in the survivors: every event downstream once.
-    let js = async_nats::jetstream::new(log.client().clone());
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
     let total = events.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {

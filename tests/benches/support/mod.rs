@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iga_eventlog::contract::event;
-use iga_eventlog::sled_store::SledEventStore;
 use iga_eventlog::{EventStore, ExpectedVersion, Limits};
 
 pub const TOKEN: &str = "bench-admin-token-0123456789-abcd";
@@ -69,26 +68,15 @@ impl BenchLog {
 
     /// A fresh log of the same kind for the raw append cells.
     pub async fn raw_store(&self, dir: &std::path::Path, cell: usize) -> Arc<dyn EventStore> {
-        use iga_eventlog::jetstream::{JetStreamConfig, JetStreamEventStore};
-        match self.raw_jetstream_url(cell) {
-            None if matches!(self, BenchLog::Fjall) => Arc::new(
-                iga_eventlog::fjall_store::FjallEventStore::open(
-                    dir.join("log"),
-                    Limits::default(),
-                )
-                .unwrap(),
-            ),
-            None => Arc::new(SledEventStore::open(dir.join("log"), Limits::default()).unwrap()),
-            Some(url) => {
-                let mut config = JetStreamConfig::from_url(&url).unwrap();
-                config.subject_prefix = format!("raw{cell}");
-                Arc::new(
-                    JetStreamEventStore::connect(config, Limits::default())
-                        .await
-                        .unwrap(),
-                )
-            }
-        }
+        let url = match self.raw_jetstream_url(cell) {
+            None if matches!(self, BenchLog::Fjall) => Some("fjall:".to_string()),
+            None => None,
+            Some(url) => Some(format!("{url}&prefix=raw{cell}")),
+        };
+        iga_eventlog::open(url.as_deref(), dir, Limits::default())
+            .await
+            .unwrap()
+            .store()
     }
 
     /// The JetStream URL of raw cell `cell`; `None` on the embedded logs,
@@ -181,8 +169,10 @@ pub async fn wait_ready(base: &str) {
 /// as a create does. Answers appends per second.
 pub async fn raw_cell(writers: usize, d: Duration) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> =
-        Arc::new(SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap());
+    let store = iga_eventlog::open(None, dir.path(), Limits::default())
+        .await
+        .unwrap()
+        .store();
     raw_cell_on(store, writers, d).await
 }
 

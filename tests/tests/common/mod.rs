@@ -85,31 +85,14 @@ impl TestEventLog {
 
     /// Opens the log directly, as another process writing to it would.
     pub async fn open(&self, data_dir: &Path) -> std::sync::Arc<dyn iga_eventlog::EventStore> {
-        use iga_eventlog::Limits;
-        match &self.nats {
-            Some(nats) => std::sync::Arc::new(
-                iga_eventlog::jetstream::JetStreamEventStore::connect(
-                    iga_eventlog::jetstream::JetStreamConfig::new(nats.url.clone()),
-                    Limits::default(),
-                )
-                .await
-                .expect("connect to the test's nats-server"),
-            ),
-            None if on_fjall() => std::sync::Arc::new(
-                iga_eventlog::fjall_store::FjallEventStore::open(
-                    data_dir.join("eventlog-fjall"),
-                    Limits::default(),
-                )
-                .expect("open the test's fjall log"),
-            ),
-            None => std::sync::Arc::new(
-                iga_eventlog::sled_store::SledEventStore::open(
-                    data_dir.join("eventlog"),
-                    Limits::default(),
-                )
-                .expect("open the test's sled log"),
-            ),
-        }
+        iga_eventlog::open(
+            self.url().as_deref(),
+            data_dir,
+            iga_eventlog::Limits::default(),
+        )
+        .await
+        .expect("open the test's event log")
+        .store()
     }
 
     /// The `--event-log` value, if not the default.
