@@ -155,12 +155,13 @@ pub(crate) async fn decide_follow_ups(
 
 /// Runs `command` on request `id` and, if it decides the request, what
 /// [`fulfil`] would then write (the grant or its end, or the pair's closing,
-/// and the request's fulfilment), as one atomic append: no crash can leave
-/// an approved request without its grant. Needs a log that commits
-/// atomically ([`CommandHandler::commits_atomically`]); the events are the
-/// ones the two-step path writes (same ids), so the fulfilment reactor
-/// finds nothing left to do. A retried keyed command answers its first
-/// outcome.
+/// and the request's fulfilment), as one commit: on a log that commits
+/// atomically no crash can leave an approved request without its grant; on
+/// one that appends one by one, what a refusal or a crash leaves undone is
+/// finished here at once by [`fulfil`] (and else by the fulfilment
+/// reactor). The events and their ids are the ones [`fulfil`] writes, so
+/// either finds nothing left to do after the other. A retried keyed command
+/// answers its first outcome.
 pub async fn decide_and_fulfil(
     handler: &CommandHandler,
     id: &str,
@@ -171,20 +172,20 @@ pub async fn decide_and_fulfil(
     let pair = pair_key(&current.created.user_id, &current.created.entitlement_id);
     let request_stream = <AccessRequest as iga_domain::Aggregate>::stream_id(id);
     let pair_stream = <AccessPair as iga_domain::Aggregate>::stream_id(&pair);
-    let _serialised = handler.lock_streams(&[&request_stream, &pair_stream]).await;
+    let serialised = handler.lock_streams(&[&request_stream, &pair_stream]).await;
     for attempt in 0..crate::MAX_ATTEMPTS {
         crate::back_off(attempt).await;
         let request = handler.decide::<AccessRequest>(id, command, meta).await?;
         if let Some(done) = request.retried {
             // A retry of a keyed command: answer as the first time, after
             // finishing what it led to (idempotent; `fulfil` takes the locks).
-            drop(_serialised);
+            drop(serialised);
             let finished = fulfil(handler, id).await?;
             let position = done.position.max(finished);
             return Ok((request.state, Outcome { position, ..done }));
         }
-        // In the order the two-step path writes them: the decision, the
-        // pair's change, then the request's fulfilment.
+        // In the order `fulfil` writes them: the decision, the pair's
+        // change, then the request's fulfilment.
         let mut fulfilment = request.then();
         let mut decided: Vec<&dyn crate::Decided> = vec![&request];
         let on_pair;
@@ -197,13 +198,25 @@ pub async fn decide_and_fulfil(
         }
         decided.push(&fulfilment);
         match handler.commit(&decided).await {
-            Ok(results) => {
-                let (last, result) = match results.last() {
-                    Some(Some(r)) if !fulfilment.is_empty() => (&fulfilment, Some(r)),
-                    _ => (&request, results[0].as_ref()),
+            Ok(committed) => {
+                let fulfilled = committed.results.last().and_then(Option::as_ref);
+                let (last, result) = match fulfilled {
+                    Some(r) if !fulfilment.is_empty() => (&fulfilment, Some(r)),
+                    _ => (&request, committed.results[0].as_ref()),
                 };
-                let mut out = handler.outcome_of(last, result, &results).await?;
-                out.events_written = request.events_len() + fulfilment.events_len();
+                let mut out = handler.outcome_of(last, result, &committed).await?;
+                if let (Some(decided), Some(_)) = (committed.results[0].as_ref(), fulfilled) {
+                    let mut appended = request.appended_as(decided);
+                    appended.append(&mut out.appended);
+                    out.appended = appended;
+                }
+                out.events_written = out.appended.len().max(request.events_len());
+                if !committed.whole {
+                    drop(serialised);
+                    out.position = out.position.max(fulfil(handler, id).await?);
+                    let (state, _) = handler.load::<AccessRequest>(id).await?;
+                    return Ok((state, out));
+                }
                 return Ok((fulfilment.state, out));
             }
             Err(CommandError::EventLog(iga_eventlog::EventLogError::Conflict { .. })) => continue,

@@ -9,7 +9,7 @@ use iga_api::Grant;
 use iga_domain::access::{pair_key, AccessCommand, AccessPair};
 use iga_domain::entitlement::Entitlement;
 use iga_http::{object_response, ApiJson, Principal, Problem};
-use iga_schemas::{v1, DomainEvent};
+use iga_schemas::v1;
 use serde::Deserialize;
 
 use crate::state::{meta, CommandState};
@@ -81,21 +81,14 @@ async fn run(
             }
             other => other.into(),
         })?;
-    // The grant as it now stands, or as it stood when it ended.
-    let (_, _, recorded) = state.handler.load_recorded::<AccessPair>(&pair).await?;
-    let last_ended = recorded
-        .iter()
-        .rev()
-        .find_map(|r| match r.envelope.decode_event() {
-            Ok(DomainEvent::GrantEnded(e)) => Some(e),
-            _ => None,
-        });
-    let grant = match (&after.grant, &before.grant) {
-        (Some(g), _) => Grant::from_events(g, None),
-        (None, Some(g)) => {
-            Grant::from_events(g, last_ended.as_ref().filter(|e| e.grant_id == g.grant_id))
+    // The grant as it now stands, or as it stood when this command ended it.
+    let grant = match (&after.grant, &before.grant, &after.last_ended) {
+        (Some(g), _, _) => Grant::from_events(g, None),
+        (None, Some(held), Some((g, ended))) if held.grant_id == g.grant_id => {
+            Grant::from_events(g, Some(ended))
         }
-        (None, None) => return Err(Problem::not_found("no grant")),
+        (None, Some(g), _) => Grant::from_events(g, None),
+        (None, None, _) => return Err(Problem::not_found("no grant")),
     };
     Ok(object_response(
         status,

@@ -72,7 +72,7 @@ impl CommandMeta {
 }
 
 /// What a command did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// The aggregate's version after the command.
     pub version: u64,
@@ -84,6 +84,10 @@ pub struct Outcome {
     pub created_at_unix_micros: i64,
     /// When its last event was recorded (the command's, unless it was a no-op).
     pub updated_at_unix_micros: i64,
+    /// The events this command appended to the aggregate, with their stream
+    /// versions (none for a no-op or a retry's answer): what an answer is
+    /// rendered from.
+    pub appended: Vec<EventEnvelope>,
 }
 
 /// Loads aggregates and runs commands against them.
@@ -95,6 +99,25 @@ pub struct CommandHandler {
     stripes: Arc<Vec<tokio::sync::Mutex<()>>>,
     /// Folded streams, by stream id: a command reads only what is new.
     cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Folded>>>,
+    /// Answers' views of streams ([`View`]), by stream id, advanced by the
+    /// events commands append.
+    views: Arc<std::sync::Mutex<std::collections::HashMap<String, CachedView>>>,
+}
+
+/// A fold of one stream's events into what an answer shows (a request as
+/// the API answers it), kept beside the aggregate's state and advanced with
+/// the events each command appends: an answer is rendered from them, and
+/// the log is read only for what other processes appended meanwhile.
+pub trait View: Default + Clone + Send + Sync + 'static {
+    /// Folds one event, recorded at `recorded_at` micros as stream version `version`.
+    fn apply(&mut self, event: &DomainEvent, recorded_at: i64, version: u64);
+}
+
+/// A cached [`View`] of any type, with the stream version it is folded to.
+struct CachedView {
+    version: u64,
+    view: Box<dyn std::any::Any + Send + Sync>,
+    apply: fn(&mut (dyn std::any::Any + Send + Sync), &DomainEvent, i64, u64),
 }
 
 /// Most streams the cache holds before it starts over.
@@ -129,6 +152,7 @@ impl CommandHandler {
             store,
             stripes: Arc::new(stripes),
             cache: Default::default(),
+            views: Default::default(),
         }
     }
 
@@ -157,6 +181,7 @@ impl CommandHandler {
             events_written: 0,
             created_at_unix_micros: f.first_at,
             updated_at_unix_micros: f.last_at,
+            appended: Vec::new(),
         };
         Ok((state, outcome))
     }
@@ -216,6 +241,69 @@ impl CommandHandler {
         cache.insert(stream, f);
     }
 
+    /// The view `V` of stream `stream` as it stands: the cached fold
+    /// (advanced by this process's appends), and whatever else the log
+    /// holds past it.
+    pub async fn view<V: View>(&self, stream: &str) -> Result<V, CommandError> {
+        let cached = {
+            let views = self.views.lock().expect("views lock");
+            views
+                .get(stream)
+                .and_then(|c| c.view.downcast_ref::<V>().map(|v| (v.clone(), c.version)))
+        };
+        let (mut view, mut version) = cached.unwrap_or_default();
+        loop {
+            let page = self.store.read_stream(stream, version + 1, 1000).await?;
+            let Some(last) = page.last() else { break };
+            version = last.envelope.stream_version;
+            for rec in &page {
+                let event = rec
+                    .envelope
+                    .decode_event()
+                    .map_err(|e| CommandError::Decode(e.to_string()))?;
+                view.apply(
+                    &event,
+                    rec.envelope.occurred_at_unix_micros,
+                    rec.envelope.stream_version,
+                );
+            }
+        }
+        let mut views = self.views.lock().expect("views lock");
+        if views.len() >= CACHED_STREAMS && !views.contains_key(stream) {
+            views.clear(); // bounded, like the state cache
+        }
+        views.insert(
+            stream.to_string(),
+            CachedView {
+                version,
+                view: Box::new(view.clone()),
+                apply: |any, event, at, version| {
+                    if let Some(v) = any.downcast_mut::<V>() {
+                        v.apply(event, at, version)
+                    }
+                },
+            },
+        );
+        Ok(view)
+    }
+
+    /// Advances the cached view of `stream` (if any) by events this process
+    /// appended as `r`; one that is not right before them is dropped.
+    fn advance_view(&self, stream: &str, r: &AppendResult, events: &[(DomainEvent, i64)]) {
+        let mut views = self.views.lock().expect("views lock");
+        let Some(cached) = views.get_mut(stream) else {
+            return;
+        };
+        if cached.version + 1 != r.first_version {
+            views.remove(stream);
+            return;
+        }
+        for (i, (event, at)) in events.iter().enumerate() {
+            (cached.apply)(cached.view.as_mut(), event, *at, r.first_version + i as u64);
+        }
+        cached.version = r.last_version;
+    }
+
     /// The state, its version, and the recorded events it was folded from.
     pub async fn load_recorded<A: Aggregate>(
         &self,
@@ -252,23 +340,28 @@ impl CommandHandler {
         let _serialised = self.stripes[stripe_of(&stream)].lock().await;
         for attempt in 0..MAX_ATTEMPTS {
             back_off(attempt).await;
-            let decision = self.decide::<A>(id, command, meta).await?;
-            if let Some(done) = decision.retried {
+            let mut decision = self.decide::<A>(id, command, meta).await?;
+            if let Some(done) = decision.retried.take() {
                 return Ok((decision.state, done)); // a retry of a command that was applied: answer as the first time
             }
             if decision.is_empty() {
-                let outcome = self.outcome_of(&decision, None, &[]).await?;
+                let nothing = Committed {
+                    results: vec![None],
+                    whole: true,
+                };
+                let outcome = self.outcome_of(&decision, None, &nothing).await?;
                 return Ok((decision.state, outcome));
             }
-            let part = decision.part();
-            match self.store.append(&stream, part.expected, part.events).await {
-                Ok(r) => {
-                    decision.appended(self, &r);
-                    let outcome = decision.outcome(&r, r.position);
+            match self.commit(&[&decision]).await {
+                Ok(committed) => {
+                    let r = committed.results[0]
+                        .as_ref()
+                        .expect("one part, stored whole");
+                    let outcome = decision.outcome(r, r.position);
                     return Ok((decision.state, outcome));
                 }
-                Err(EventLogError::Conflict { .. }) => continue, // lost a race: re-decide
-                Err(e) => return Err(e.into()),
+                Err(CommandError::EventLog(EventLogError::Conflict { .. })) => continue, // lost a race: re-decide
+                Err(e) => return Err(e),
             }
         }
         Err(CommandError::TooMuchContention { stream })
@@ -288,6 +381,8 @@ pub struct Decision<A> {
     /// The aggregate with the decided events applied.
     pub state: A,
     events: Vec<EventEnvelope>,
+    /// The decided events, as the domain decided them (for the views).
+    decided: Vec<DomainEvent>,
     /// What the earlier run of this keyed command did, when its events are
     /// in the stream already (a retry): then nothing is decided again.
     pub retried: Option<Outcome>,
@@ -317,6 +412,7 @@ impl<A> Decision<A> {
             last_at: self.events.last().map_or(self.last_at, recorded_at),
             state: self.state.clone(),
             events: Vec::new(),
+            decided: Vec::new(),
             retried: None,
         }
     }
@@ -351,12 +447,43 @@ impl<A> Decision<A> {
             events_written: self.events.len(),
             created_at_unix_micros: self.created_at(),
             updated_at_unix_micros: self.events.last().map_or(self.last_at, recorded_at),
+            appended: self.appended_as(r),
         }
+    }
+
+    /// The decided events as `r` stored them (with their stream versions).
+    pub(crate) fn appended_as(&self, r: &AppendResult) -> Vec<EventEnvelope> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| EventEnvelope {
+                stream_id: self.stream.clone(),
+                stream_version: r.first_version + i as u64,
+                ..e.clone()
+            })
+            .collect()
     }
 }
 
 fn recorded_at(e: &EventEnvelope) -> i64 {
     e.occurred_at_unix_micros
+}
+
+/// What [`CommandHandler::commit`] stored.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// One result per decision: `None` for an empty one, or for one a log
+    /// that appends one by one did not store after an earlier part's refusal.
+    pub results: Vec<Option<AppendResult>>,
+    /// Whether every non-empty decision was stored.
+    pub whole: bool,
+}
+
+impl Committed {
+    /// The position of the last event stored, if any was.
+    pub fn position(&self) -> Option<Position> {
+        self.results.iter().flatten().map(|r| r.position).max()
+    }
 }
 
 /// A [`Decision`] of any aggregate type, so one commit can hold several.
@@ -384,6 +511,13 @@ impl<A: Aggregate + Send + Sync + 'static> Decided for Decision<A> {
                 last_position: r.position,
             };
             handler.remember(self.stream.clone(), &self.state, f);
+            let decided: Vec<(DomainEvent, i64)> = self
+                .decided
+                .iter()
+                .cloned()
+                .zip(self.events.iter().map(recorded_at))
+                .collect();
+            handler.advance_view(&self.stream, r, &decided);
         }
     }
 }
@@ -436,6 +570,7 @@ impl CommandHandler {
                     last_at: at(recorded.last()),
                     state,
                     events: Vec::new(),
+                    decided: Vec::new(),
                     retried,
                 };
                 if decision.retried.is_some() {
@@ -471,6 +606,7 @@ impl CommandHandler {
             last_at: f.last_at,
             state,
             events: Vec::new(),
+            decided: Vec::new(),
             retried: None,
         })
     }
@@ -488,35 +624,60 @@ impl CommandHandler {
         let state = std::mem::take(&mut decision.state);
         decision.state = events.iter().fold(state, |s, e| s.evolve(e));
         decision.events.extend(envelopes);
+        decision.decided.extend(events);
         Ok(())
     }
 
-    /// Appends every non-empty decision as one atomic append: all are
-    /// stored or none is. Needs a log that can
-    /// ([`CommandHandler::commits_atomically`]); on others it is refused
-    /// (`InvalidAppend`) before anything is written. Answers one result per
-    /// decision (`None` for an empty one). `Conflict` means re-decide.
-    pub async fn commit(
-        &self,
-        decisions: &[&dyn Decided],
-    ) -> Result<Vec<Option<AppendResult>>, CommandError> {
+    /// The one way decisions reach the log. Appends every non-empty
+    /// decision, in order: as one atomic append where the log can
+    /// ([`CommandHandler::commits_atomically`]: all are stored or none is);
+    /// elsewhere one by one, each with its expected version, stopping at the
+    /// first refusal, and what a stored decision leads to is finished by the
+    /// fulfilment step and its reactor. `Conflict` means nothing was stored:
+    /// re-decide.
+    pub async fn commit(&self, decisions: &[&dyn Decided]) -> Result<Committed, CommandError> {
         let parts: Vec<(usize, StreamAppend)> = decisions
             .iter()
             .map(|d| d.part())
             .enumerate()
             .filter(|(_, p)| !p.events.is_empty())
             .collect();
-        let mut results = vec![None; decisions.len()];
+        let mut committed = Committed {
+            results: vec![None; decisions.len()],
+            whole: true,
+        };
         if parts.is_empty() {
-            return Ok(results);
+            return Ok(committed);
+        }
+        if parts.len() == 1 || !self.commits_atomically() {
+            for (n, (slot, part)) in parts.into_iter().enumerate() {
+                match self
+                    .store
+                    .append(&part.stream, part.expected, part.events)
+                    .await
+                {
+                    Ok(r) => {
+                        decisions[slot].appended(self, &r);
+                        committed.results[slot] = Some(r);
+                    }
+                    Err(e) if n == 0 => return Err(e.into()),
+                    Err(e) => {
+                        tracing::warn!(stream = %part.stream, error = %e,
+                            "a later part of a commit was refused; what it leads to is finished later");
+                        committed.whole = false;
+                        break;
+                    }
+                }
+            }
+            return Ok(committed);
         }
         let (slots, parts): (Vec<usize>, Vec<StreamAppend>) = parts.into_iter().unzip();
         let appended = self.store.append_streams(parts).await?;
         for (slot, r) in slots.into_iter().zip(appended) {
             decisions[slot].appended(self, &r);
-            results[slot] = Some(r);
+            committed.results[slot] = Some(r);
         }
-        Ok(results)
+        Ok(committed)
     }
 
     /// The outcome for `decision` after [`CommandHandler::commit`] answered
@@ -526,9 +687,9 @@ impl CommandHandler {
         &self,
         decision: &Decision<A>,
         result: Option<&AppendResult>,
-        results: &[Option<AppendResult>],
+        committed: &Committed,
     ) -> Result<Outcome, CommandError> {
-        let last = results.iter().flatten().map(|r| r.position).max();
+        let last = committed.position();
         Ok(match (result, last) {
             (Some(r), Some(position)) => decision.outcome(r, position),
             _ => Outcome {
@@ -540,6 +701,7 @@ impl CommandHandler {
                 events_written: 0,
                 created_at_unix_micros: decision.first_at,
                 updated_at_unix_micros: decision.last_at,
+                appended: Vec::new(),
             },
         })
     }
@@ -600,6 +762,7 @@ fn already_applied(key: Option<&str>, stream: &str, recorded: &[RecordedEvent]) 
         events_written: written,
         created_at_unix_micros: recorded[0].envelope.occurred_at_unix_micros,
         updated_at_unix_micros: last.envelope.occurred_at_unix_micros,
+        appended: Vec::new(),
     })
 }
 

@@ -508,42 +508,16 @@ async fn create_or_validate(
                 request_id: &request_id,
                 remove,
             };
-            if state.handler.commits_atomically() {
-                match open_and_create(&state, &meta, &opening, &command).await? {
-                    // A retry of a keyed create: the step-by-step path below
-                    // answers it as the first time.
-                    Ok(None) => {}
-                    Ok(Some(at)) => {
-                        position = position.max(at);
-                        answer.result.push(request_id);
-                        continue;
-                    }
-                    Err(e) => {
-                        answer.errors.push(PairError {
-                            user: user_id.clone(),
-                            catalog_id: item.id.clone(),
-                            ..e
-                        });
-                        continue;
-                    }
+            match open_and_create(&state, &meta, &opening, &command).await? {
+                Ok(at) => position = position.max(at),
+                Err(e) => {
+                    answer.errors.push(PairError {
+                        user: user_id.clone(),
+                        catalog_id: item.id.clone(),
+                        ..e
+                    });
+                    continue;
                 }
-            }
-            if let Err(e) = open_on_pair(&state, &meta, &opening).await? {
-                answer.errors.push(PairError {
-                    user: user_id.clone(),
-                    catalog_id: item.id.clone(),
-                    ..e
-                });
-                continue;
-            }
-            let (req, out) = state
-                .handler
-                .execute::<AccessRequest>(&request_id, &command, &meta)
-                .await?;
-            position = position.max(out.position);
-            if req.approved.is_some() {
-                position =
-                    position.max(crate::fulfilment::fulfil(&state.handler, &request_id).await?);
             }
             answer.result.push(request_id);
         }
@@ -627,39 +601,16 @@ async fn refused(
     })
 }
 
-/// Opens the request on its pair; `Ok(Err(_))` is the pair's refusal.
-async fn open_on_pair(
-    state: &CommandState,
-    meta: &CommandMeta,
-    o: &Opening<'_>,
-) -> Result<Result<(), PairError>, Problem> {
-    let command = open_command(state, meta, o).await?;
-    let side = meta.for_side_stream();
-    match state
-        .handler
-        .execute::<AccessPair>(o.pair, &command, &side)
-        .await
-    {
-        Ok(_) => Ok(Ok(())),
-        Err(CommandError::Domain(DomainError::AlreadyExists(what))) => {
-            Ok(Err(refused(state, o, what).await?))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Opens the request on its pair and writes it as one append (and, for an
-/// auto-approved request, its grant and fulfilment too): no crash can leave
-/// a pair held by a request that was never written. Needs a log that
-/// commits atomically. Answers the position of the append, the pair's
-/// refusal, or `None` for the retry of a keyed create (which the
-/// step-by-step path answers as the first time).
+/// Opens the request on its pair and writes it as one commit (and, for an
+/// auto-approved request, its grant and fulfilment too): on a log that
+/// commits atomically no crash can leave a pair held by a request that was
+/// never written. Answers the position of the commit, or the pair's refusal.
 async fn open_and_create(
     state: &CommandState,
     meta: &CommandMeta,
     o: &Opening<'_>,
     create: &RequestCommand,
-) -> Result<Result<Option<u64>, PairError>, Problem> {
+) -> Result<Result<u64, PairError>, Problem> {
     let handler = &state.handler;
     let request_stream = AccessRequest::stream_id(o.request_id);
     let pair_stream = AccessPair::stream_id(o.pair);
@@ -678,8 +629,13 @@ async fn open_and_create(
         let request = handler
             .decide::<AccessRequest>(o.request_id, create, meta)
             .await?;
-        if opened.retried.is_some() || request.retried.is_some() {
-            return Ok(Ok(None));
+        if let Some(done) = &request.retried {
+            // A retry of a keyed create whose request is written: finish
+            // what it led to (idempotent) and answer as the first time.
+            let position = done.position;
+            drop(_serialised);
+            let finished = crate::fulfilment::fulfil(handler, o.request_id).await?;
+            return Ok(Ok(position.max(finished)));
         }
         let mut on_pair = opened.then();
         let mut fulfilment = request.then();
@@ -693,9 +649,19 @@ async fn open_and_create(
         .await?;
         let decided: [&dyn crate::Decided; 4] = [&opened, &request, &on_pair, &fulfilment];
         match handler.commit(&decided).await {
-            Ok(results) => {
-                let position = results.iter().flatten().map(|r| r.position).max();
-                return Ok(Ok(Some(position.unwrap_or(0))));
+            Ok(committed) if committed.whole => return Ok(Ok(committed.position().unwrap_or(0))),
+            Ok(committed) if committed.results[1].is_some() => {
+                // Written one by one, and a later part was refused: the
+                // request is open, finish what it leads to.
+                drop(_serialised);
+                let finished = crate::fulfilment::fulfil(handler, o.request_id).await?;
+                return Ok(Ok(committed.position().unwrap_or(0).max(finished)));
+            }
+            Ok(_) => {
+                return Err(Problem::internal(format!(
+                    "request {} could not be written after its pair was opened",
+                    o.request_id
+                )))
             }
             Err(CommandError::EventLog(iga_eventlog::EventLogError::Conflict { .. })) => continue,
             Err(e) => return Err(e.into()),
@@ -734,22 +700,19 @@ pub async fn validate_requests(
     create_or_validate(state, principal, headers, body, false).await
 }
 
-/// The request as the API shows it, folded from its recorded events.
+/// The request as the API shows it: the handler's [`crate::View`] of its
+/// stream, advanced by the events the command just appended.
 pub async fn request_view(state: &CommandState, id: &str) -> Result<RequestView, Problem> {
-    let (_, _, recorded) = state.handler.load_recorded::<AccessRequest>(id).await?;
-    let mut view = RequestView::default();
-    for r in &recorded {
-        let event = r
-            .envelope
-            .decode_event()
-            .map_err(|e| CommandError::Decode(e.to_string()))?;
-        view.apply(
-            &event,
-            r.envelope.occurred_at_unix_micros,
-            r.envelope.stream_version,
-        );
+    Ok(state
+        .handler
+        .view::<RequestView>(&AccessRequest::stream_id(id))
+        .await?)
+}
+
+impl crate::View for RequestView {
+    fn apply(&mut self, event: &iga_schemas::DomainEvent, recorded_at: i64, version: u64) {
+        RequestView::apply(self, event, recorded_at, version)
     }
-    Ok(view)
 }
 
 /// Runs an action, then whatever the decision calls for, and answers the
@@ -763,26 +726,12 @@ async fn act(
 ) -> Result<Response, Problem> {
     let meta = meta(principal, headers)?;
     let handler = &state.handler;
-    // Where the log can, the decision and what it leads to (the grant, or the
-    // pair's closing) are one append.
-    let position = if handler.commits_atomically() {
-        let (_, out) = crate::fulfilment::decide_and_fulfil(handler, id, &command, &meta)
-            .await
-            .map_err(|e| e.for_aggregate("request", id))?;
-        out.position
-    } else {
-        let (req, out) = handler
-            .execute::<AccessRequest>(id, &command, &meta)
-            .await
-            .map_err(|e| e.for_aggregate("request", id))?;
-        let mut position = out.position;
-        if out.events_written > 0
-            && (req.approved.is_some() || req.status != iga_domain::request::Status::InProgress)
-        {
-            position = position.max(crate::fulfilment::fulfil(handler, id).await?);
-        }
-        position
-    };
+    // The decision and what it leads to (the grant, or the pair's closing)
+    // are one commit.
+    let (_, out) = crate::fulfilment::decide_and_fulfil(handler, id, &command, &meta)
+        .await
+        .map_err(|e| e.for_aggregate("request", id))?;
+    let position = out.position;
     let view = request_view(state, id).await?;
     Ok(iga_http::object_response(
         StatusCode::OK,

@@ -348,10 +348,7 @@ pub async fn revoke_token(
 }
 
 /// Runs `command` on user `user_id` with the admin roster's change it
-/// implies, as one commit where the log can. Where it cannot, a change that
-/// removes an admin goes to the roster first and one that adds goes to it
-/// last, so a crash between the two leaves the roster knowing fewer admins
-/// (refusing more), never more.
+/// implies, as one commit.
 pub(crate) async fn execute_with_roster(
     handler: &crate::CommandHandler,
     user_id: &str,
@@ -361,52 +358,46 @@ pub(crate) async fn execute_with_roster(
     use iga_domain::roster::{AdminRoster, SetAdmin, ROSTER_ID};
     let user_stream = User::stream_id(user_id);
     let roster_stream = AdminRoster::stream_id(ROSTER_ID);
-    if !handler.commits_atomically() {
-        let (before, _) = handler.load::<User>(user_id).await?;
-        let (after, _) = handler
-            .decide::<User>(user_id, command, meta)
-            .await
-            .map(|d| (d.state, ()))?;
-        let set = SetAdmin {
-            user_id: user_id.into(),
-            enabled_admin: after.is_enabled_admin(),
-        };
-        let side = meta.for_side_stream();
-        if before.is_enabled_admin() && !set.enabled_admin {
-            handler
-                .execute::<AdminRoster>(ROSTER_ID, &set, &side)
-                .await?;
-            return handler.execute::<User>(user_id, command, meta).await;
-        }
-        let done = handler.execute::<User>(user_id, command, meta).await?;
-        if set.enabled_admin {
-            handler
-                .execute::<AdminRoster>(ROSTER_ID, &set, &side)
-                .await?;
-        }
-        return Ok(done);
-    }
     let _serialised = handler.lock_streams(&[&user_stream, &roster_stream]).await;
     for attempt in 0..crate::MAX_ATTEMPTS {
         crate::back_off(attempt).await;
+        let (before, _) = handler.load::<User>(user_id).await?;
         let user = handler.decide::<User>(user_id, command, meta).await?;
-        if let Some(done) = user.retried {
+        if let Some(done) = user.retried.clone() {
             return Ok((user.state, done));
         }
         let mut roster = handler.begin::<AdminRoster>(ROSTER_ID).await?;
+        let set = SetAdmin {
+            user_id: user_id.into(),
+            enabled_admin: user.state.is_enabled_admin(),
+        };
         if !user.is_empty() {
-            let set = SetAdmin {
-                user_id: user_id.into(),
-                enabled_admin: user.state.is_enabled_admin(),
-            };
             handler.decide_more(&mut roster, &set, &meta.for_side_stream())?;
         }
-        let decided: [&dyn crate::Decided; 2] = [&roster, &user];
+        // One commit. Where the log appends one by one, a change that
+        // removes an admin goes to the roster first and one that adds goes
+        // to it last, so a refusal or a crash between the two leaves the
+        // roster knowing fewer admins (refusing more), never more.
+        let demotes = before.is_enabled_admin() && !set.enabled_admin;
+        let decided: [&dyn crate::Decided; 2] = if demotes {
+            [&roster, &user]
+        } else {
+            [&user, &roster]
+        };
+        let user_slot = if demotes { 1 } else { 0 };
         match handler.commit(&decided).await {
-            Ok(results) => {
+            // The roster went first and the user was refused: decide again.
+            Ok(committed) if !committed.whole && demotes => continue,
+            Ok(committed) => {
                 let outcome = handler
-                    .outcome_of(&user, results[1].as_ref(), &results)
+                    .outcome_of(&user, committed.results[user_slot].as_ref(), &committed)
                     .await?;
+                if !committed.whole && user_slot == 0 {
+                    // The user changed, the roster did not: tell it now.
+                    handler
+                        .execute::<AdminRoster>(ROSTER_ID, &set, &meta.for_side_stream())
+                        .await?;
+                }
                 return Ok((user.state, outcome));
             }
             Err(CommandError::EventLog(iga_eventlog::EventLogError::Conflict { .. })) => continue,

@@ -168,11 +168,17 @@ async fn domain_errors_surface() {
     ));
 }
 
-/// The sled log, counting the appends the handler asks of it.
+/// The sled log, counting the appends the handler asks of it. `one_by_one`
+/// makes it say it cannot append to several streams at once (as KurrentDB
+/// does), and `refuse_pair_appends` refuses that many appends to a pair's
+/// stream first (a lost race), so the commit path for such logs is tried
+/// on a real log.
 struct Counted {
     log: Arc<dyn EventStore>,
     single: AtomicUsize,
     multi: AtomicUsize,
+    one_by_one: bool,
+    refuse_pair_appends: AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -184,6 +190,18 @@ impl EventStore for Counted {
         events: Vec<EventEnvelope>,
     ) -> iga_eventlog::Result<AppendResult> {
         self.single.fetch_add(1, Ordering::SeqCst);
+        if stream.starts_with("access-")
+            && self
+                .refuse_pair_appends
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(iga_eventlog::EventLogError::Conflict {
+                stream: stream.into(),
+                expected,
+                actual: 0,
+            });
+        }
         self.log.append(stream, expected, events).await
     }
     async fn read_stream(
@@ -211,7 +229,7 @@ impl EventStore for Counted {
         self.log.describe()
     }
     fn appends_streams_atomically(&self) -> bool {
-        self.log.appends_streams_atomically()
+        !self.one_by_one && self.log.appends_streams_atomically()
     }
     async fn append_streams(
         &self,
@@ -238,7 +256,61 @@ fn counted_sled() -> Arc<Counted> {
         log: iga_eventlog::temporary_log(Limits::default()).unwrap(),
         single: AtomicUsize::new(0),
         multi: AtomicUsize::new(0),
+        one_by_one: false,
+        refuse_pair_appends: AtomicUsize::new(0),
     })
+}
+
+fn one_by_one_sled(refuse_pair_appends: usize) -> Arc<Counted> {
+    Arc::new(Counted {
+        log: iga_eventlog::temporary_log(Limits::default()).unwrap(),
+        single: AtomicUsize::new(0),
+        multi: AtomicUsize::new(0),
+        one_by_one: true,
+        refuse_pair_appends: AtomicUsize::new(refuse_pair_appends),
+    })
+}
+
+/// On a log that appends one by one, the same commit writes the same
+/// events in the same order, stream by stream; and when a later part is
+/// refused (the pair moved meanwhile), the decision stands and the grant
+/// is finished at once, so the answer still covers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_appends_one_by_one_gets_the_same_events_and_the_rest_is_finished() {
+    let approve = RequestCommand::Approve {
+        phase: None,
+        justification: String::new(),
+        comment: String::new(),
+    };
+    for refusals in [0, 1] {
+        let store = one_by_one_sled(0);
+        let handler = CommandHandler::new(store.clone());
+        assert!(!handler.commits_atomically());
+        let pair = request_awaiting(&handler, 1).await;
+        store.refuse_pair_appends.store(refusals, Ordering::SeqCst);
+        let before = store.head().await.unwrap();
+        let (req, out) = fulfilment::decide_and_fulfil(&handler, "r1", &approve, &as_user("o1"))
+            .await
+            .unwrap();
+        assert!(req.fulfilled && req.approved == Some(true), "{refusals}");
+        assert_eq!(store.multi.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            event_types(&store.log, before).await,
+            [
+                "RequestApprovalRecorded",
+                "RequestPhaseCompleted",
+                "RequestApproved",
+                "GrantIssued",
+                "AccessRequestClosed",
+                "RequestFulfilled"
+            ],
+            "{refusals} refusals"
+        );
+        assert_eq!(out.position, store.head().await.unwrap());
+        let (pair_state, _) = handler.load::<AccessPair>(&pair).await.unwrap();
+        assert!(pair_state.grant.is_some());
+        assert_eq!(store.refuse_pair_appends.load(Ordering::SeqCst), 0);
+    }
 }
 
 /// Request `r1` of user `ben` for `e1` (app `a1`'s access entitlement),
@@ -338,8 +410,9 @@ async fn a_deciding_approval_and_its_grant_are_one_append() {
         .await
         .unwrap();
     assert!(req.fulfilled && req.approved == Some(true));
-    assert_eq!(store.multi.load(Ordering::SeqCst), 2);
-    assert_eq!(store.single.load(Ordering::SeqCst), singles);
+    // (The first approval touched one stream: a plain append.)
+    assert_eq!(store.multi.load(Ordering::SeqCst), 1);
+    assert_eq!(store.single.load(Ordering::SeqCst), singles + 1);
     let written = event_types(&store.log, before).await;
     assert_eq!(
         written,

@@ -17,6 +17,8 @@ pub struct AccessPair {
     pub open_remove_request: Option<String>,
     /// The grant held now.
     pub grant: Option<v1::GrantIssued>,
+    /// The last grant that ended, and how: what a revocation answers.
+    pub last_ended: Option<(v1::GrantIssued, v1::GrantEnded)>,
     /// Requests whose fulfilment was recorded here (grants issued or ended).
     pub fulfilled_requests: Vec<String>,
 }
@@ -367,7 +369,9 @@ impl Aggregate for AccessPair {
                 if !e.request_id.is_empty() {
                     self.fulfilled_requests.push(e.request_id.clone());
                 }
-                self.grant = None;
+                if let Some(g) = self.grant.take() {
+                    self.last_ended = Some((g, e.clone()));
+                }
             }
             _ => {}
         }
