@@ -176,7 +176,8 @@ pub fn check_pair(facts: &PairFacts<'_>, ask: &PairAsk<'_>) -> Result<(), PairEr
         return Err(PairError::NotFound(format!("{} is deleted", facts.item_id)));
     }
     let f = &entitlement.fields;
-    if !ask.remove && !(f.requestable && app.active) {
+    let requestable = f.requestable && app.active;
+    if !ask.remove && !requestable {
         return Err(PairError::NotRequestable);
     }
     if !ask.remove
