@@ -50,19 +50,9 @@ pub struct App {
     pub version: u64,
 }
 
-/// Where an app's lifecycle and times stand; the fields are in `AppCreated`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppMeta {
-    pub active: bool,
-    pub created_at_micros: i64,
-    pub updated_at_micros: i64,
-    pub deleted_at_micros: Option<i64>,
-    pub version: u64,
-}
-
 impl App {
     /// The one rendering of an app, used by the write answer and the reads alike.
-    pub fn render(f: &iga_schemas::v1::AppCreated, m: AppMeta) -> App {
+    pub fn render(f: &iga_schemas::v1::AppCreated, active: bool, m: ObjectMeta) -> App {
         let some = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
         App {
             id: f.app_id.clone(),
@@ -79,7 +69,7 @@ impl App {
             revoke_policy_id: some(&f.revoke_policy_id),
             owner_ids: f.owner_ids.clone(),
             access_entitlement_id: f.access_entitlement_id.clone(),
-            status: if m.active { "ACTIVE" } else { "INACTIVE" }.into(),
+            status: if active { "ACTIVE" } else { "INACTIVE" }.into(),
             created_at: crate::rfc3339(m.created_at_micros),
             updated_at: crate::rfc3339(m.updated_at_micros),
             deleted_at: m.deleted_at_micros.map(crate::rfc3339),
@@ -98,7 +88,9 @@ pub struct AppVersion {
     pub app: App,
 }
 
-/// Times and version of a catalog object, as every kind renders them.
+/// When an object was created, last changed and deleted, and its version
+/// (its stream version): the one metadata type, kept with every stored view
+/// and rendered the same way by every kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct ObjectMeta {
     pub created_at_micros: i64,

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
-use iga_api::{self as model, AppMeta};
+use iga_api::{self as model, ObjectMeta};
 use iga_domain::app::{App, AppCommand};
 use iga_http::{object_response, ApiJson, Principal, Problem};
 use iga_schemas::v1;
@@ -119,12 +119,10 @@ async fn run(
 pub fn render(app: &App, outcome: &Outcome) -> model::App {
     model::App::render(
         &app.fields,
-        AppMeta {
-            active: app.active,
-            created_at_micros: outcome.created_at_unix_micros,
-            updated_at_micros: outcome.updated_at_unix_micros,
+        app.active,
+        ObjectMeta {
             deleted_at_micros: app.deleted.then_some(outcome.updated_at_unix_micros),
-            version: outcome.version,
+            ..crate::resources::object_meta(outcome)
         },
     )
 }

@@ -47,6 +47,7 @@ pub async fn ensure_admin(
     let claim = ClaimUsername {
         username: ADMIN_USER_ID.into(),
         user_id: ADMIN_USER_ID.into(),
+        holder_gone: false,
     };
     match handler
         .execute::<Username>(&crate::users::username_key(ADMIN_USER_ID), &claim, &meta)

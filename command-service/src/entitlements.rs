@@ -8,6 +8,7 @@ use axum::response::Response;
 use axum::Extension;
 use iga_api::{self as model, parse_duration_seconds, ObjectMeta};
 use iga_domain::app::{App, AppFacts};
+use iga_domain::claim::{may_take_over, Holder};
 use iga_domain::entitlement::{
     alias_key, builtin_access, AliasClaim, AliasCommand, Entitlement, EntitlementCommand,
     PURPOSE_ASSIGNMENT, PURPOSE_PERMISSION,
@@ -20,10 +21,6 @@ use serde::Deserialize;
 
 use crate::state::{meta, new_id, CommandState};
 use crate::{CommandError, CommandMeta, Outcome};
-
-/// How long an alias claim whose entitlement never got written (the writer
-/// died between the two appends) blocks the alias before it may be taken over.
-const ORPHAN_CLAIM_MICROS: i64 = 60_000_000;
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 pub enum Purpose {
@@ -224,11 +221,14 @@ async fn claim_alias(
     let holder_gone = match &claim.holder {
         Some(h) if h != entitlement_id => {
             let (holder, _) = state.handler.load::<Entitlement>(h).await?;
-            if holder.exists() {
-                holder.deleted || !holder.fields.alias.eq_ignore_ascii_case(alias)
+            let found = if !holder.exists() {
+                Holder::Missing
+            } else if holder.deleted || !holder.fields.alias.eq_ignore_ascii_case(alias) {
+                Holder::Gone
             } else {
-                meta.ctx.now_unix_micros - at.updated_at_unix_micros > ORPHAN_CLAIM_MICROS
-            }
+                Holder::Live
+            };
+            may_take_over(found, at.updated_at_unix_micros, meta.ctx.now_unix_micros)
         }
         _ => false,
     };

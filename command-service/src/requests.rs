@@ -24,6 +24,7 @@ use axum::{Extension, Json};
 use iga_api::RequestView;
 use iga_domain::access::{pair_key, AccessCommand, AccessPair, PairRefusal};
 use iga_domain::app::App;
+use iga_domain::claim::{may_take_over, Holder};
 use iga_domain::eligibility::{self, GrantWindow, PairAsk, PairFacts, RequestDates};
 use iga_domain::entitlement::{builtin_access, Entitlement};
 use iga_domain::policy::Policy;
@@ -42,9 +43,6 @@ use crate::{CommandError, CommandMeta};
 pub const MAX_USERS: usize = 100;
 pub const MAX_ITEMS: usize = 100;
 pub const MAX_PAIRS: usize = 1000;
-/// How long an open request whose stream was never written (its writer
-/// died between the two appends) blocks its pair before it may be replaced.
-const ORPHAN_MICROS: i64 = 60_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -563,10 +561,17 @@ async fn open_command(
     } else {
         &current.open_grant_request
     };
+    // A request still open on the pair holds it; one never written (its
+    // creator died between opening and writing it) is taken over after a while.
     let holder_gone = match open {
         Some(other) if other != o.request_id => {
             let (r, _) = state.handler.load::<AccessRequest>(other).await?;
-            !r.exists() && meta.ctx.now_unix_micros - at.updated_at_unix_micros > ORPHAN_MICROS
+            let found = if r.exists() {
+                Holder::Live
+            } else {
+                Holder::Missing
+            };
+            may_take_over(found, at.updated_at_unix_micros, meta.ctx.now_unix_micros)
         }
         _ => false,
     };

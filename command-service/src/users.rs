@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use iga_api as model;
+use iga_domain::claim::{may_take_over, Holder};
 use iga_domain::user::{User, UserCommand};
 use iga_domain::username::{ClaimUsername, Username};
 use iga_domain::Aggregate;
@@ -91,13 +92,30 @@ pub async fn create_user(
     User::default()
         .decide(&command, &meta.ctx)
         .map_err(CommandError::from)?;
+    let key = username_key(&created.username);
+    let (current, at) = state.handler.snapshot::<Username>(&key).await?;
+    let holder_gone = match &current.owner {
+        Some(owner) if *owner != user_id => {
+            // Users are never deleted: a claim's user is live, or was never
+            // written (its creator died after claiming the name).
+            let (holder, _) = state.handler.load::<User>(owner).await?;
+            let found = if holder.exists() {
+                Holder::Live
+            } else {
+                Holder::Missing
+            };
+            may_take_over(found, at.updated_at_unix_micros, meta.ctx.now_unix_micros)
+        }
+        _ => false,
+    };
     let claim = ClaimUsername {
         username: created.username.clone(),
         user_id: user_id.clone(),
+        holder_gone,
     };
     state
         .handler
-        .execute::<Username>(&username_key(&created.username), &claim, &meta)
+        .execute::<Username>(&key, &claim, &meta)
         .await
         .map_err(|e| match e {
             CommandError::Domain(iga_domain::DomainError::AlreadyExists(_)) => {

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod app;
+pub mod claim;
 pub mod eligibility;
 pub mod entitlement;
 pub mod fulfilment;

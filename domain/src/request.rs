@@ -69,6 +69,30 @@ impl Phase {
     }
 }
 
+/// Whether `ctx` may see a request: admins and auditors see every one;
+/// anyone else the ones they made or are the beneficiary of, those they act
+/// or acted on (`people`: approvers, who approved, who handed a task on or
+/// was handed one) and those whose phases a role of theirs may act in. The
+/// one rule: the aggregate and the requests read model each say who is
+/// involved.
+pub fn may_see<'a>(
+    ctx: &Context,
+    requester_id: &str,
+    beneficiary_id: &str,
+    people: impl IntoIterator<Item = &'a str>,
+    roles: impl IntoIterator<Item = &'a str>,
+) -> bool {
+    let me = ctx.actor_id.as_str();
+    ctx.is_admin()
+        || ctx.actor_roles.iter().any(|r| r == "auditor")
+        || me == requester_id
+        || me == beneficiary_id
+        || people.into_iter().any(|p| p == me)
+        || roles
+            .into_iter()
+            .any(|r| !r.is_empty() && ctx.actor_roles.iter().any(|mine| mine == r))
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccessRequest {
     pub created: v1::AccessRequestCreated,
@@ -138,17 +162,23 @@ impl AccessRequest {
     /// requester, the beneficiary, and everyone who is or was an actor of a
     /// phase. To anyone else it does not exist (404, never 403).
     pub fn visible_to(&self, ctx: &Context) -> bool {
-        let me = &ctx.actor_id;
-        ctx.is_admin()
-            || ctx.actor_roles.iter().any(|r| r == "auditor")
-            || self.is_party(ctx)
-            || self.phases.iter().any(|p| {
-                p.def.approver_ids.contains(me)
-                    || p.reassigned_to.contains(me)
-                    || p.reassigned_from.contains(me)
-                    || p.approvals.contains(me)
-                    || (!p.def.role.is_empty() && ctx.actor_roles.contains(&p.def.role))
-            })
+        let people = self.phases.iter().flat_map(|p| {
+            p.def
+                .approver_ids
+                .iter()
+                .chain(&p.reassigned_to)
+                .chain(&p.reassigned_from)
+                .chain(&p.approvals)
+                .map(String::as_str)
+        });
+        let roles = self.phases.iter().map(|p| p.def.role.as_str());
+        may_see(
+            ctx,
+            &self.created.requester_id,
+            &self.created.user_id,
+            people,
+            roles,
+        )
     }
 
     fn is_party(&self, ctx: &Context) -> bool {

@@ -315,26 +315,7 @@ impl Aggregate for User {
                 self.roles = e.roles.clone();
                 self.enabled = true;
             }
-            DomainEvent::UserUpdated(e) => {
-                if let Some(v) = &e.display_name {
-                    self.display_name = v.clone();
-                }
-                if let Some(v) = &e.email {
-                    self.email = v.clone();
-                }
-                if let Some(v) = &e.manager_ids {
-                    self.manager_ids = v.values.clone();
-                }
-                if let Some(v) = &e.delegated_user_id {
-                    self.delegated_user_id = v.clone();
-                }
-                if let Some(roles) = &e.roles {
-                    self.roles = roles.values.clone();
-                }
-                if let Some(status) = &e.status {
-                    self.enabled = status == "ENABLED";
-                }
-            }
+            DomainEvent::UserUpdated(e) => apply_update(e, &mut self),
             DomainEvent::ApiTokenIssued(e) => self.tokens.push(Token {
                 id: e.token_id.clone(),
                 sha256_hex: e.token_sha256_hex.clone(),
@@ -390,6 +371,64 @@ pub fn validate_username(username: &str) -> Result<(), DomainError> {
             "username",
             "1 to 64 characters of lowercase letters, digits, '.', '_', '-' and '@'",
         ))
+    }
+}
+
+/// The fields a `UserUpdated` may change. The aggregate and the users
+/// read model keep them each their own way; [`apply_update`] is the one
+/// fold of an update over them.
+pub trait Profile {
+    fn set_display_name(&mut self, v: &str);
+    fn set_email(&mut self, v: &str);
+    fn set_manager_ids(&mut self, v: &[String]);
+    /// `None`: no delegate.
+    fn set_delegate(&mut self, v: Option<&str>);
+    fn set_roles(&mut self, v: &[String]);
+    fn set_enabled(&mut self, enabled: bool);
+}
+
+/// Folds update `e` into `to`: each field it carries replaces the old one;
+/// an empty delegate removes the delegate; a status other than `ENABLED`
+/// disables.
+pub fn apply_update(e: &v1::UserUpdated, to: &mut impl Profile) {
+    if let Some(v) = &e.display_name {
+        to.set_display_name(v);
+    }
+    if let Some(v) = &e.email {
+        to.set_email(v);
+    }
+    if let Some(v) = &e.manager_ids {
+        to.set_manager_ids(&v.values);
+    }
+    if let Some(v) = &e.delegated_user_id {
+        to.set_delegate(Some(v.as_str()).filter(|d| !d.is_empty()));
+    }
+    if let Some(v) = &e.roles {
+        to.set_roles(&v.values);
+    }
+    if let Some(v) = &e.status {
+        to.set_enabled(v == "ENABLED");
+    }
+}
+
+impl Profile for User {
+    fn set_display_name(&mut self, v: &str) {
+        self.display_name = v.to_string();
+    }
+    fn set_email(&mut self, v: &str) {
+        self.email = v.to_string();
+    }
+    fn set_manager_ids(&mut self, v: &[String]) {
+        self.manager_ids = v.to_vec();
+    }
+    fn set_delegate(&mut self, v: Option<&str>) {
+        self.delegated_user_id = v.unwrap_or_default().to_string();
+    }
+    fn set_roles(&mut self, v: &[String]) {
+        self.roles = v.to_vec();
+    }
+    fn set_enabled(&mut self, enabled: bool) {
+        self.enabled = enabled;
     }
 }
 
@@ -741,5 +780,36 @@ mod tests {
             .then_error(DomainError::InvalidTransition(format!(
                 "user u1 holds {MAX_TOKENS} tokens already; revoke one first"
             )));
+    }
+
+    #[test]
+    fn an_update_replaces_what_it_carries_and_only_that() {
+        let mut u = User {
+            id: "u1".into(),
+            display_name: "Ada".into(),
+            email: "ada@example.com".into(),
+            delegated_user_id: "u2".into(),
+            enabled: true,
+            ..Default::default()
+        };
+        apply_update(
+            &v1::UserUpdated {
+                user_id: "u1".into(),
+                email: Some("a@example.com".into()),
+                delegated_user_id: Some(String::new()),
+                status: Some("DISABLED".into()),
+                ..Default::default()
+            },
+            &mut u,
+        );
+        assert_eq!(
+            (
+                u.display_name.as_str(),
+                u.email.as_str(),
+                u.delegated_user_id.as_str(),
+                u.enabled
+            ),
+            ("Ada", "a@example.com", "", false)
+        );
     }
 }

@@ -16,6 +16,9 @@ pub struct Username {
 pub struct ClaimUsername {
     pub username: String,
     pub user_id: String,
+    /// The current owner may be replaced ([`crate::claim::may_take_over`]):
+    /// it was never written (a crash after the claim).
+    pub holder_gone: bool,
 }
 
 impl Aggregate for Username {
@@ -26,11 +29,11 @@ impl Aggregate for Username {
         crate::user::validate_username(&c.username)?;
         match &self.owner {
             Some(owner) if owner == &c.user_id => Ok(vec![]), // already ours: a retry
-            Some(_) => Err(DomainError::AlreadyExists(format!(
+            Some(_) if !c.holder_gone => Err(DomainError::AlreadyExists(format!(
                 "username {:?}",
                 c.username
             ))),
-            None => Ok(vec![v1::UsernameClaimed {
+            _ => Ok(vec![v1::UsernameClaimed {
                 username: c.username.clone(),
                 user_id: c.user_id.clone(),
             }
@@ -55,6 +58,7 @@ mod tests {
         ClaimUsername {
             username: "ada".into(),
             user_id: user.into(),
+            holder_gone: false,
         }
     }
 
@@ -74,5 +78,28 @@ mod tests {
         given::<Username>(&[claimed])
             .when(&claim("u2"), &ctx("admin", &["admin"]))
             .then_error(DomainError::AlreadyExists("username \"ada\"".into()));
+    }
+
+    #[test]
+    fn a_claim_whose_user_was_never_written_is_taken_over() {
+        let claimed: DomainEvent = v1::UsernameClaimed {
+            username: "ada".into(),
+            user_id: "u1".into(),
+        }
+        .into();
+        let taken: DomainEvent = v1::UsernameClaimed {
+            username: "ada".into(),
+            user_id: "u2".into(),
+        }
+        .into();
+        given::<Username>(&[claimed])
+            .when(
+                &ClaimUsername {
+                    holder_gone: true,
+                    ..claim("u2")
+                },
+                &ctx("admin", &["admin"]),
+            )
+            .then(&[taken]);
     }
 }

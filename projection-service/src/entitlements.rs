@@ -7,7 +7,7 @@
 //! `e/<appId>/<entitlementId>` -> [`EntitlementView`];
 //! `ei/<entitlementId>` -> app id (to find an entitlement by its id alone).
 
-use crate::ViewMeta;
+use crate::ObjectMeta;
 use iga_domain::entitlement::{apply_update, builtin_access};
 use iga_eventlog::RecordedEvent;
 use iga_schemas::{v1, DomainEvent};
@@ -20,19 +20,19 @@ pub const NAME: &str = "entitlements";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceTypeView {
     pub fields: v1::AppResourceTypeCreated,
-    pub meta: ViewMeta,
+    pub meta: ObjectMeta,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceView {
     pub fields: v1::AppResourceCreated,
-    pub meta: ViewMeta,
+    pub meta: ObjectMeta,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntitlementView {
     pub fields: v1::AppEntitlementCreated,
-    pub meta: ViewMeta,
+    pub meta: ObjectMeta,
     pub grant_count: u64,
 }
 
@@ -66,8 +66,8 @@ fn app_of_key(id: &str) -> Vec<u8> {
 
 pub struct EntitlementCatalog;
 
-fn created(at: i64, version: u64) -> ViewMeta {
-    ViewMeta {
+fn created(at: i64, version: u64) -> ObjectMeta {
+    ObjectMeta {
         created_at_micros: at,
         updated_at_micros: at,
         deleted_at_micros: None,
@@ -125,7 +125,7 @@ impl Projection for EntitlementCatalog {
                 let key = entitlement_key(&e.app_id, &e.entitlement_id);
                 // The built-in one is already here (from AppCreated): keep its creation time.
                 let meta = match tx.get_value::<EntitlementView>(&key)? {
-                    Some(existing) => ViewMeta {
+                    Some(existing) => ObjectMeta {
                         updated_at_micros: at,
                         version,
                         ..existing.meta

@@ -46,15 +46,7 @@ pub enum ProjectionError {
 
 pub type Result<T, E = ProjectionError> = std::result::Result<T, E>;
 
-/// When a catalog object was created, last changed and deleted, and its
-/// version (its stream version): kept with every view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct ViewMeta {
-    pub created_at_micros: i64,
-    pub updated_at_micros: i64,
-    pub deleted_at_micros: Option<i64>,
-    pub version: u64,
-}
+pub use iga_api::ObjectMeta;
 
 /// A batch's writes to one tree, in key order: `(key, Some(value))` to put,
 /// `(key, None)` to remove.

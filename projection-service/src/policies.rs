@@ -3,7 +3,7 @@
 //!
 //! Keys: `p/<policyId>` -> [`PolicyView`]; `v/<policyId>/<version BE>` -> [`PolicyView`].
 
-use crate::ViewMeta;
+use crate::ObjectMeta;
 use iga_eventlog::RecordedEvent;
 use iga_schemas::{v1, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ pub const NAME: &str = "policies";
 pub struct PolicyView {
     pub id: String,
     pub definition: v1::PolicyDefinition,
-    pub meta: ViewMeta,
+    pub meta: ObjectMeta,
 }
 
 pub(crate) fn policy_key(id: &str) -> Vec<u8> {
@@ -56,7 +56,7 @@ impl Projection for PolicyDirectory {
             None => PolicyView {
                 id: id.clone(),
                 definition: Default::default(),
-                meta: ViewMeta {
+                meta: ObjectMeta {
                     created_at_micros: at,
                     ..Default::default()
                 },

@@ -23,6 +23,34 @@ use crate::{Projection, Result, Staged};
 
 pub const NAME: &str = "requests";
 
+/// Whether the user `user_id` holding `roles` may see `view`: the domain's
+/// rule ([`iga_domain::request::may_see`]) over what the view knows of who
+/// is involved.
+pub fn visible_to(view: &RequestView, user_id: &str, roles: &[String]) -> bool {
+    let viewer = iga_domain::Context {
+        actor_id: user_id.to_string(),
+        actor_roles: roles.to_vec(),
+        now_unix_micros: 0,
+    };
+    let people = view
+        .decision
+        .phases
+        .iter()
+        .flat_map(|p| {
+            p.approver_ids
+                .iter()
+                .chain(p.approvals.iter().map(|a| &a.user_id))
+        })
+        .chain(view.decision.actors.inactive.iter().map(|a| &a.id))
+        .map(String::as_str);
+    let roles = view
+        .decision
+        .phases
+        .iter()
+        .filter_map(|p| p.approver_role.as_deref());
+    iga_domain::request::may_see(&viewer, &view.requester.id, &view.user.id, people, roles)
+}
+
 /// What the projection remembers of a user: roles, to expand ROLE phases.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Member {

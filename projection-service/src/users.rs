@@ -32,6 +32,27 @@ pub struct UserView {
     pub version: u64,
 }
 
+impl iga_domain::user::Profile for UserView {
+    fn set_display_name(&mut self, v: &str) {
+        self.display_name = v.to_string();
+    }
+    fn set_email(&mut self, v: &str) {
+        self.email = v.to_string();
+    }
+    fn set_manager_ids(&mut self, v: &[String]) {
+        self.manager_ids = v.to_vec();
+    }
+    fn set_delegate(&mut self, v: Option<&str>) {
+        self.delegated_user_id = v.map(str::to_string);
+    }
+    fn set_roles(&mut self, v: &[String]) {
+        self.roles = v.to_vec();
+    }
+    fn set_enabled(&mut self, enabled: bool) {
+        self.status = if enabled { "ENABLED" } else { "DISABLED" }.to_string();
+    }
+}
+
 /// Who holds a live token, by its hash: what authentication reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenHolder {
@@ -106,24 +127,7 @@ impl Projection for UserDirectory {
             }
             DomainEvent::UserUpdated(e) => {
                 if let Some(mut view) = tx.get_value::<UserView>(&user_key(&e.user_id))? {
-                    if let Some(v) = &e.display_name {
-                        view.display_name = v.clone();
-                    }
-                    if let Some(v) = &e.email {
-                        view.email = v.clone();
-                    }
-                    if let Some(v) = &e.manager_ids {
-                        view.manager_ids = v.values.clone();
-                    }
-                    if let Some(v) = &e.delegated_user_id {
-                        view.delegated_user_id = Some(v.clone()).filter(|d| !d.is_empty());
-                    }
-                    if let Some(v) = &e.roles {
-                        view.roles = v.values.clone();
-                    }
-                    if let Some(v) = &e.status {
-                        view.status = v.clone();
-                    }
+                    iga_domain::user::apply_update(e, &mut view);
                     view.updated_at_micros = at;
                     view.version = version;
                     tx.put_value(user_key(&e.user_id), &view);

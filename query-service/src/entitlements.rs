@@ -5,35 +5,25 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use iga_api::{Entitlement, ObjectMeta, Resource, ResourceType};
+use iga_api::{Entitlement, Resource, ResourceType};
 use iga_http::page::{Page, PageParams};
 use iga_http::{object_response, Problem};
 use projection_service::entitlements::{EntitlementView, ResourceTypeView, ResourceView};
 use projection_service::queries::Entitlements;
-use projection_service::ViewMeta;
 use serde::Deserialize;
 
 use crate::QueryState;
 
-pub fn object_meta(m: ViewMeta) -> ObjectMeta {
-    ObjectMeta {
-        created_at_micros: m.created_at_micros,
-        updated_at_micros: m.updated_at_micros,
-        deleted_at_micros: m.deleted_at_micros,
-        version: m.version,
-    }
-}
-
 pub fn render_entitlement(v: EntitlementView) -> Entitlement {
-    Entitlement::render(&v.fields, object_meta(v.meta), v.grant_count)
+    Entitlement::render(&v.fields, v.meta, v.grant_count)
 }
 
 fn render_type(v: ResourceTypeView) -> ResourceType {
-    ResourceType::render(&v.fields, object_meta(v.meta))
+    ResourceType::render(&v.fields, v.meta)
 }
 
 fn render_resource(v: ResourceView) -> Resource {
-    Resource::render(&v.fields, object_meta(v.meta))
+    Resource::render(&v.fields, v.meta)
 }
 
 fn catalog(state: &QueryState) -> Result<Entitlements<'_>, Problem> {

@@ -15,11 +15,7 @@ use serde::Deserialize;
 use crate::QueryState;
 
 fn render(v: PolicyView) -> Policy {
-    Policy::render(
-        &v.id,
-        &v.definition,
-        crate::entitlements::object_meta(v.meta),
-    )
+    Policy::render(&v.id, &v.definition, v.meta)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

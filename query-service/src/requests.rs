@@ -25,16 +25,7 @@ use crate::page::internal;
 /// Whether `p` may see the request: admins and auditors see all; others the
 /// requests they made, are the beneficiary of, or act (or acted) on.
 fn visible(p: &Principal, v: &RequestView) -> bool {
-    p.is_admin()
-        || p.has_role("auditor")
-        || v.requester.id == p.user_id
-        || v.user.id == p.user_id
-        || v.decision.phases.iter().any(|ph| {
-            ph.approver_ids.contains(&p.user_id)
-                || ph.approvals.iter().any(|a| a.user_id == p.user_id)
-                || ph.approver_role.as_ref().is_some_and(|r| p.has_role(r))
-        })
-        || v.decision.actors.inactive.iter().any(|a| a.id == p.user_id)
+    projection_service::requests::visible_to(v, &p.user_id, &p.roles)
 }
 
 /// One request.

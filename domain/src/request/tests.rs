@@ -502,3 +502,31 @@ proptest! {
         prop_assert!(fulfilled == 0 || state.approved == Some(true));
     }
 }
+
+#[test]
+fn who_may_see_a_request_is_one_rule() {
+    let see = |actor: &str, roles: &[&str]| {
+        may_see(
+            &ctx(actor, roles),
+            "req",
+            "ben",
+            ["ann", "bob"],
+            ["", "finance"],
+        )
+    };
+    // Admins, auditors, the parties, the people involved, a phase's role.
+    for (actor, roles) in [
+        ("root", vec!["admin"]),
+        ("eve", vec!["auditor"]),
+        ("req", vec![]),
+        ("ben", vec![]),
+        ("ann", vec![]),
+        ("bob", vec![]),
+        ("fay", vec!["finance"]),
+    ] {
+        assert!(see(actor, &roles), "{actor} sees it");
+    }
+    // A stranger does not, nor does an empty role name match a stranger.
+    assert!(!see("sam", &[]));
+    assert!(!see("sam", &[""]));
+}
