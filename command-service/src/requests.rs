@@ -347,14 +347,9 @@ async fn load_user_facts(
     Ok(())
 }
 
-async fn create_or_validate(
-    state: CommandState,
-    principal: Principal,
-    headers: HeaderMap,
-    body: CreateRequests,
-    write: bool,
-) -> Result<Response, Problem> {
-    let meta = meta(&principal, &headers)?;
+/// The users a create is for (the caller by default) and its id prefix,
+/// once the body is within its bounds.
+fn bounded(principal: &Principal, body: &CreateRequests) -> Result<(Vec<String>, String), Problem> {
     let users = if body.users.is_empty() {
         vec![principal.user_id.clone()]
     } else {
@@ -399,6 +394,84 @@ async fn create_or_validate(
                 .with_field("requestIdPrefix", "at most 32 letters, digits, '_' or '-'"),
         );
     }
+    Ok((users, prefix))
+}
+
+/// What a new request records, gathered.
+struct Created<'a> {
+    request_id: &'a str,
+    /// Who asks (the authenticated caller), and what is known of them.
+    requester_id: &'a str,
+    requester: &'a User,
+    checked: &'a Checked,
+    body: &'a CreateRequests,
+    dates: RequestDates,
+    remove: bool,
+}
+
+impl Created<'_> {
+    /// The `AccessRequestCreated` of one pair, routed by `resolved`.
+    fn event(&self, resolved: Resolved) -> v1::AccessRequestCreated {
+        let Created {
+            request_id,
+            requester_id,
+            requester,
+            checked,
+            body,
+            dates,
+            remove,
+        } = self;
+        let f = &checked.entitlement.fields;
+        let kind = match checked.item.kind {
+            ItemType::Entitlement => "entitlement",
+            ItemType::Application => "application",
+        };
+        v1::AccessRequestCreated {
+            request_id: request_id.to_string(),
+            requester_id: requester_id.to_string(),
+            user_id: checked.user.id.clone(),
+            app_id: checked.app.fields.app_id.clone(),
+            entitlement_id: f.entitlement_id.clone(),
+            catalog_type: kind.into(),
+            request_type: format!("{kind}{}", if *remove { "Remove" } else { "Grant" }),
+            priority: match body.priority.unwrap_or(Priority::Low) {
+                Priority::Low => "low",
+                Priority::Medium => "medium",
+                Priority::High => "high",
+            }
+            .into(),
+            justification: body.justification.clone(),
+            start_date_micros: dates.start,
+            end_date_micros: checked.end_date_micros,
+            expiry_date_micros: dates.expiry,
+            external_request_id: body.external_request_id.clone().unwrap_or_default(),
+            policy_id: resolved.policy_id,
+            policy_version: resolved.policy_version,
+            allow_self_approval: resolved.allow_self_approval,
+            phases: resolved.routing.phases,
+            excluded_approver_ids: resolved.routing.excluded,
+            requester_username: requester.username.clone(),
+            requester_display_name: requester.display_name.clone(),
+            user_username: checked.user.username.clone(),
+            user_display_name: checked.user.display_name.clone(),
+            catalog_display_name: match checked.item.kind {
+                ItemType::Entitlement => f.display_name.clone(),
+                ItemType::Application => checked.app.fields.display_name.clone(),
+            },
+            app_display_name: checked.app.fields.display_name.clone(),
+        }
+    }
+}
+
+async fn create_or_validate(
+    state: CommandState,
+    principal: Principal,
+    headers: HeaderMap,
+    body: CreateRequests,
+    write: bool,
+) -> Result<Response, Problem> {
+    let meta = meta(&principal, &headers)?;
+    let (users, prefix) = bounded(&principal, &body)?;
     let dates = RequestDates {
         start: date("startDate", body.start_date.as_deref())?,
         end: date("endDate", body.end_date.as_deref())?,
@@ -451,48 +524,21 @@ async fn create_or_validate(
                 continue;
             }
             let resolved = resolve_phases(&state, &checked, &principal.user_id, remove).await?;
+            let auto_approve = resolved.auto_approve;
             let f = &checked.entitlement.fields;
-            let kind = match checked.item.kind {
-                ItemType::Entitlement => "entitlement",
-                ItemType::Application => "application",
-            };
-            let created = v1::AccessRequestCreated {
-                request_id: request_id.clone(),
-                requester_id: principal.user_id.clone(),
-                user_id: user_id.clone(),
-                app_id: checked.app.fields.app_id.clone(),
-                entitlement_id: f.entitlement_id.clone(),
-                catalog_type: kind.into(),
-                request_type: format!("{kind}{}", if remove { "Remove" } else { "Grant" }),
-                priority: match body.priority.unwrap_or(Priority::Low) {
-                    Priority::Low => "low",
-                    Priority::Medium => "medium",
-                    Priority::High => "high",
-                }
-                .into(),
-                justification: body.justification.clone(),
-                start_date_micros: dates.start,
-                end_date_micros: checked.end_date_micros,
-                expiry_date_micros: dates.expiry,
-                external_request_id: body.external_request_id.clone().unwrap_or_default(),
-                policy_id: resolved.policy_id,
-                policy_version: resolved.policy_version,
-                allow_self_approval: resolved.allow_self_approval,
-                phases: resolved.routing.phases,
-                excluded_approver_ids: resolved.routing.excluded,
-                requester_username: requester.username.clone(),
-                requester_display_name: requester.display_name.clone(),
-                user_username: checked.user.username.clone(),
-                user_display_name: checked.user.display_name.clone(),
-                catalog_display_name: match checked.item.kind {
-                    ItemType::Entitlement => f.display_name.clone(),
-                    ItemType::Application => checked.app.fields.display_name.clone(),
-                },
-                app_display_name: checked.app.fields.display_name.clone(),
-            };
+            let created = Created {
+                request_id: &request_id,
+                requester_id: &principal.user_id,
+                requester: &requester,
+                checked: &checked,
+                body: &body,
+                dates,
+                remove,
+            }
+            .event(resolved);
             let command = RequestCommand::Create {
                 created: Box::new(created),
-                auto_approve: resolved.auto_approve,
+                auto_approve,
             };
             AccessRequest::default()
                 .decide(&command, &meta.ctx)

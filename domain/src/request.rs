@@ -255,25 +255,7 @@ impl Aggregate for AccessRequest {
             auto_approve,
         } = c
         {
-            if self.exists() {
-                return Err(DomainError::AlreadyExists(format!(
-                    "request {}",
-                    self.created.request_id
-                )));
-            }
-            if !PRIORITIES.contains(&created.priority.as_str()) {
-                return Err(DomainError::invalid("priority", "low, medium or high"));
-            }
-            let mut events: Vec<DomainEvent> = vec![(**created).clone().into()];
-            if *auto_approve || created.phases.is_empty() {
-                events.push(
-                    v1::RequestApproved {
-                        request_id: created.request_id.clone(),
-                    }
-                    .into(),
-                );
-            }
-            return Ok(events);
+            return self.create(created, *auto_approve);
         }
         if !self.exists() {
             return Err(DomainError::NotFound("request".into()));
@@ -291,48 +273,7 @@ impl Aggregate for AccessRequest {
                 phase,
                 justification,
                 comment,
-            } => {
-                let (index, current) = self.acting_phase(phase.as_deref(), ctx)?;
-                if let Some(earlier) = self.approved_anywhere(index, &ctx.actor_id) {
-                    return Err(DomainError::InvalidTransition(format!(
-                        "{} already approved this request (phase {earlier:?}); one person counts once",
-                        ctx.actor_id
-                    )));
-                }
-                if current.def.require_justification && justification.trim().is_empty() {
-                    return Err(DomainError::invalid(
-                        "justification",
-                        "required by this phase",
-                    ));
-                }
-                let name = current.def.name.clone();
-                let phase_index = index as u32 + 1;
-                let mut events: Vec<DomainEvent> = vec![v1::RequestApprovalRecorded {
-                    request_id: id.clone(),
-                    phase: name.clone(),
-                    user_id: ctx.actor_id.clone(),
-                    justification: justification.clone(),
-                    comment: comment.clone(),
-                    phase_index,
-                }
-                .into()];
-                // Every approval recorded is a distinct person (refused above
-                // otherwise), so the count is the number of people.
-                if current.approvals.len() + 1 >= current.def.quorum.max(1) as usize {
-                    events.push(
-                        v1::RequestPhaseCompleted {
-                            request_id: id.clone(),
-                            phase: name.clone(),
-                            phase_index,
-                        }
-                        .into(),
-                    );
-                    if index + 1 == self.phases.len() {
-                        events.push(v1::RequestApproved { request_id: id }.into());
-                    }
-                }
-                Ok(events)
-            }
+            } => self.approve(id, phase.as_deref(), justification, comment, ctx),
             C::Reject {
                 phase,
                 justification,
@@ -552,6 +493,87 @@ impl Aggregate for AccessRequest {
 impl AccessRequest {
     /// The current phase, if `ctx` may act in it now (approve, reject,
     /// reassign, modify).
+    /// A new request: its creation, and its approval at once when its
+    /// policy auto-approves or has no steps.
+    fn create(
+        &self,
+        created: &v1::AccessRequestCreated,
+        auto_approve: bool,
+    ) -> Result<Vec<DomainEvent>, DomainError> {
+        if self.exists() {
+            return Err(DomainError::AlreadyExists(format!(
+                "request {}",
+                self.created.request_id
+            )));
+        }
+        if !PRIORITIES.contains(&created.priority.as_str()) {
+            return Err(DomainError::invalid("priority", "low, medium or high"));
+        }
+        let mut events: Vec<DomainEvent> = vec![created.clone().into()];
+        if auto_approve || created.phases.is_empty() {
+            events.push(
+                v1::RequestApproved {
+                    request_id: created.request_id.clone(),
+                }
+                .into(),
+            );
+        }
+        Ok(events)
+    }
+
+    /// An approval of the current phase (or the one named): recorded, and
+    /// the phase completed once a quorum of distinct people approved, and
+    /// the request approved once its last phase is.
+    fn approve(
+        &self,
+        id: String,
+        phase: Option<&str>,
+        justification: &str,
+        comment: &str,
+        ctx: &Context,
+    ) -> Result<Vec<DomainEvent>, DomainError> {
+        let (index, current) = self.acting_phase(phase, ctx)?;
+        if let Some(earlier) = self.approved_anywhere(index, &ctx.actor_id) {
+            return Err(DomainError::InvalidTransition(format!(
+                "{} already approved this request (phase {earlier:?}); one person counts once",
+                ctx.actor_id
+            )));
+        }
+        if current.def.require_justification && justification.trim().is_empty() {
+            return Err(DomainError::invalid(
+                "justification",
+                "required by this phase",
+            ));
+        }
+        let name = current.def.name.clone();
+        let phase_index = index as u32 + 1;
+        let mut events: Vec<DomainEvent> = vec![v1::RequestApprovalRecorded {
+            request_id: id.clone(),
+            phase: name.clone(),
+            user_id: ctx.actor_id.clone(),
+            justification: justification.to_string(),
+            comment: comment.to_string(),
+            phase_index,
+        }
+        .into()];
+        // Every approval recorded is a distinct person (refused above
+        // otherwise), so the count is the number of people.
+        if current.approvals.len() + 1 >= current.def.quorum.max(1) as usize {
+            events.push(
+                v1::RequestPhaseCompleted {
+                    request_id: id.clone(),
+                    phase: name.clone(),
+                    phase_index,
+                }
+                .into(),
+            );
+            if index + 1 == self.phases.len() {
+                events.push(v1::RequestApproved { request_id: id }.into());
+            }
+        }
+        Ok(events)
+    }
+
     fn acting_phase(
         &self,
         named: Option<&str>,

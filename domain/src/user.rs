@@ -213,76 +213,7 @@ impl Aggregate for User {
                 );
                 Ok(events)
             }
-            UserCommand::Update(u) => {
-                self.must_exist()?;
-                if !ctx.is_admin() {
-                    return Err(DomainError::Forbidden("only an admin updates users".into()));
-                }
-                if let Some(roles) = &u.roles {
-                    validate_roles(&roles.values)?;
-                }
-                if let Some(m) = &u.manager_ids {
-                    if m.values.contains(&self.id) {
-                        return Err(DomainError::invalid(
-                            "managerIds",
-                            "a user cannot manage themselves",
-                        ));
-                    }
-                }
-                if u.delegated_user_id.as_deref() == Some(self.id.as_str()) {
-                    return Err(DomainError::invalid(
-                        "delegatedUserId",
-                        "a user cannot be their own delegate",
-                    ));
-                }
-                if let Some(email) = &u.email {
-                    if !email.is_empty() && (!email.contains('@') || email.chars().count() > 254) {
-                        return Err(DomainError::invalid("email", "not an email address"));
-                    }
-                }
-                if let Some(status) = &u.status {
-                    if status != "ENABLED" && status != "DISABLED" {
-                        return Err(DomainError::invalid("status", "ENABLED or DISABLED"));
-                    }
-                }
-                let mut changed = u.clone();
-                changed.user_id = self.id.clone();
-                // Keep only what differs, so an update to the same values appends nothing.
-                if changed.display_name.as_ref() == Some(&self.display_name) {
-                    changed.display_name = None;
-                }
-                if changed.email.as_ref() == Some(&self.email) {
-                    changed.email = None;
-                }
-                if changed.manager_ids.as_ref().map(|m| &m.values) == Some(&self.manager_ids) {
-                    changed.manager_ids = None;
-                }
-                if changed.delegated_user_id.as_ref() == Some(&self.delegated_user_id) {
-                    changed.delegated_user_id = None;
-                }
-                if changed.roles.as_ref().map(|r| &r.values) == Some(&self.roles) {
-                    changed.roles = None;
-                }
-                let status_now = if self.enabled { "ENABLED" } else { "DISABLED" };
-                if changed.status.as_deref() == Some(status_now) {
-                    changed.status = None;
-                }
-                let nothing = v1::UserUpdated {
-                    user_id: self.id.clone(),
-                    ..Default::default()
-                };
-                if changed == nothing {
-                    return Ok(vec![]);
-                }
-                // Disabling a user ends every token they hold: enabling them
-                // again must not bring old tokens back.
-                let disabling = changed.status.as_deref() == Some("DISABLED");
-                let mut events: Vec<DomainEvent> = vec![changed.into()];
-                if disabling {
-                    events.extend(self.revoke_all("user disabled"));
-                }
-                Ok(events)
-            }
+            UserCommand::Update(u) => self.update(u, ctx),
             UserCommand::RevokeToken { token_id } => {
                 self.must_exist()?;
                 if ctx.actor_id != self.id && !ctx.is_admin() {
@@ -371,6 +302,82 @@ pub fn validate_username(username: &str) -> Result<(), DomainError> {
             "username",
             "1 to 64 characters of lowercase letters, digits, '.', '_', '-' and '@'",
         ))
+    }
+}
+
+impl User {
+    /// An update by an admin: checked field by field, reduced to what
+    /// differs (nothing: no event), and, when it disables the user, every
+    /// token revoked with it.
+    fn update(&self, u: &v1::UserUpdated, ctx: &Context) -> Result<Vec<DomainEvent>, DomainError> {
+        self.must_exist()?;
+        if !ctx.is_admin() {
+            return Err(DomainError::Forbidden("only an admin updates users".into()));
+        }
+        if let Some(roles) = &u.roles {
+            validate_roles(&roles.values)?;
+        }
+        if let Some(m) = &u.manager_ids {
+            if m.values.contains(&self.id) {
+                return Err(DomainError::invalid(
+                    "managerIds",
+                    "a user cannot manage themselves",
+                ));
+            }
+        }
+        if u.delegated_user_id.as_deref() == Some(self.id.as_str()) {
+            return Err(DomainError::invalid(
+                "delegatedUserId",
+                "a user cannot be their own delegate",
+            ));
+        }
+        if let Some(email) = &u.email {
+            if !email.is_empty() && (!email.contains('@') || email.chars().count() > 254) {
+                return Err(DomainError::invalid("email", "not an email address"));
+            }
+        }
+        if let Some(status) = &u.status {
+            if status != "ENABLED" && status != "DISABLED" {
+                return Err(DomainError::invalid("status", "ENABLED or DISABLED"));
+            }
+        }
+        let mut changed = u.clone();
+        changed.user_id = self.id.clone();
+        // Keep only what differs, so an update to the same values appends nothing.
+        if changed.display_name.as_ref() == Some(&self.display_name) {
+            changed.display_name = None;
+        }
+        if changed.email.as_ref() == Some(&self.email) {
+            changed.email = None;
+        }
+        if changed.manager_ids.as_ref().map(|m| &m.values) == Some(&self.manager_ids) {
+            changed.manager_ids = None;
+        }
+        if changed.delegated_user_id.as_ref() == Some(&self.delegated_user_id) {
+            changed.delegated_user_id = None;
+        }
+        if changed.roles.as_ref().map(|r| &r.values) == Some(&self.roles) {
+            changed.roles = None;
+        }
+        let status_now = if self.enabled { "ENABLED" } else { "DISABLED" };
+        if changed.status.as_deref() == Some(status_now) {
+            changed.status = None;
+        }
+        let nothing = v1::UserUpdated {
+            user_id: self.id.clone(),
+            ..Default::default()
+        };
+        if changed == nothing {
+            return Ok(vec![]);
+        }
+        // Disabling a user ends every token they hold: enabling them
+        // again must not bring old tokens back.
+        let disabling = changed.status.as_deref() == Some("DISABLED");
+        let mut events: Vec<DomainEvent> = vec![changed.into()];
+        if disabling {
+            events.extend(self.revoke_all("user disabled"));
+        }
+        Ok(events)
     }
 }
 

@@ -104,60 +104,11 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
     }
     health.caught_up.store(true, Ordering::SeqCst);
 
-    // Reactors: fulfilment of decided requests, timers, and publishing.
-    let mut reactors = Vec::new();
-    if role.runs_reactors() {
-        // On JetStream, instances share each reactor's work (durable
-        // consumers); on sled there is one instance, which does it all.
-        let shared = log.work_sharing();
-        let share = |runner: ReactorRunner, sharing: Sharing| match &shared {
-            Some(js) => runner.shared_on(js.clone(), sharing),
-            None => runner,
-        };
-        let fulfilment = share(
-            ReactorRunner::new(
-                models.clone(),
-                store.clone(),
-                Arc::new(reactors::fulfilment::FulfilmentReactor {
-                    handler: commands.clone(),
-                }),
-            ),
-            Sharing::Spread,
-        );
-        let stop = stop_runner.subscribe();
-        reactors.push((
-            "fulfilment",
-            tokio::spawn(async move { fulfilment.run(stop).await.map_err(|e| e.to_string()) }),
-        ));
-        let timers = reactors::timers::TimerDriver {
-            handler: commands.clone(),
-            models: models.clone(),
-            shared: shared.clone(),
-        };
-        let stop = stop_runner.subscribe();
-        reactors.push((
-            "timers",
-            tokio::spawn(async move { timers.run(stop).await.map_err(|e| e.to_string()) }),
-        ));
-        if let Some(url) = publish_url(args.publish.as_deref(), args.data.event_log.as_deref()) {
-            let config = iga_eventlog::publish::DownstreamConfig::from_url(&url)?;
-            let downstream = iga_eventlog::publish::Downstream::connect(config).await?;
-            // In log order: one event in flight, whichever instance has it.
-            let runner = share(
-                ReactorRunner::new(
-                    models.clone(),
-                    store.clone(),
-                    Arc::new(reactors::publishing::Publishing { downstream }),
-                ),
-                Sharing::Ordered,
-            );
-            let stop = stop_runner.subscribe();
-            reactors.push((
-                "publishing",
-                tokio::spawn(async move { runner.run(stop).await.map_err(|e| e.to_string()) }),
-            ));
-        }
-    }
+    let reactors = if role.runs_reactors() {
+        start_reactors(&args, &log, &models, &commands, &stop_runner).await?
+    } else {
+        Vec::new()
+    };
 
     let app = crate::http::router(&args, health.clone(), commands, metrics, role);
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -203,6 +154,77 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
     drop(log);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A reactor's task, by name.
+type Running = Vec<(
+    &'static str,
+    tokio::task::JoinHandle<std::result::Result<(), String>>,
+)>;
+
+/// Starts the reactors: fulfilment of decided requests, timers, and
+/// publishing (when there is somewhere to publish to); each stops when
+/// `stopping` says so.
+async fn start_reactors(
+    args: &ServeArgs,
+    log: &iga_eventlog::EventLog,
+    models: &Arc<ReadModels>,
+    commands: &CommandHandler,
+    stopping: &tokio::sync::watch::Sender<bool>,
+) -> Result<Running> {
+    let store = log.store();
+    let mut reactors: Running = Vec::new();
+    // On JetStream, instances share each reactor's work (durable
+    // consumers); on sled there is one instance, which does it all.
+    let shared = log.work_sharing();
+    let share = |runner: ReactorRunner, sharing: Sharing| match &shared {
+        Some(js) => runner.shared_on(js.clone(), sharing),
+        None => runner,
+    };
+    let fulfilment = share(
+        ReactorRunner::new(
+            models.clone(),
+            store.clone(),
+            Arc::new(reactors::fulfilment::FulfilmentReactor {
+                handler: commands.clone(),
+            }),
+        ),
+        Sharing::Spread,
+    );
+    let stop = stopping.subscribe();
+    reactors.push((
+        "fulfilment",
+        tokio::spawn(async move { fulfilment.run(stop).await.map_err(|e| e.to_string()) }),
+    ));
+    let timers = reactors::timers::TimerDriver {
+        handler: commands.clone(),
+        models: models.clone(),
+        shared: shared.clone(),
+    };
+    let stop = stopping.subscribe();
+    reactors.push((
+        "timers",
+        tokio::spawn(async move { timers.run(stop).await.map_err(|e| e.to_string()) }),
+    ));
+    if let Some(url) = publish_url(args.publish.as_deref(), args.data.event_log.as_deref()) {
+        let config = iga_eventlog::publish::DownstreamConfig::from_url(&url)?;
+        let downstream = iga_eventlog::publish::Downstream::connect(config).await?;
+        // In log order: one event in flight, whichever instance has it.
+        let runner = share(
+            ReactorRunner::new(
+                models.clone(),
+                store.clone(),
+                Arc::new(reactors::publishing::Publishing { downstream }),
+            ),
+            Sharing::Ordered,
+        );
+        let stop = stopping.subscribe();
+        reactors.push((
+            "publishing",
+            tokio::spawn(async move { runner.run(stop).await.map_err(|e| e.to_string()) }),
+        ));
+    }
+    Ok(reactors)
 }
 
 pub async fn rebuild(args: DataArgs) -> Result<()> {
