@@ -1,19 +1,21 @@
-//! The write side. A command's path, top to bottom:
+//! The write side: handlers load the facts a rule needs, ask the domain,
+//! and commit what it decided. A command's path, top to bottom:
 //!
-//! 1. load the aggregate: read its stream, fold it with `evolve`;
-//! 2. `decide` on that state (pure, in `iga-domain`);
-//! 3. append the events with the stream version that was read as the
-//!    expected version;
-//! 4. on a concurrency conflict, go back to 1 (a bounded number of times),
+//! 1. [`CommandHandler::decide`]: load the aggregate (the cache of folded
+//!    streams plus whatever the log holds past it) and run `decide` on it
+//!    (pure, in `iga-domain`);
+//! 2. [`CommandHandler::commit`], the one commit path: append every
+//!    decision with the stream version it was decided on as the expected
+//!    version, as one atomic append where the log can (sled, fjall,
+//!    JetStream), one by one elsewhere (KurrentDB; the fulfil step and its
+//!    reactor finish the rest);
+//! 3. on a concurrency conflict, go back to 1 (a bounded number of times),
 //!    so a lost race is re-decided on fresh state rather than failed.
 //!
-//! The answer carries the global position of the last event written: the
-//! consistency token a client sends to the read side.
-//!
-//! When the log can append to several streams as one (sled, JetStream), a
-//! command whose consequences live on other aggregates (a decision and the
-//! grant it leads to) is decided step by step with [`Decision`]s, and all of
-//! them are appended together with [`CommandHandler::commit`].
+//! The [`Outcome`] carries the events appended and the global position of
+//! the last one: the consistency token a client sends to the read side.
+//! Answers are rendered from the decided state and those events ([`View`]),
+//! never read back.
 
 pub mod apps;
 pub mod bootstrap;

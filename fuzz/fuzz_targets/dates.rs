@@ -14,9 +14,9 @@ fuzz_target!(|data: &[u8]| {
         let again = iga_http::parse_rfc3339_micros("at", &rendered).expect("a rendered time parses");
         assert_eq!(again, micros, "{text} -> {rendered}");
     }
-    if let Some(seconds) = iga_http::model::parse_duration_seconds(text) {
+    if let Some(seconds) = iga_api::parse_duration_seconds(text) {
         assert!(seconds >= 0);
         let rendered = format!("{seconds}s");
-        assert_eq!(iga_http::model::parse_duration_seconds(&rendered), Some(seconds));
+        assert_eq!(iga_api::parse_duration_seconds(&rendered), Some(seconds));
     }
 });

@@ -1,6 +1,7 @@
 //! `iga`: the all-in-one program. `iga serve` runs the command side, the
-//! projection runner and the query side in one process on the embedded sled
-//! event log; the other subcommands are for operators (`rebuild`, `verify`).
+//! projection runner, the reactors and the query side in one process on the
+//! embedded event log; the other subcommands are for operators (`rebuild`,
+//! `verify`, `events tail`).
 
 use clap::Parser;
 use iga::cli;
