@@ -4,11 +4,13 @@
 //! from their events. No storage, no HTTP: the read models store these
 //! shapes, and both services serialize them.
 
+mod cloud_event;
 mod grant;
 pub mod json;
 mod objects;
 mod request;
 
+pub use cloud_event::CloudEvent;
 pub use grant::{Grant, GrantApproval, GrantView};
 pub use objects::*;
 pub use request::*;

@@ -10,11 +10,13 @@
 pub mod access;
 pub mod app;
 pub mod claim;
+pub mod delivery;
 pub mod eligibility;
 pub mod entitlement;
 pub mod fulfilment;
 pub mod idempotency;
 pub mod policy;
+pub mod provisioning;
 pub mod request;
 pub mod resource;
 pub mod roster;

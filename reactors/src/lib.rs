@@ -12,6 +12,7 @@ pub mod fulfilment;
 pub mod publishing;
 mod runner;
 pub mod timers;
+pub mod webhooks;
 
 pub use runner::{Reactor, ReactorRunner};
 
