@@ -7,6 +7,11 @@
 //! API); 5xx, 408, 429, a timeout or a refused connection are retried with
 //! exponential backoff and jitter until the policy's deadline; any other
 //! answer (a 4xx, or a 1xx/3xx the client does not follow) fails at once.
+//!
+//! [`Delivery`] is the aggregate (stream `delivery-<id>`): requested once,
+//! then one `DeliveryAttempted` per attempt and a final `DeliverySucceeded`
+//! or `DeliveryFailed`; an admin may retry a failed one. Its id is the
+//! `webhook-id` header of every attempt, so a receiver drops repeats.
 
 /// What one attempt got back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +107,179 @@ pub fn judge(
     Verdict::Retry { at }
 }
 
+use iga_schemas::v1;
+
+use crate::{Aggregate, Context, DomainError, DomainEvent};
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeliveryStatus {
+    #[default]
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delivery {
+    pub requested: v1::DeliveryRequested,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    /// When the first attempt (since the request or the last retry) was made.
+    pub first_attempt_at: i64,
+    /// When the next attempt is due (0: none).
+    pub next_attempt_at: i64,
+    pub last_error: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum DeliveryCommand {
+    Request(v1::DeliveryRequested),
+    /// What attempt `attempt` got at `at`; `jitter` in `[0, 1)`.
+    RecordAttempt {
+        attempt: u32,
+        answer: Answer,
+        at: i64,
+        jitter: f64,
+        policy: RetryPolicy,
+    },
+    /// An admin tries a failed delivery again.
+    Retry,
+}
+
+impl Delivery {
+    pub fn exists(&self) -> bool {
+        !self.requested.delivery_id.is_empty()
+    }
+}
+
+impl Aggregate for Delivery {
+    type Command = DeliveryCommand;
+    const TYPE: &'static str = "delivery";
+
+    fn decide(&self, c: &DeliveryCommand, ctx: &Context) -> Result<Vec<DomainEvent>, DomainError> {
+        let id = self.requested.delivery_id.clone();
+        match c {
+            DeliveryCommand::Request(r) => Ok(if self.exists() {
+                vec![] // requested already: a repeat of the same request
+            } else {
+                vec![r.clone().into()]
+            }),
+            _ if !self.exists() => Err(DomainError::NotFound("delivery".into())),
+            DeliveryCommand::RecordAttempt {
+                attempt,
+                answer,
+                at,
+                jitter,
+                policy,
+            } => {
+                // The report of an attempt already recorded (a redelivery of
+                // the engine's own work), or one after the end, changes nothing.
+                if self.status != DeliveryStatus::Pending || *attempt <= self.attempts {
+                    return Ok(vec![]);
+                }
+                let first_at = if self.first_attempt_at > 0 {
+                    self.first_attempt_at
+                } else {
+                    *at
+                };
+                let status = match answer {
+                    Answer::Status(s) => u32::from(*s),
+                    _ => 0,
+                };
+                let verdict = judge(*answer, *attempt, first_at, *at, *jitter, policy);
+                let (error, next) = match &verdict {
+                    Verdict::Retry { at } => (describe(*answer), *at),
+                    Verdict::Failed { reason } => (reason.clone(), 0),
+                    Verdict::Delivered | Verdict::Accepted => (String::new(), 0),
+                };
+                let mut events: Vec<DomainEvent> = vec![v1::DeliveryAttempted {
+                    delivery_id: id.clone(),
+                    attempt: *attempt,
+                    status,
+                    error,
+                    next_attempt_at_micros: next,
+                    attempted_at_micros: *at,
+                }
+                .into()];
+                match verdict {
+                    Verdict::Delivered | Verdict::Accepted => events.push(
+                        v1::DeliverySucceeded {
+                            delivery_id: id,
+                            status,
+                            accepted: verdict == Verdict::Accepted,
+                        }
+                        .into(),
+                    ),
+                    Verdict::Failed { reason } => events.push(
+                        v1::DeliveryFailed {
+                            delivery_id: id,
+                            reason,
+                        }
+                        .into(),
+                    ),
+                    Verdict::Retry { .. } => {}
+                }
+                Ok(events)
+            }
+            DeliveryCommand::Retry => {
+                if !ctx.is_admin() {
+                    return Err(DomainError::Forbidden(
+                        "only an admin retries a delivery".into(),
+                    ));
+                }
+                match self.status {
+                    DeliveryStatus::Failed => {
+                        Ok(vec![v1::DeliveryRetried { delivery_id: id }.into()])
+                    }
+                    DeliveryStatus::Pending => Ok(vec![]),
+                    DeliveryStatus::Succeeded => Err(DomainError::InvalidTransition(format!(
+                        "delivery {id} succeeded; there is nothing to retry"
+                    ))),
+                }
+            }
+        }
+    }
+
+    fn evolve(mut self, event: &DomainEvent) -> Self {
+        match event {
+            DomainEvent::DeliveryRequested(e) => self.requested = e.clone(),
+            DomainEvent::DeliveryAttempted(e) => {
+                if self.first_attempt_at == 0 {
+                    self.first_attempt_at = e.attempted_at_micros;
+                }
+                self.attempts = e.attempt;
+                self.next_attempt_at = e.next_attempt_at_micros;
+                self.last_error = e.error.clone();
+            }
+            DomainEvent::DeliverySucceeded(_) => {
+                self.status = DeliveryStatus::Succeeded;
+                self.next_attempt_at = 0;
+            }
+            DomainEvent::DeliveryFailed(e) => {
+                self.status = DeliveryStatus::Failed;
+                self.next_attempt_at = 0;
+                self.last_error = e.reason.clone();
+            }
+            DomainEvent::DeliveryRetried(_) => {
+                self.status = DeliveryStatus::Pending;
+                self.attempts = 0;
+                self.first_attempt_at = 0;
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+fn describe(answer: Answer) -> String {
+    match answer {
+        Answer::Status(s) => format!("the receiver answered {s}"),
+        Answer::Timeout => "no answer within the timeout".into(),
+        Answer::Unreachable => "the receiver could not be reached".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +371,139 @@ mod tests {
             judge(Answer::Status(503), 1, 0, 0, 0.5, &p),
             Verdict::Retry { .. }
         ));
+    }
+
+    fn requested() -> v1::DeliveryRequested {
+        v1::DeliveryRequested {
+            delivery_id: "d1".into(),
+            webhook_id: "w1".into(),
+            kind: "provisioning".into(),
+            subject_id: "t1".into(),
+        }
+    }
+
+    fn attempt(n: u32, answer: Answer, at: i64) -> DeliveryCommand {
+        DeliveryCommand::RecordAttempt {
+            attempt: n,
+            answer,
+            at,
+            jitter: 0.0,
+            policy: RetryPolicy::default(),
+        }
+    }
+
+    fn system() -> Context {
+        crate::testing::ctx("system", &[])
+    }
+
+    #[test]
+    fn a_receiver_that_fails_three_times_then_succeeds_is_delivered_once() {
+        use crate::testing::given;
+        let mut history: Vec<DomainEvent> = vec![requested().into()];
+        let mut at = 10 * S;
+        for n in 1..=3 {
+            let d = history.iter().fold(Delivery::default(), |s, e| s.evolve(e));
+            let events = d
+                .decide(&attempt(n, Answer::Status(503), at), &system())
+                .unwrap();
+            assert_eq!(events.len(), 1, "attempt {n}: retried, not ended");
+            match &events[0] {
+                DomainEvent::DeliveryAttempted(e) => {
+                    assert!(e.next_attempt_at_micros > at);
+                    at = e.next_attempt_at_micros;
+                }
+                other => panic!("{other:?}"),
+            }
+            history.extend(events);
+        }
+        let d = given::<Delivery>(&history)
+            .when(&attempt(4, Answer::Status(200), at), &system())
+            .then(&[
+                v1::DeliveryAttempted {
+                    delivery_id: "d1".into(),
+                    attempt: 4,
+                    status: 200,
+                    error: String::new(),
+                    next_attempt_at_micros: 0,
+                    attempted_at_micros: at,
+                }
+                .into(),
+                v1::DeliverySucceeded {
+                    delivery_id: "d1".into(),
+                    status: 200,
+                    accepted: false,
+                }
+                .into(),
+            ]);
+        assert_eq!((d.status, d.attempts), (DeliveryStatus::Succeeded, 4));
+        // A late report of an attempt, or one after the end, changes nothing.
+        given::<Delivery>(&history)
+            .when(&attempt(2, Answer::Status(200), at), &system())
+            .then(&[]);
+        assert!(d
+            .decide(&attempt(5, Answer::Status(200), at), &system())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_400_fails_for_good_and_an_admin_may_retry_it() {
+        use crate::testing::given;
+        let failed = given::<Delivery>(&[requested().into()])
+            .when(&attempt(1, Answer::Status(400), S), &system())
+            .then(&[
+                v1::DeliveryAttempted {
+                    delivery_id: "d1".into(),
+                    attempt: 1,
+                    status: 400,
+                    error: "the receiver answered 400".into(),
+                    next_attempt_at_micros: 0,
+                    attempted_at_micros: S,
+                }
+                .into(),
+                v1::DeliveryFailed {
+                    delivery_id: "d1".into(),
+                    reason: "the receiver answered 400".into(),
+                }
+                .into(),
+            ]);
+        assert_eq!(failed.status, DeliveryStatus::Failed);
+        assert!(matches!(
+            failed.decide(&DeliveryCommand::Retry, &crate::testing::ctx("sam", &[])),
+            Err(DomainError::Forbidden(_))
+        ));
+        let retried = failed
+            .decide(
+                &DeliveryCommand::Retry,
+                &crate::testing::ctx("root", &["admin"]),
+            )
+            .unwrap();
+        let again = retried.iter().fold(failed, |s, e| s.evolve(e));
+        assert_eq!((again.status, again.attempts), (DeliveryStatus::Pending, 0));
+    }
+
+    #[test]
+    fn a_202_is_a_success_that_leaves_the_task_open() {
+        use crate::testing::given;
+        let d = given::<Delivery>(&[requested().into()])
+            .when(&attempt(1, Answer::Status(202), S), &system())
+            .then(&[
+                v1::DeliveryAttempted {
+                    delivery_id: "d1".into(),
+                    attempt: 1,
+                    status: 202,
+                    error: String::new(),
+                    next_attempt_at_micros: 0,
+                    attempted_at_micros: S,
+                }
+                .into(),
+                v1::DeliverySucceeded {
+                    delivery_id: "d1".into(),
+                    status: 202,
+                    accepted: true,
+                }
+                .into(),
+            ]);
+        assert_eq!(d.status, DeliveryStatus::Succeeded);
     }
 }

@@ -26,6 +26,7 @@ pub mod text;
 pub mod token_use;
 pub mod user;
 pub mod username;
+pub mod webhook;
 
 pub use iga_schemas::DomainEvent;
 

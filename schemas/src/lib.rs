@@ -148,6 +148,17 @@ domain_events! {
     GrantIssued => GrantIssued, "iga.v1.GrantIssued", 1;
     GrantDurationChanged => GrantDurationChanged, "iga.v1.GrantDurationChanged", 1;
     GrantEnded => GrantEnded, "iga.v1.GrantEnded", 1;
+    WebhookRegistered => WebhookRegistered, "iga.v1.WebhookRegistered", 1;
+    WebhookUpdated => WebhookUpdated, "iga.v1.WebhookUpdated", 1;
+    WebhookDeleted => WebhookDeleted, "iga.v1.WebhookDeleted", 1;
+    DeliveryRequested => DeliveryRequested, "iga.v1.DeliveryRequested", 1;
+    DeliveryAttempted => DeliveryAttempted, "iga.v1.DeliveryAttempted", 1;
+    DeliverySucceeded => DeliverySucceeded, "iga.v1.DeliverySucceeded", 1;
+    DeliveryFailed => DeliveryFailed, "iga.v1.DeliveryFailed", 1;
+    DeliveryRetried => DeliveryRetried, "iga.v1.DeliveryRetried", 1;
+    ProvisioningTaskOpened => ProvisioningTaskOpened, "iga.v1.ProvisioningTaskOpened", 1;
+    ProvisioningTaskCompleted => ProvisioningTaskCompleted, "iga.v1.ProvisioningTaskCompleted", 1;
+    ProvisioningTaskRetried => ProvisioningTaskRetried, "iga.v1.ProvisioningTaskRetried", 1;
 }
 
 impl DomainEvent {
@@ -159,13 +170,20 @@ impl DomainEvent {
 
     /// The event as it may leave the service (audit API, its stream,
     /// published events, exports): nothing secret or derived from a secret.
-    /// Today that is a token's hash: a weak token could be found from it
-    /// offline.
+    /// That is a token's hash (a weak token could be found from it
+    /// offline) and a webhook's sealed secret (sealed, but it is nobody's
+    /// business outside).
     pub fn without_secrets(&self) -> std::borrow::Cow<'_, DomainEvent> {
         match self {
             DomainEvent::ApiTokenIssued(e) if !e.token_sha256_hex.is_empty() => {
                 std::borrow::Cow::Owned(DomainEvent::ApiTokenIssued(v1::ApiTokenIssued {
                     token_sha256_hex: String::new(),
+                    ..e.clone()
+                }))
+            }
+            DomainEvent::WebhookRegistered(e) if !e.secret_sealed.is_empty() => {
+                std::borrow::Cow::Owned(DomainEvent::WebhookRegistered(v1::WebhookRegistered {
+                    secret_sealed: Vec::new(),
                     ..e.clone()
                 }))
             }
@@ -175,7 +193,11 @@ impl DomainEvent {
 
     /// Whether [`DomainEvent::without_secrets`] changes this event.
     pub fn has_secrets(&self) -> bool {
-        matches!(self, DomainEvent::ApiTokenIssued(e) if !e.token_sha256_hex.is_empty())
+        match self {
+            DomainEvent::ApiTokenIssued(e) => !e.token_sha256_hex.is_empty(),
+            DomainEvent::WebhookRegistered(e) => !e.secret_sealed.is_empty(),
+            _ => false,
+        }
     }
 }
 

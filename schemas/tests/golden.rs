@@ -51,6 +51,82 @@ fn samples() -> Vec<DomainEvent> {
             admin_ids: ids(&["admin", "u1"]),
         }
         .into(),
+        WebhookRegistered {
+            webhook_id: "w1".into(),
+            url: "https://hooks.example.com/iga".into(),
+            description: "provisioning bridge".into(),
+            event_types: ids(&["iga.v1.GrantIssued", "*"]),
+            secret_sealed: vec![1, 2, 3, 4],
+        }
+        .into(),
+        WebhookUpdated {
+            webhook_id: "w1".into(),
+            url: Some("https://hooks.example.com/v2".into()),
+            description: None,
+            event_types: Some(StringList {
+                values: ids(&["*"]),
+            }),
+        }
+        .into(),
+        WebhookDeleted {
+            webhook_id: "w1".into(),
+        }
+        .into(),
+        DeliveryRequested {
+            delivery_id: "d1".into(),
+            webhook_id: "w1".into(),
+            kind: "provisioning".into(),
+            subject_id: "t1".into(),
+        }
+        .into(),
+        DeliveryAttempted {
+            delivery_id: "d1".into(),
+            attempt: 2,
+            status: 503,
+            error: "the receiver answered 503".into(),
+            next_attempt_at_micros: 1_700_000_010_000_000,
+            attempted_at_micros: 1_700_000_000_000_000,
+        }
+        .into(),
+        DeliverySucceeded {
+            delivery_id: "d1".into(),
+            status: 202,
+            accepted: true,
+        }
+        .into(),
+        DeliveryFailed {
+            delivery_id: "d1".into(),
+            reason: "the receiver answered 400".into(),
+        }
+        .into(),
+        DeliveryRetried {
+            delivery_id: "d1".into(),
+        }
+        .into(),
+        ProvisioningTaskOpened {
+            task_id: "t1".into(),
+            action: "provision".into(),
+            mode: "manual".into(),
+            grant_id: "g1".into(),
+            request_id: "r1".into(),
+            user_id: "u1".into(),
+            app_id: "a1".into(),
+            entitlement_id: "e1".into(),
+            assignee_ids: ids(&["o1"]),
+            webhook_id: String::new(),
+        }
+        .into(),
+        ProvisioningTaskCompleted {
+            task_id: "t1".into(),
+            outcome: "done".into(),
+            message: "account created".into(),
+            completed_by: "o1".into(),
+        }
+        .into(),
+        ProvisioningTaskRetried {
+            task_id: "t1".into(),
+        }
+        .into(),
         ApiTokenUsed {
             user_id: "u1".into(),
             token_id: "t1".into(),
@@ -435,6 +511,30 @@ fn json_view_is_camel_case() {
     let json = samples()[0].to_json();
     assert_eq!(json["displayName"], "Ada Lovelace");
     assert_eq!(json["managerIds"][0], "m1");
+}
+
+#[test]
+fn a_webhook_secret_leaves_neither_sealed_nor_otherwise() {
+    let registered: DomainEvent = WebhookRegistered {
+        webhook_id: "w1".into(),
+        url: "https://hooks.example.com".into(),
+        secret_sealed: vec![7; 48],
+        ..Default::default()
+    }
+    .into();
+    assert!(registered.has_secrets());
+    match registered.without_secrets().as_ref() {
+        DomainEvent::WebhookRegistered(e) => {
+            assert!(e.secret_sealed.is_empty());
+            assert_eq!(e.url, "https://hooks.example.com");
+        }
+        other => panic!("{other:?}"),
+    }
+    let json = registered.to_json();
+    assert!(
+        json["secretSealed"].as_array().is_none_or(|a| a.is_empty()),
+        "{json}"
+    );
 }
 
 #[test]
