@@ -381,3 +381,73 @@ fn non_empty(s: &str) -> Option<String> {
 pub fn parse_duration_seconds(s: &str) -> Option<i64> {
     s.strip_suffix('s')?.parse::<i64>().ok().filter(|n| *n >= 0)
 }
+
+/// An HTTP endpoint the service delivers to: the provisioning tasks sent to
+/// it, and the events it subscribes to, as CloudEvents, signed per Standard
+/// Webhooks. Its secret is never shown again after registration.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    /// Event types delivered as CloudEvents (`*`: all); empty: none.
+    pub event_types: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+    pub version: u64,
+}
+
+impl Webhook {
+    pub fn render(
+        id: &str,
+        url: &str,
+        description: &str,
+        event_types: &[String],
+        m: ObjectMeta,
+    ) -> Self {
+        Webhook {
+            id: id.to_string(),
+            url: url.to_string(),
+            description: description.to_string(),
+            event_types: event_types.to_vec(),
+            created_at: crate::rfc3339(m.created_at_micros),
+            updated_at: crate::rfc3339(m.updated_at_micros),
+            deleted_at: m.deleted_at_micros.map(crate::rfc3339),
+            version: m.version,
+        }
+    }
+}
+
+/// A webhook just registered, with its signing secret: shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredWebhook {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// `whsec_<base64>`: verify every delivery's `webhook-signature` with it.
+    pub secret: String,
+}
+
+/// One delivery to a webhook and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// Also the `webhook-id` header of every attempt.
+    pub id: String,
+    pub webhook_id: String,
+    /// `event` (a subscribed event) or `provisioning` (a task).
+    pub kind: String,
+    /// The event's id, or the task's.
+    pub subject_id: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    /// The last answer's status (0: none).
+    pub last_status: u32,
+    pub last_error: String,
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}

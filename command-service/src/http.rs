@@ -57,6 +57,11 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(crate::requests::reassign))
         .routes(utoipa_axum::routes!(crate::requests::modify))
         .routes(utoipa_axum::routes!(crate::requests::cancel))
+        .routes(utoipa_axum::routes!(crate::webhooks::create_webhook))
+        .routes(utoipa_axum::routes!(
+            crate::webhooks::update_webhook,
+            crate::webhooks::delete_webhook
+        ))
         .routes(utoipa_axum::routes!(crate::grants::add_manual_user))
         .routes(utoipa_axum::routes!(crate::grants::revoke))
         .routes(utoipa_axum::routes!(crate::grants::update_grant_duration))

@@ -28,8 +28,10 @@ pub mod policies;
 mod refs;
 pub mod requests;
 pub mod resources;
+pub mod secrets;
 pub mod state;
 pub mod users;
+pub mod webhooks;
 
 pub use error::CommandError;
 

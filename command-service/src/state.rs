@@ -15,6 +15,8 @@ use crate::{now_unix_micros, CommandHandler, CommandMeta};
 pub struct CommandState {
     pub handler: CommandHandler,
     pub requests: RequestSettings,
+    /// Seals the secrets written to the log (webhook signing secrets).
+    pub secrets: crate::secrets::SecretsKey,
 }
 
 /// Request-wide settings that are not per pair.

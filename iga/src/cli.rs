@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run everything in one process: write API, projections, read API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Rebuild every read model from position 0 of the event log (run it while `serve` is stopped).
     Rebuild(DataArgs),
     /// Check the embedded event log: contiguous positions, indexes, decodable events.
@@ -75,6 +75,24 @@ pub struct ServeArgs {
     /// on first start, written to DATA_DIR/admin.token (mode 0600) and printed once.
     #[arg(long, env = "IGA_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Base64 of the 32-byte key that seals webhook secrets in the log. When
+    /// unset, one is generated on first start and kept in DATA_DIR/secrets.key
+    /// (mode 0600). Every instance of a distributed deployment needs the same.
+    #[arg(long, env = "IGA_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
+    /// How long a webhook has to answer one delivery attempt, in milliseconds.
+    #[arg(long, env = "IGA_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+    /// The pause after a delivery's first failed attempt, in milliseconds;
+    /// it doubles with every attempt (with jitter), up to an hour.
+    #[arg(long, env = "IGA_WEBHOOK_RETRY_FIRST_MS", default_value_t = 5_000)]
+    pub webhook_retry_first_ms: u64,
+    /// How long a failing delivery is retried before it fails, in seconds.
+    #[arg(long, env = "IGA_WEBHOOK_GIVE_UP_AFTER_SECS", default_value_t = 86_400)]
+    pub webhook_give_up_after_secs: u64,
+    /// The CloudEvents `source` of the events delivered to webhooks.
+    #[arg(long, env = "IGA_EVENT_SOURCE", default_value = "urn:iga")]
+    pub event_source: String,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "IGA_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

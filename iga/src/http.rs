@@ -61,6 +61,7 @@ pub fn router(
     args: &ServeArgs,
     health: Arc<Health>,
     commands: CommandHandler,
+    secrets: command_service::secrets::SecretsKey,
     metrics: PrometheusHandle,
     role: Role,
 ) -> Router {
@@ -82,6 +83,7 @@ pub fn router(
         requests: command_service::state::RequestSettings {
             justification_risk_levels: args.justification_risk_levels.clone(),
         },
+        secrets,
     };
     // The whole API's document, whichever routes this process serves: a
     // client reaching any service (or the ingress) reads the whole contract.

@@ -15,7 +15,7 @@ pub mod tail;
 pub async fn run_cli(cli: cli::Cli) -> cli::anyhow_like::Result<()> {
     use cli::{Command, EventsCommand};
     match cli.command {
-        Command::Serve(args) => serve::serve(args).await,
+        Command::Serve(args) => serve::serve(*args).await,
         Command::Rebuild(args) => serve::rebuild(args).await,
         Command::Verify(args) => serve::verify(args).await,
         Command::Events(EventsCommand::Tail(args)) => tail::tail(args).await,

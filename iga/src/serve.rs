@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use command_service::secrets::SecretsKey;
 use command_service::CommandHandler;
 use iga_eventlog::Limits;
 use iga_eventlog::Sharing;
@@ -41,6 +42,7 @@ pub fn projections(search: &Arc<SearchIndex>) -> Vec<Arc<dyn Projection>> {
         Arc::new(RequestDirectory),
         Arc::new(GrantLedger),
         Arc::new(TimerIndex),
+        Arc::new(projection_service::webhooks::WebhookDirectory),
     ]
 }
 
@@ -93,6 +95,7 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
 
     let commands = CommandHandler::new(store.clone());
     let token = admin_token(args.admin_token.as_deref(), data_dir)?;
+    let secrets = secrets_key(args.secrets_key.as_deref(), data_dir)?;
     command_service::bootstrap::ensure_admin(&commands, &iga_http::auth::token_sha256_hex(&token))
         .await
         .map_err(|e| format!("cannot set up the admin user: {e}"))?;
@@ -105,12 +108,12 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
     health.caught_up.store(true, Ordering::SeqCst);
 
     let reactors = if role.runs_reactors() {
-        start_reactors(&args, &log, &models, &commands, &stop_runner).await?
+        start_reactors(&args, &log, &models, &commands, &secrets, &stop_runner).await?
     } else {
         Vec::new()
     };
 
-    let app = crate::http::router(&args, health.clone(), commands, metrics, role);
+    let app = crate::http::router(&args, health.clone(), commands, secrets, metrics, role);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -170,6 +173,7 @@ async fn start_reactors(
     log: &iga_eventlog::EventLog,
     models: &Arc<ReadModels>,
     commands: &CommandHandler,
+    secrets: &SecretsKey,
     stopping: &tokio::sync::watch::Sender<bool>,
 ) -> Result<Running> {
     let store = log.store();
@@ -224,6 +228,28 @@ async fn start_reactors(
             tokio::spawn(async move { runner.run(stop).await.map_err(|e| e.to_string()) }),
         ));
     }
+    // Event subscriptions over HTTP: every subscribing webhook, in log order.
+    let subscriptions = reactors::subscriptions::Subscriptions {
+        handler: commands.clone(),
+        models: models.clone(),
+        store: store.clone(),
+        secrets: secrets.clone(),
+        settings: reactors::subscriptions::DeliverySettings {
+            timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
+            policy: iga_domain::delivery::RetryPolicy {
+                first_delay_micros: (args.webhook_retry_first_ms.max(1) * 1000) as i64,
+                max_delay_micros: 3_600_000_000,
+                give_up_after_micros: (args.webhook_give_up_after_secs as i64)
+                    .saturating_mul(1_000_000),
+            },
+            source: args.event_source.clone(),
+        },
+    };
+    let stop = stopping.subscribe();
+    reactors.push((
+        "subscriptions",
+        tokio::spawn(async move { subscriptions.run(stop).await }),
+    ));
     Ok(reactors)
 }
 
@@ -319,6 +345,30 @@ fn open_models(data_dir: &Path, search: &Arc<SearchIndex>) -> Result<ReadModels>
 }
 
 /// The admin token: given, or kept from an earlier start, or generated now.
+/// The key sealing webhook secrets: `--secrets-key`, else the data dir's
+/// `secrets.key`, created (mode 0600) on first start.
+fn secrets_key(given: Option<&str>, data_dir: &Path) -> Result<SecretsKey> {
+    if let Some(text) = given {
+        return Ok(SecretsKey::from_base64(text).map_err(|e| format!("IGA_SECRETS_KEY: {e}"))?);
+    }
+    let path = data_dir.join("secrets.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(SecretsKey::from_base64(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    let key = SecretsKey::generate();
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?
+    };
+    writeln!(file, "{}", key.to_base64())?;
+    Ok(key)
+}
+
 fn admin_token(given: Option<&str>, data_dir: &Path) -> Result<String> {
     if let Some(t) = given {
         let min = iga_domain::user::MIN_BOOTSTRAP_TOKEN_LEN;

@@ -21,6 +21,7 @@ pub mod runner;
 pub mod staged;
 pub mod timers;
 pub mod users;
+pub mod webhooks;
 
 pub use runner::{ProjectionRunner, ReactorCheckpoint, ReadModels};
 pub use staged::Staged;

@@ -22,6 +22,7 @@ use crate::grants::{GrantLedger, GrantScope};
 use crate::policies::{PolicyDirectory, PolicyView};
 use crate::requests::{task_prefix, Party, RequestDirectory};
 use crate::users::{TokenHolder, TokenView, UserDirectory, UserView};
+use crate::webhooks::{delivery_prefix, WebhookDirectory, WebhookView};
 use crate::{ProjectionError, ReadModels, Result};
 
 fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V> {
@@ -70,6 +71,10 @@ impl ReadModels {
 
     pub fn requests(&self) -> Result<Requests<'_>> {
         self.model(crate::requests::NAME).map(Requests)
+    }
+
+    pub fn webhooks(&self) -> Result<Webhooks<'_>> {
+        self.model(crate::webhooks::NAME).map(Webhooks)
     }
 }
 
@@ -399,5 +404,46 @@ impl<'a> Requests<'a> {
             },
             total,
         })
+    }
+}
+
+/// Webhooks and their deliveries.
+pub struct Webhooks<'a>(&'a sled::Tree);
+
+impl Webhooks<'_> {
+    pub fn get(&self, id: &str) -> Result<Option<WebhookView>> {
+        WebhookDirectory::get(self.0, id)
+    }
+
+    /// Webhooks in id order.
+    pub fn page(
+        &self,
+        window: Window<'_>,
+        keep: impl Fn(&WebhookView) -> bool,
+    ) -> Result<Paged<WebhookView>> {
+        page_under(self.0, b"w/", window, keep)
+    }
+
+    /// Every live webhook that subscribes to events.
+    pub fn subscribed(&self) -> Result<Vec<WebhookView>> {
+        let mut out = Vec::new();
+        for kv in self.0.scan_prefix(b"w/") {
+            let (_, v) = kv?;
+            let view: WebhookView = decode(&v)?;
+            if view.live() && !view.event_types.is_empty() {
+                out.push(view);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A webhook's deliveries, in id order (ids are derived, not ordered in time).
+    pub fn deliveries(
+        &self,
+        webhook_id: &str,
+        window: Window<'_>,
+        keep: impl Fn(&iga_api::Delivery) -> bool,
+    ) -> Result<Paged<iga_api::Delivery>> {
+        page_under(self.0, &delivery_prefix(webhook_id), window, keep)
     }
 }

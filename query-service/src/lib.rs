@@ -13,6 +13,7 @@ mod page;
 pub mod policies;
 pub mod requests;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,9 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(grants::entitlement_grants))
         .routes(utoipa_axum::routes!(audit::list_events))
         .routes(utoipa_axum::routes!(audit::stream_events))
+        .routes(utoipa_axum::routes!(webhooks::list_webhooks))
+        .routes(utoipa_axum::routes!(webhooks::get_webhook))
+        .routes(utoipa_axum::routes!(webhooks::list_deliveries))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             deleted::hide_what_is_under_deleted_apps,

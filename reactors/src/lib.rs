@@ -11,6 +11,7 @@
 pub mod fulfilment;
 pub mod publishing;
 mod runner;
+pub mod subscriptions;
 pub mod timers;
 pub mod webhooks;
 

@@ -196,6 +196,14 @@ fn rows() -> Vec<Row> {
             .body(json!({"displayName": "P", "autoApprove": true, "steps": []})),
         row("POST", "/api/v1/policies/{id}", &[Admin], 200).body(json!({"description": "x"})),
         row("DELETE", "/api/v1/policies/{id}", &[Admin], 200),
+        // Webhooks: admins manage them, admins and auditors read them.
+        row("GET", "/api/v1/webhooks", &[Admin, Auditor], 200),
+        row("GET", "/api/v1/webhooks/{webhookId}", &[Admin, Auditor], 200),
+        row("GET", "/api/v1/webhooks/{webhookId}/deliveries", &[Admin, Auditor], 200),
+        row("POST", "/api/v1/webhooks", &[Admin], 201)
+            .body(json!({"url": "http://127.0.0.1:9/hook", "description": "x"})),
+        row("POST", "/api/v1/webhooks/{webhookId}", &[Admin], 200).body(json!({"description": "y"})),
+        row("DELETE", "/api/v1/webhooks/{webhookId}", &[Admin], 200),
         // Requests: anyone asks for themselves.
         row("POST", "/api/v1/requests", ACTIVE, 201)
             .body(json!({"catalogs": [{"type": "entitlement", "id": "ENTITLEMENT"}], "justification": "x"})),
@@ -475,6 +483,17 @@ async fn scene(w: &World, row: &Row) -> Scene {
         )
         .await;
     }
+    // A webhook subscribed to nothing (so nothing is delivered meanwhile).
+    let webhook = if row.path.contains("{webhookId}") {
+        w.admin(
+            "POST",
+            "/api/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook"}),
+        )
+        .await
+    } else {
+        json!({"id": "none"})
+    };
     let name = format!("user-{}", uuid::Uuid::now_v7().simple()).to_lowercase();
     Scene {
         subs: vec![
@@ -492,6 +511,7 @@ async fn scene(w: &World, row: &Row) -> Scene {
             ),
             ("/users/{id}", format!("/users/{}", w.id(Requester))),
             ("{tokenId}", token["id"].as_str().unwrap().to_string()),
+            ("{webhookId}", webhook["id"].as_str().unwrap().to_string()),
             ("{appOwnerId}", w.id(AppOwner).to_string()),
             ("{entOwnerId}", w.id(EntOwner).to_string()),
             ("{userId}", w.id(Stranger).to_string()),

@@ -1,0 +1,306 @@
+//! Event subscriptions over HTTP: every live webhook with `eventTypes`
+//! receives the events of those types as CloudEvents 1.0 JSON, signed per
+//! Standard Webhooks ([`crate::webhooks`]), in log order, at least once.
+//!
+//! One follower per webhook reads the log from the webhook's own checkpoint
+//! (read model `reactor.webhook.<id>`; a new webhook starts after its
+//! registration), so a slow or failing receiver holds back only itself.
+//! Each event it subscribes to is one delivery (stream `delivery-<id>`, the
+//! id derived from the webhook and the event, so it is the same after a
+//! restart and is the `webhook-id` header of every attempt): requested,
+//! attempted until the domain's verdict (`iga_domain::delivery::judge`) says
+//! delivered or failed, retrying with backoff meanwhile. Deliveries and
+//! webhook changes themselves are never delivered (they would feed back).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use command_service::secrets::SecretsKey;
+use command_service::{now_unix_micros, CommandHandler, CommandMeta};
+use futures::StreamExt;
+use iga_api::CloudEvent;
+use iga_domain::delivery::{Answer, Delivery, DeliveryCommand, DeliveryStatus, RetryPolicy};
+use iga_domain::webhook::Webhook;
+use iga_domain::Context;
+use iga_eventlog::{EventStore, RecordedEvent};
+use iga_schemas::v1;
+use projection_service::webhooks::WebhookView;
+use projection_service::ReadModels;
+use tokio::sync::watch;
+
+/// How deliveries are made.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// How long one attempt may take.
+    pub timeout: Duration,
+    pub policy: RetryPolicy,
+    /// The CloudEvents `source`.
+    pub source: String,
+}
+
+/// The subscription engine: one follower per subscribing webhook.
+pub struct Subscriptions {
+    pub handler: CommandHandler,
+    pub models: Arc<ReadModels>,
+    pub store: Arc<dyn EventStore>,
+    pub secrets: SecretsKey,
+    pub settings: DeliverySettings,
+}
+
+/// Most bytes of a receiver's answer that are read (and thrown away).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Events that are never delivered: the engine's own bookkeeping.
+fn bookkeeping(event_type: &str) -> bool {
+    event_type.starts_with("iga.v1.Delivery") || event_type.starts_with("iga.v1.Webhook")
+}
+
+fn system(correlation: &str) -> CommandMeta {
+    CommandMeta {
+        ctx: Context {
+            actor_id: iga_domain::provisioning::SYSTEM.into(),
+            actor_roles: vec![],
+            now_unix_micros: now_unix_micros(),
+        },
+        correlation_id: correlation.to_string(),
+        idempotency_key: None,
+        expected_version: None,
+    }
+}
+
+impl Subscriptions {
+    /// Follows every subscribing webhook until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
+        let client = reqwest::Client::builder()
+            .timeout(self.settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let engine = Arc::new(Engine { subs: self, client });
+        let mut followers: HashMap<String, (watch::Sender<bool>, tokio::task::JoinHandle<()>)> =
+            HashMap::new();
+        let mut positions = engine.subs.models.watch_position();
+        loop {
+            let models = engine.subs.models.clone();
+            let wanted = tokio::task::spawn_blocking(move || models.webhooks()?.subscribed())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let ids: Vec<String> = wanted.iter().map(|w| w.id.clone()).collect();
+            for hook in wanted {
+                if !followers.contains_key(&hook.id) {
+                    let (stop, stopped) = watch::channel(false);
+                    let id = hook.id.clone();
+                    let engine = engine.clone();
+                    let task = tokio::spawn(async move { engine.follow(hook, stopped).await });
+                    followers.insert(id, (stop, task));
+                }
+            }
+            let gone: Vec<String> = followers
+                .keys()
+                .filter(|id| !ids.contains(id))
+                .cloned()
+                .collect();
+            for id in gone {
+                if let Some((stop, task)) = followers.remove(&id) {
+                    let _ = stop.send(true);
+                    let _ = task.await;
+                }
+            }
+            tokio::select! {
+                _ = positions.changed() => {},
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+        }
+        for (_, (stop, task)) in followers {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}
+
+struct Engine {
+    subs: Subscriptions,
+    client: reqwest::Client,
+}
+
+impl Engine {
+    /// Delivers the events `hook` subscribes to, from its checkpoint on.
+    async fn follow(&self, hook: WebhookView, mut stop: watch::Receiver<bool>) {
+        let id = hook.id.clone();
+        if let Err(e) = self.follow_inner(hook, &mut stop).await {
+            tracing::error!(webhook = %id, error = %e, "webhook follower stopped");
+        }
+    }
+
+    async fn follow_inner(
+        &self,
+        hook: WebhookView,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let s = &self.subs;
+        let checkpoint = s
+            .models
+            .reactor_checkpoint(&format!("webhook.{}", hook.id))
+            .map_err(|e| e.to_string())?;
+        let start = checkpoint
+            .get()
+            .map_err(|e| e.to_string())?
+            .max(hook.registered_at_position);
+        let mut log = s.store.subscribe(start).await.map_err(|e| e.to_string())?;
+        tracing::info!(webhook = %hook.id, position = start, "delivering events to a webhook");
+        loop {
+            let next = tokio::select! {
+                next = log.next() => next,
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            };
+            let Some(event) = next else { return Ok(()) };
+            let event = event.map_err(|e| e.to_string())?;
+            let event_type = event.envelope.event_type.as_str();
+            if !bookkeeping(event_type) {
+                // The webhook as it stands now: its types may have changed.
+                let current = s
+                    .models
+                    .webhooks()
+                    .and_then(|w| w.get(&hook.id))
+                    .map_err(|e| e.to_string())?;
+                let Some(current) = current.filter(|w| w.live()) else {
+                    return Ok(());
+                };
+                if current
+                    .event_types
+                    .iter()
+                    .any(|t| t == "*" || t == event_type)
+                    && !self.deliver(&current, &event, stop).await?
+                {
+                    return Ok(()); // stopped
+                }
+            }
+            checkpoint.set(event.position).map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// Delivers `event` to `hook` until delivered or failed for good;
+    /// answers false if stopped first.
+    async fn deliver(
+        &self,
+        hook: &WebhookView,
+        event: &RecordedEvent,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<bool, String> {
+        let s = &self.subs;
+        let handler = &s.handler;
+        let delivery_id = command_service::state::derived_id(
+            "delivery",
+            &format!("{}\0{}", hook.id, event.envelope.event_id),
+        );
+        let meta = system(&delivery_id);
+        let request = DeliveryCommand::Request(v1::DeliveryRequested {
+            delivery_id: delivery_id.clone(),
+            webhook_id: hook.id.clone(),
+            kind: "event".into(),
+            subject_id: event.envelope.event_id.clone(),
+        });
+        let (mut delivery, _) = handler
+            .execute::<Delivery>(&delivery_id, &request, &meta)
+            .await
+            .map_err(|e| e.to_string())?;
+        if delivery.status != DeliveryStatus::Pending {
+            return Ok(true); // delivered (or failed) before a restart
+        }
+        let body = CloudEvent::of(&event.envelope, event.position, &s.settings.source)
+            .map_err(|e| e.to_string())
+            .and_then(|ce| serde_json::to_vec(&ce).map_err(|e| e.to_string()))?;
+        let (webhook, _) = handler
+            .load::<Webhook>(&hook.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let secret = s
+            .secrets
+            .open(&webhook.secret_sealed)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                format!(
+                    "the secret of webhook {} cannot be opened with this instance's secrets key",
+                    hook.id
+                )
+            })?;
+        loop {
+            let wait = delivery.next_attempt_at - now_unix_micros();
+            if wait > 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_micros(wait as u64)) => {},
+                    _ = stop.wait_for(|s| *s) => return Ok(false),
+                }
+            }
+            let attempt = delivery.attempts + 1;
+            let answer = tokio::select! {
+                a = self.call(&hook.url, &delivery_id, &secret, &body) => a,
+                _ = stop.wait_for(|s| *s) => return Ok(false),
+            };
+            metrics::counter!("iga_webhook_attempts_total").increment(1);
+            let record = DeliveryCommand::RecordAttempt {
+                attempt,
+                answer,
+                at: now_unix_micros(),
+                jitter: rand::random::<f64>(),
+                policy: s.settings.policy,
+            };
+            let (after, _) = handler
+                .execute::<Delivery>(&delivery_id, &record, &system(&delivery_id))
+                .await
+                .map_err(|e| e.to_string())?;
+            delivery = after;
+            match delivery.status {
+                DeliveryStatus::Pending => {}
+                DeliveryStatus::Succeeded => {
+                    metrics::counter!("iga_webhook_deliveries_total", "outcome" => "succeeded")
+                        .increment(1);
+                    return Ok(true);
+                }
+                DeliveryStatus::Failed => {
+                    tracing::warn!(webhook = %hook.id, delivery = %delivery_id, error = %delivery.last_error, "delivery failed");
+                    metrics::counter!("iga_webhook_deliveries_total", "outcome" => "failed")
+                        .increment(1);
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    /// One signed POST; what it got.
+    async fn call(&self, url: &str, id: &str, secret: &str, body: &[u8]) -> Answer {
+        let timestamp = now_unix_micros() / 1_000_000;
+        let Ok(signed) = crate::webhooks::sign(secret, id, timestamp, body) else {
+            return Answer::Status(0);
+        };
+        let mut request = self
+            .client
+            .post(url)
+            .header("content-type", "application/cloudevents+json")
+            .body(body.to_vec());
+        for (name, value) in signed.headers() {
+            request = request.header(name, value);
+        }
+        match request.send().await {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                // Read a little of the answer (so the connection can be
+                // reused), never all of it.
+                let mut read = 0;
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    read += chunk.len();
+                    if read > MAX_ANSWER_BYTES {
+                        break;
+                    }
+                }
+                Answer::Status(status)
+            }
+            Err(e) if e.is_timeout() => Answer::Timeout,
+            Err(_) => Answer::Unreachable,
+        }
+    }
+}
