@@ -65,7 +65,7 @@ fn render(hook: &Webhook, outcome: &Outcome) -> WebhookObject {
 /// Registers a webhook (admin only); its secret is in this answer only.
 #[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first outcome")),
-    responses((status = 201, description = "Registered, with its secret", body = RegisteredWebhook), (status = 400, body = Problem), (status = 403, body = Problem)),
+    responses((status = 201, description = "Registered, with its secret", body = RegisteredWebhook), (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, description = "A URL, event type or secret that cannot be used", body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_webhook(
     State(state): State<CommandState>,
@@ -76,10 +76,11 @@ pub async fn create_webhook(
     let meta = meta(&principal, &headers)?;
     let secret = match body.secret {
         Some(s) if !valid_webhook_secret(&s) => {
-            return Err(
-                Problem::bad_request("secret is not a Standard Webhooks secret")
-                    .with_field("secret", "whsec_ followed by base64 of 24 to 64 bytes"),
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "secret is not a Standard Webhooks secret",
             )
+            .with_field("secret", "whsec_ followed by base64 of 24 to 64 bytes"))
         }
         Some(s) => s,
         None => new_webhook_secret(),
@@ -116,7 +117,7 @@ pub async fn create_webhook(
 /// Changes a webhook's URL, description or event types (admin only).
 #[utoipa::path(post, path = "/webhooks/{webhookId}", tag = "webhooks", request_body = UpdateWebhook,
     params(("webhookId" = String, Path, description = "Webhook id")),
-    responses((status = 200, description = "Updated", body = WebhookObject), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, description = "Updated", body = WebhookObject), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, description = "A URL or event type that cannot be used", body = Problem)),
     security(("bearer" = [])))]
 pub async fn update_webhook(
     State(state): State<CommandState>,

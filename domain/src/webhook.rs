@@ -48,7 +48,8 @@ impl Webhook {
 
 /// Whether `url` is one the service may call.
 pub fn validate_url(url: &str) -> Result<(), DomainError> {
-    let bad = |why: &str| Err(DomainError::invalid("url", why));
+    // Well-formed text the schema cannot rule out: 422, not 400.
+    let bad = |why: &str| Err(DomainError::unsatisfiable("url", why));
     if url.chars().count() > MAX_URL_CHARS {
         return bad("at most 2048 characters");
     }
@@ -85,7 +86,7 @@ pub fn validate_event_types(event_types: &[String]) -> Result<(), DomainError> {
     }
     for t in event_types {
         if t != "*" && !Event::ALL_TYPES.iter().any(|(name, _)| name == t) {
-            return Err(DomainError::invalid(
+            return Err(DomainError::unsatisfiable(
                 "eventTypes",
                 format!(
                     "{t:?} is not an event type of this service (e.g. iga.v1.GrantIssued, or *)"

@@ -210,7 +210,7 @@ async fn subscribed_events_arrive_signed_in_order_and_a_failing_receiver_gets_th
             Some(json!({"url": url})),
         )
         .await;
-        assert_eq!(status, 400, "{url}: {v}");
+        assert_eq!(status, 422, "{url}: {v}");
     }
 
     let (webhook, secret, _) = register(&s, &hook.url, &["iga.v1.UserCreated"]).await;
