@@ -24,9 +24,12 @@ use iga_eventlog::Position;
 use crate::{now_unix_micros, CommandError, CommandHandler, CommandMeta, Decision, Outcome};
 
 /// The principal of commands the service issues itself.
-pub const SYSTEM: &str = "system";
+pub use iga_domain::provisioning::SYSTEM;
 
-fn system_meta(key: Option<String>, correlation: &str) -> CommandMeta {
+/// Who the service is when it issues a command itself (fulfilment, timers,
+/// deliveries): `key` keys the command's events, `correlation` ties its
+/// events to what caused them.
+pub fn system_meta(key: Option<String>, correlation: &str) -> CommandMeta {
     CommandMeta {
         ctx: Context {
             actor_id: SYSTEM.into(),

@@ -42,7 +42,33 @@ impl Webhook {
 
     /// Whether it subscribes to events of `event_type`.
     pub fn subscribes_to(&self, event_type: &str) -> bool {
-        !self.deleted && self.event_types.iter().any(|t| t == "*" || t == event_type)
+        !self.deleted && subscribes(&self.event_types, event_type)
+    }
+}
+
+/// Whether a webhook subscribed to `event_types` receives events of
+/// `event_type` (`*`: every type).
+pub fn subscribes(event_types: &[String], event_type: &str) -> bool {
+    event_types.iter().any(|t| t == "*" || t == event_type)
+}
+
+/// Folds update `e` into a webhook's settings, wherever they are kept (the
+/// aggregate, the webhooks read model): each field it carries replaces the
+/// old one.
+pub fn apply_update(
+    e: &v1::WebhookUpdated,
+    url: &mut String,
+    description: &mut String,
+    event_types: &mut Vec<String>,
+) {
+    if let Some(v) = &e.url {
+        v.clone_into(url);
+    }
+    if let Some(v) = &e.description {
+        v.clone_into(description);
+    }
+    if let Some(v) = &e.event_types {
+        v.values.clone_into(event_types);
     }
 }
 
@@ -194,17 +220,12 @@ impl Aggregate for Webhook {
                 self.event_types = e.event_types.clone();
                 self.secret_sealed = e.secret_sealed.clone();
             }
-            DomainEvent::WebhookUpdated(e) => {
-                if let Some(v) = &e.url {
-                    self.url = v.clone();
-                }
-                if let Some(v) = &e.description {
-                    self.description = v.clone();
-                }
-                if let Some(v) = &e.event_types {
-                    self.event_types = v.values.clone();
-                }
-            }
+            DomainEvent::WebhookUpdated(e) => apply_update(
+                e,
+                &mut self.url,
+                &mut self.description,
+                &mut self.event_types,
+            ),
             DomainEvent::WebhookDeleted(_) => self.deleted = true,
             _ => {}
         }

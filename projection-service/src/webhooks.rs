@@ -80,15 +80,12 @@ impl Projection for WebhookDirectory {
             ),
             DomainEvent::WebhookUpdated(e) => {
                 if let Some(mut view) = tx.get_value::<WebhookView>(&webhook_key(&e.webhook_id))? {
-                    if let Some(v) = &e.url {
-                        view.url = v.clone();
-                    }
-                    if let Some(v) = &e.description {
-                        view.description = v.clone();
-                    }
-                    if let Some(v) = &e.event_types {
-                        view.event_types = v.values.clone();
-                    }
+                    iga_domain::webhook::apply_update(
+                        e,
+                        &mut view.url,
+                        &mut view.description,
+                        &mut view.event_types,
+                    );
                     view.meta.updated_at_micros = at;
                     view.meta.version = env.stream_version;
                     tx.put_value(webhook_key(&e.webhook_id), &view);

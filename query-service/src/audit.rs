@@ -112,12 +112,17 @@ fn position_in_range(field: &str, p: u64) -> Result<u64, Problem> {
 }
 
 fn auditor(p: &Principal) -> Result<(), Problem> {
+    admin_or_auditor(p, "the audit log")
+}
+
+/// Admins and auditors read `what`; anyone else is refused (403).
+pub(crate) fn admin_or_auditor(p: &Principal, what: &str) -> Result<(), Problem> {
     if p.is_admin() || p.has_role("auditor") {
         Ok(())
     } else {
-        Err(Problem::forbidden(
-            "only admins and auditors read the audit log",
-        ))
+        Err(Problem::forbidden(format!(
+            "only admins and auditors read {what}"
+        )))
     }
 }
 

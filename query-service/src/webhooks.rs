@@ -15,11 +15,7 @@ use crate::page::internal;
 use crate::QueryState;
 
 fn reader(p: &Principal) -> Result<(), Problem> {
-    if p.is_admin() || p.has_role("auditor") {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("only admins and auditors read webhooks"))
-    }
+    crate::audit::admin_or_auditor(p, "webhooks")
 }
 
 fn render(v: WebhookView) -> Webhook {

@@ -16,13 +16,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use command_service::fulfilment::system_meta;
 use command_service::secrets::SecretsKey;
-use command_service::{now_unix_micros, CommandHandler, CommandMeta};
+use command_service::{now_unix_micros, CommandHandler};
 use futures::StreamExt;
 use iga_api::CloudEvent;
 use iga_domain::delivery::{Answer, Delivery, DeliveryCommand, DeliveryStatus, RetryPolicy};
 use iga_domain::webhook::Webhook;
-use iga_domain::Context;
 use iga_eventlog::{EventStore, RecordedEvent};
 use iga_schemas::v1;
 use projection_service::webhooks::WebhookView;
@@ -54,19 +54,6 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Events that are never delivered: the engine's own bookkeeping.
 fn bookkeeping(event_type: &str) -> bool {
     event_type.starts_with("iga.v1.Delivery") || event_type.starts_with("iga.v1.Webhook")
-}
-
-fn system(correlation: &str) -> CommandMeta {
-    CommandMeta {
-        ctx: Context {
-            actor_id: iga_domain::provisioning::SYSTEM.into(),
-            actor_roles: vec![],
-            now_unix_micros: now_unix_micros(),
-        },
-        correlation_id: correlation.to_string(),
-        idempotency_key: None,
-        expected_version: None,
-    }
 }
 
 impl Subscriptions {
@@ -170,10 +157,7 @@ impl Engine {
                 let Some(current) = current.filter(|w| w.live()) else {
                     return Ok(());
                 };
-                if current
-                    .event_types
-                    .iter()
-                    .any(|t| t == "*" || t == event_type)
+                if iga_domain::webhook::subscribes(&current.event_types, event_type)
                     && !self.deliver(&current, &event, stop).await?
                 {
                     return Ok(()); // stopped
@@ -197,7 +181,7 @@ impl Engine {
             "delivery",
             &format!("{}\0{}", hook.id, event.envelope.event_id),
         );
-        let meta = system(&delivery_id);
+        let meta = system_meta(None, &delivery_id);
         let request = DeliveryCommand::Request(v1::DeliveryRequested {
             delivery_id: delivery_id.clone(),
             webhook_id: hook.id.clone(),
@@ -250,7 +234,7 @@ impl Engine {
                 policy: s.settings.policy,
             };
             let (after, _) = handler
-                .execute::<Delivery>(&delivery_id, &record, &system(&delivery_id))
+                .execute::<Delivery>(&delivery_id, &record, &system_meta(None, &delivery_id))
                 .await
                 .map_err(|e| e.to_string())?;
             delivery = after;

@@ -3,10 +3,8 @@
 //! headers on every call: `webhook-id` (the same across retries of one
 //! delivery, so a receiver can drop a repeat), `webhook-timestamp` (seconds)
 //! and `webhook-signature` (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`,
-//! computed by the specification's own crate). The delivery engine that
-//! sends them (issue #17) builds on this.
-
-use base64::Engine;
+//! computed by the specification's own crate). Secrets are made by
+//! `command_service::secrets::new_webhook_secret`.
 
 /// The headers of one signed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,15 +34,6 @@ pub enum SignError {
     Body,
 }
 
-/// A new secret: 32 random bytes, as `whsec_<base64>`.
-pub fn new_secret() -> String {
-    let bytes: [u8; 32] = rand::random();
-    format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
-}
-
 /// Signs delivery `id` of `body` at `timestamp` (Unix seconds) with `secret`.
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Signed, SignError> {
     let key = standardwebhooks::Webhook::new(secret).map_err(|_| SignError::Secret)?;
@@ -59,6 +48,7 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Signe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use command_service::secrets::new_webhook_secret as new_secret;
 
     /// The specification's own example: secret, id, timestamp and body give
     /// this signature.
