@@ -22,6 +22,44 @@ pub struct User {
     pub version: u64,
 }
 
+/// How grants reach the system they grant: set on an app, overridden by an
+/// entitlement.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProvisioningSetting {
+    /// `none` (only recorded), `manual` (a task for people) or `webhook` (a
+    /// signed delivery); on an entitlement, empty means as its app.
+    #[schema(pattern = "^(|none|manual|webhook)$")]
+    pub mode: String,
+    /// The webhook that receives the tasks (mode `webhook`).
+    #[serde(default)]
+    pub webhook_id: Option<String>,
+    /// Who does manual tasks; empty: the app's owners.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub assignee_ids: Vec<String>,
+}
+
+impl ProvisioningSetting {
+    /// The setting as the API shows it; `None` when never set.
+    pub fn render(p: Option<&iga_schemas::v1::Provisioning>) -> Option<Self> {
+        p.map(|p| ProvisioningSetting {
+            mode: p.mode.clone(),
+            webhook_id: non_empty(&p.webhook_id),
+            assignee_ids: p.assignee_ids.clone(),
+        })
+    }
+
+    /// The setting as the events hold it.
+    pub fn to_event(&self) -> iga_schemas::v1::Provisioning {
+        iga_schemas::v1::Provisioning {
+            mode: self.mode.clone(),
+            webhook_id: self.webhook_id.clone().unwrap_or_default(),
+            assignee_ids: self.assignee_ids.clone(),
+        }
+    }
+}
+
 /// An app in the catalog.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -42,6 +80,8 @@ pub struct App {
     pub owner_ids: Vec<String>,
     /// The app's built-in "access" entitlement.
     pub access_entitlement_id: String,
+    /// How its grants reach it; null: only recorded.
+    pub provisioning: Option<ProvisioningSetting>,
     /// `ACTIVE` or `INACTIVE`.
     pub status: String,
     pub created_at: String,
@@ -69,6 +109,7 @@ impl App {
             revoke_policy_id: some(&f.revoke_policy_id),
             owner_ids: f.owner_ids.clone(),
             access_entitlement_id: f.access_entitlement_id.clone(),
+            provisioning: ProvisioningSetting::render(f.provisioning.as_ref()),
             status: if active { "ACTIVE" } else { "INACTIVE" }.into(),
             created_at: crate::rfc3339(m.created_at_micros),
             updated_at: crate::rfc3339(m.updated_at_micros),
@@ -180,6 +221,8 @@ pub struct Entitlement {
     pub owner_ids: Vec<String>,
     /// True for the app's built-in "access" entitlement.
     pub system_builtin: bool,
+    /// Overrides its app's setting; null: as its app.
+    pub provisioning: Option<ProvisioningSetting>,
     /// Users holding it now.
     pub grant_count: u64,
     pub created_at: String,
@@ -214,6 +257,7 @@ impl Entitlement {
             revoke_policy_id: non_empty(&f.revoke_policy_id),
             owner_ids: f.owner_ids.clone(),
             system_builtin: f.system_builtin,
+            provisioning: ProvisioningSetting::render(f.provisioning.as_ref()),
             grant_count,
             created_at: crate::rfc3339(m.created_at_micros),
             updated_at: crate::rfc3339(m.updated_at_micros),

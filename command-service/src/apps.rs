@@ -53,6 +53,9 @@ pub struct CreateApp {
     #[serde(default)]
     #[schema(max_items = 100)]
     pub owner_ids: Vec<String>,
+    /// How its grants reach it; absent: only recorded.
+    #[serde(default)]
+    pub provisioning: Option<model::ProvisioningSetting>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -83,6 +86,8 @@ pub struct UpdateApp {
     pub configuration: Option<serde_json::Map<String, serde_json::Value>>,
     pub grant_policy_id: Option<String>,
     pub revoke_policy_id: Option<String>,
+    /// Replaces how its grants reach it.
+    pub provisioning: Option<model::ProvisioningSetting>,
 }
 
 /// Runs an app command; answers the app's new state.
@@ -154,6 +159,10 @@ pub async fn create_app(
         )
         .await?;
     }
+    let provisioning = body.provisioning.as_ref().map(|p| p.to_event());
+    if principal.is_admin() {
+        crate::refs::provisioning_refs(&state, provisioning.as_ref()).await?;
+    }
     let (app_id, access_id) = match &meta.idempotency_key {
         Some(key) => (
             crate::state::derived_id("app", key),
@@ -179,6 +188,7 @@ pub async fn create_app(
         revoke_policy_id: body.revoke_policy_id.unwrap_or_default(),
         owner_ids: body.owner_ids,
         access_entitlement_id: access_id,
+        provisioning,
     };
     let (app, outcome) = execute(&state, &meta, &app_id, AppCommand::Create(created)).await?;
     // Write the built-in access entitlement to its own stream now, so it can
@@ -218,6 +228,8 @@ pub async fn update_app(
         "revokePolicyId",
     )
     .await?;
+    let provisioning = body.provisioning.as_ref().map(|p| p.to_event());
+    crate::refs::provisioning_refs(&state, provisioning.as_ref()).await?;
     let update = v1::AppUpdated {
         app_id: id.clone(),
         display_name: body.display_name,
@@ -232,6 +244,7 @@ pub async fn update_app(
             .map(|c| serde_json::Value::Object(c).to_string()),
         grant_policy_id: body.grant_policy_id,
         revoke_policy_id: body.revoke_policy_id,
+        provisioning,
     };
     run(
         &state,

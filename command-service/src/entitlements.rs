@@ -87,6 +87,9 @@ pub struct CreateEntitlement {
     #[serde(default)]
     #[schema(max_items = 100)]
     pub owner_ids: Vec<String>,
+    /// Overrides its app's setting; absent: as its app.
+    #[serde(default)]
+    pub provisioning: Option<model::ProvisioningSetting>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -116,6 +119,8 @@ pub struct UpdateEntitlement {
     pub emergency_grant_enabled: Option<bool>,
     pub grant_policy_id: Option<String>,
     pub revoke_policy_id: Option<String>,
+    /// Replaces the override (mode `""`: as its app again).
+    pub provisioning: Option<model::ProvisioningSetting>,
 }
 
 fn duration(text: Option<&str>) -> Result<Option<i64>, Problem> {
@@ -348,6 +353,7 @@ pub async fn create_entitlement(
         app_resource_id: body.app_resource_id.unwrap_or_default(),
         owner_ids: iga_domain::app::dedup(body.owner_ids),
         system_builtin: false,
+        provisioning: body.provisioning.as_ref().map(|p| p.to_event()),
     };
     let mut command = EntitlementCommand::Create {
         fields,
@@ -364,6 +370,7 @@ pub async fn create_entitlement(
     crate::refs::users_exist(&state, &fields.owner_ids, "ownerIds").await?;
     crate::refs::policy_exists(&state, &fields.grant_policy_id, "grantPolicyId").await?;
     crate::refs::policy_exists(&state, &fields.revoke_policy_id, "revokePolicyId").await?;
+    crate::refs::provisioning_refs(&state, fields.provisioning.as_ref()).await?;
     fields.app_resource_type_id = resource_refs(
         &state,
         &app_id,
@@ -418,6 +425,7 @@ pub async fn update_entitlement(
         emergency_grant_enabled: body.emergency_grant_enabled,
         grant_policy_id: body.grant_policy_id,
         revoke_policy_id: body.revoke_policy_id,
+        provisioning: body.provisioning.as_ref().map(|p| p.to_event()),
     };
     let command = EntitlementCommand::Update {
         update: update.clone(),
@@ -436,6 +444,7 @@ pub async fn update_entitlement(
         "revokePolicyId",
     )
     .await?;
+    crate::refs::provisioning_refs(&state, update.provisioning.as_ref()).await?;
     let old_alias = before.fields.alias.clone();
     let new_alias = update.alias.clone().unwrap_or_else(|| old_alias.clone());
     let alias_changes = !new_alias.eq_ignore_ascii_case(&old_alias);

@@ -16,10 +16,11 @@
 use iga_domain::access::{pair_key, AccessCommand, AccessPair, GrantFacts};
 use iga_domain::eligibility::GrantWindow;
 use iga_domain::entitlement::Entitlement;
-use iga_domain::fulfilment::{self, Next};
+use iga_domain::fulfilment::{self, Issuing, Next};
 use iga_domain::request::{AccessRequest, RequestCommand};
 use iga_domain::Context;
 use iga_eventlog::Position;
+use iga_schemas::v1;
 
 use crate::{now_unix_micros, CommandError, CommandHandler, CommandMeta, Decision, Outcome};
 
@@ -48,24 +49,32 @@ fn grant_id_for(request_id: &str) -> String {
 }
 
 /// What holds now of the user, the entitlement and the app of a grant,
-/// loaded for the domain's check ([`iga_domain::access::grantable`]).
+/// loaded for the domain's check ([`iga_domain::access::grantable`]), and
+/// how a grant issued now reaches its system
+/// ([`iga_domain::provisioning::plan`], stamped on the grant).
 pub(crate) async fn grant_facts(
     handler: &CommandHandler,
     user_id: &str,
     entitlement_id: &str,
     app_id: &str,
-) -> Result<GrantFacts, CommandError> {
+) -> Result<(GrantFacts, Option<v1::Provisioning>), CommandError> {
     let (user, _) = handler.load::<iga_domain::user::User>(user_id).await?;
     let (app, _) = handler.load::<iga_domain::app::App>(app_id).await?;
     let (ent, _) = handler.load::<Entitlement>(entitlement_id).await?;
     // The built-in access entitlement lives as long as its app until first written.
     let builtin =
         !ent.exists() && app.exists() && app.fields.access_entitlement_id == entitlement_id;
-    Ok(GrantFacts {
+    let facts = GrantFacts {
         user_enabled: user.exists() && user.enabled,
         entitlement_live: (ent.exists() && !ent.deleted) || builtin,
         app_active: app.exists() && !app.deleted && app.active,
-    })
+    };
+    let plan = iga_domain::provisioning::plan(
+        app.fields.provisioning.as_ref(),
+        ent.fields.provisioning.as_ref(),
+        &app.fields.owner_ids,
+    );
+    Ok((facts, plan))
 }
 
 /// The command finishing decided request `req` takes on its access pair
@@ -82,12 +91,14 @@ async fn pair_command(
         Next::Issue { .. } => {
             let c = &req.created;
             let (ent, _) = handler.load::<Entitlement>(&c.entitlement_id).await?;
-            let facts = grant_facts(handler, &c.user_id, &c.entitlement_id, &c.app_id).await?;
-            Some((
-                GrantWindow::of(&ent, c.start_date_micros),
+            let (facts, plan) =
+                grant_facts(handler, &c.user_id, &c.entitlement_id, &c.app_id).await?;
+            Some(Issuing {
+                window: GrantWindow::of(&ent, c.start_date_micros),
                 facts,
-                grant_id_for(request_id),
-            ))
+                grant_id: grant_id_for(request_id),
+                plan,
+            })
         }
         _ => None,
     };

@@ -119,7 +119,7 @@ pub async fn add_manual_user(
     };
     let (facts, _, _) = crate::refs::app_facts(&state, &app_id).await?;
     // Checked when granted: the user enabled, the entitlement and app live.
-    let grantable = crate::fulfilment::grant_facts(
+    let (grantable, plan) = crate::fulfilment::grant_facts(
         &state.handler,
         &body.user_id,
         &ent.fields.entitlement_id,
@@ -135,6 +135,7 @@ pub async fn add_manual_user(
         request_id: String::new(),
         starts_at_micros: meta.ctx.now_unix_micros,
         deprovision_at_micros: deprovision,
+        provisioning: plan,
     };
     run(
         &state,

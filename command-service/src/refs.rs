@@ -58,6 +58,33 @@ pub async fn policy_exists(state: &CommandState, id: &str, field: &str) -> Resul
     Ok(())
 }
 
+/// Refuses a provisioning setting that names a webhook that is not live or
+/// assignees who are not users (the setting's own shape is the domain's:
+/// `iga_domain::provisioning::validate_setting`).
+pub async fn provisioning_refs(
+    state: &CommandState,
+    setting: Option<&iga_schemas::v1::Provisioning>,
+) -> Result<(), Problem> {
+    let Some(p) = setting else {
+        return Ok(());
+    };
+    users_exist(state, &p.assignee_ids, "provisioning.assigneeIds").await?;
+    if p.mode == "webhook" && !p.webhook_id.is_empty() {
+        let (hook, _) = state
+            .handler
+            .load::<iga_domain::webhook::Webhook>(&p.webhook_id)
+            .await?;
+        if !hook.exists() || hook.deleted {
+            return Err(names_nothing(
+                format!("webhook {} does not exist", p.webhook_id),
+                "provisioning.webhookId",
+                format!("unknown webhook {}", p.webhook_id),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The app named in a path, as commands on what is inside it see it, with
 /// its state (for its access entitlement) and its times.
 pub async fn app_facts(

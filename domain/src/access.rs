@@ -169,6 +169,8 @@ impl Aggregate for AccessPair {
                     reason: reason.into(),
                     request_id: request_id.into(),
                     comment: String::new(),
+                    // Taken away by the system that was given it.
+                    provisioning: grant.provisioning.clone(),
                 }
                 .into()
             };
@@ -414,6 +416,7 @@ mod tests {
             request_id: request.into(),
             starts_at_micros: 1,
             deprovision_at_micros: 0,
+            provisioning: None,
         }
     }
 
@@ -549,6 +552,7 @@ mod tests {
                 reason: "expired".into(),
                 request_id: String::new(),
                 comment: String::new(),
+                provisioning: None,
             }
             .into()]);
         g.deprovision_at_micros += 1_000_000;

@@ -288,6 +288,9 @@ pub fn apply_update(fields: &v1::AppCreated, u: &v1::AppUpdated) -> v1::AppCreat
     if let Some(cost) = u.monthly_cost_usd {
         f.monthly_cost_usd = cost;
     }
+    if let Some(p) = &u.provisioning {
+        f.provisioning = Some(p.clone());
+    }
     f
 }
 
@@ -324,6 +327,9 @@ fn validate(app: &v1::AppCreated) -> Result<(), DomainError> {
             "signOnMode",
             format!("one of {}", SIGN_ON_MODES.join(", ")),
         ));
+    }
+    if let Some(p) = &app.provisioning {
+        crate::provisioning::validate_setting(p, false)?;
     }
     if configuration_json.len() > 64 * 1024 {
         return Err(DomainError::invalid("configuration", "at most 64 KiB"));

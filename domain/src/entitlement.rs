@@ -266,6 +266,7 @@ pub fn access_field(update: &v1::AppEntitlementUpdated) -> Option<&'static str> 
     [
         (update.grant_policy_id.is_some(), "grantPolicyId"),
         (update.revoke_policy_id.is_some(), "revokePolicyId"),
+        (update.provisioning.is_some(), "provisioning"),
         (update.requestable.is_some(), "requestable"),
         (update.duration_grant_seconds.is_some(), "durationGrant"),
         (update.risk_level_value_id.is_some(), "riskLevelValueId"),
@@ -323,6 +324,9 @@ pub fn apply_update(
     if let Some(e) = u.emergency_grant_enabled {
         f.emergency_grant_enabled = e;
     }
+    if let Some(p) = &u.provisioning {
+        f.provisioning = Some(p.clone());
+    }
     f
 }
 
@@ -348,6 +352,9 @@ pub fn validate_alias(alias: &str) -> Result<(), DomainError> {
 
 fn validate(f: &v1::AppEntitlementCreated) -> Result<(), DomainError> {
     crate::resource::validate_name(&f.display_name)?;
+    if let Some(p) = &f.provisioning {
+        crate::provisioning::validate_setting(p, true)?;
+    }
     if f.description.chars().count() > 4096 {
         return Err(DomainError::invalid(
             "description",

@@ -55,23 +55,32 @@ pub fn next(req: &AccessRequest, now: i64) -> Next {
     }
 }
 
+/// What issuing a grant needs besides the request: loaded by the caller.
+#[derive(Debug, Clone)]
+pub struct Issuing {
+    /// The entitlement's cap on the grant's end.
+    pub window: GrantWindow,
+    /// What holds of the user, the entitlement and the app now.
+    pub facts: GrantFacts,
+    pub grant_id: String,
+    /// How it reaches its system ([`crate::provisioning::plan`]).
+    pub plan: Option<v1::Provisioning>,
+}
+
 /// The pair command for `next` (`None` for [`Next::Nothing`]). Issuing
 /// needs the grant's window and what holds of its user, entitlement and app.
 pub fn pair_command(
     req: &AccessRequest,
     request_id: &str,
     next: Next,
-    issuing: impl FnOnce() -> (GrantWindow, GrantFacts, String),
+    issuing: impl FnOnce() -> Issuing,
 ) -> Option<AccessCommand> {
     let request_id = request_id.to_string();
     match next {
         Next::Nothing => None,
         Next::Close => Some(AccessCommand::Close { request_id }),
         Next::End => Some(AccessCommand::EndForRequest { request_id }),
-        Next::Issue { starts } => {
-            let (window, facts, grant_id) = issuing();
-            Some(issue(req, &request_id, starts, window, facts, grant_id))
-        }
+        Next::Issue { starts } => Some(issue(req, &request_id, starts, issuing())),
     }
 }
 
@@ -80,10 +89,14 @@ pub fn issue(
     req: &AccessRequest,
     request_id: &str,
     starts: i64,
-    window: GrantWindow,
-    facts: GrantFacts,
-    grant_id: String,
+    issuing: Issuing,
 ) -> AccessCommand {
+    let Issuing {
+        window,
+        facts,
+        grant_id,
+        plan,
+    } = issuing;
     let c = &req.created;
     AccessCommand::IssueForRequest {
         grant: v1::GrantIssued {
@@ -95,6 +108,7 @@ pub fn issue(
             request_id: request_id.to_string(),
             starts_at_micros: starts,
             deprovision_at_micros: window.deprovision_at(req.end_date_micros, starts),
+            provisioning: plan,
         },
         facts,
     }
@@ -131,6 +145,17 @@ pub fn record(
         .as_ref()
         .map(|g| g.grant_id.clone())
         .unwrap_or_default();
+    // A grant with a task to go through is not there (or gone) yet: the
+    // task's outcome finishes the request's.
+    let tasked = grant
+        .grant
+        .as_ref()
+        .is_some_and(|g| crate::provisioning::opens_task(g.provisioning.as_ref()));
+    let outcome = match (tasked, req.is_removal()) {
+        (false, _) => outcome,
+        (true, false) => "provisioning",
+        (true, true) => "deprovisioning",
+    };
     RequestCommand::Fulfil {
         message: if grant_id.is_empty() {
             String::new()
@@ -226,7 +251,13 @@ mod tests {
             start: 0,
             max_seconds: 10,
         };
-        let ends = |req: &AccessRequest| match issue(req, "r1", 1_000, window, LIVE, "g1".into()) {
+        let issuing = Issuing {
+            window,
+            facts: LIVE,
+            grant_id: "g1".into(),
+            plan: None,
+        };
+        let ends = |req: &AccessRequest| match issue(req, "r1", 1_000, issuing.clone()) {
             AccessCommand::IssueForRequest { grant, .. } => grant.deprovision_at_micros,
             other => panic!("{other:?}"),
         };
@@ -243,12 +274,15 @@ mod tests {
                 &req,
                 "r1",
                 0,
-                GrantWindow {
-                    start: 0,
-                    max_seconds: 0,
+                Issuing {
+                    window: GrantWindow {
+                        start: 0,
+                        max_seconds: 0,
+                    },
+                    facts,
+                    grant_id: "g1".into(),
+                    plan: None,
                 },
-                facts,
-                "g1".into(),
             )
         };
         let held = AccessPair {
@@ -266,6 +300,37 @@ mod tests {
                 &held
             )),
             ("g1".into(), "provisioned".into(), "grant g1 issued".into())
+        );
+        // Given a grant with a task to go through, then provisioning: the
+        // task's outcome finishes the request.
+        let tasked = AccessPair {
+            grant: Some(v1::GrantIssued {
+                grant_id: "g1".into(),
+                provisioning: Some(v1::Provisioning {
+                    mode: "manual".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            fulfilled(record(
+                &req,
+                &issue_cmd(LIVE),
+                &AccessPair::default(),
+                &tasked
+            ))
+            .1,
+            "provisioning"
+        );
+        let removal = request("entitlementRemove", Some(true), Status::Complete, 0);
+        let end = AccessCommand::EndForRequest {
+            request_id: "r1".into(),
+        };
+        assert_eq!(
+            fulfilled(record(&removal, &end, &tasked, &AccessPair::default())).1,
+            "deprovisioning"
         );
         // Given a user disabled after the approval, then failed, with why.
         let disabled = GrantFacts {

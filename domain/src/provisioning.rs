@@ -11,6 +11,9 @@
 //! - [`may_complete`]: who may close a task: an admin or one of its
 //!   assignees (a webhook task is closed by its delivery, or through the API
 //!   after a 202);
+//! - [`validate_setting`]: what an app or entitlement may be set to;
+//! - [`plan`]: what a grant issued now is to go through (stamped on the
+//!   grant's event, so its state never depends on a later lookup);
 //! - [`GrantState`]: a grant counts as held only while active; a failed
 //!   deprovision keeps it held, loudly, until someone resolves it.
 
@@ -37,6 +40,122 @@ pub enum Mode {
 pub struct Setting {
     pub mode: Option<Mode>,
     pub assignee_ids: Vec<String>,
+}
+
+/// Most people a manual task names.
+pub const MAX_ASSIGNEES: usize = 100;
+
+impl Mode {
+    /// The mode as the API and the events spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::None => "none",
+            Mode::Manual => "manual",
+            Mode::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+impl Setting {
+    /// The setting an app or entitlement holds (`None`: never set). Mode
+    /// "" (an entitlement's "as its app") sets nothing.
+    pub fn of(p: Option<&v1::Provisioning>) -> Setting {
+        let Some(p) = p else {
+            return Setting::default();
+        };
+        let mode = match p.mode.as_str() {
+            "none" => Some(Mode::None),
+            "manual" => Some(Mode::Manual),
+            "webhook" => Some(Mode::Webhook {
+                webhook_id: p.webhook_id.clone(),
+            }),
+            _ => None,
+        };
+        Setting {
+            mode,
+            assignee_ids: p.assignee_ids.clone(),
+        }
+    }
+}
+
+/// Whether `p` is a setting an app (`on_entitlement` false) or an
+/// entitlement may hold: a known mode ("" only on an entitlement: as its
+/// app), a webhook in webhook mode and only then, assignees only for manual
+/// tasks, at most [`MAX_ASSIGNEES`].
+pub fn validate_setting(p: &v1::Provisioning, on_entitlement: bool) -> Result<(), DomainError> {
+    let modes: &[&str] = if on_entitlement {
+        &["", "none", "manual", "webhook"]
+    } else {
+        &["none", "manual", "webhook"]
+    };
+    if !modes.contains(&p.mode.as_str()) {
+        return Err(DomainError::unsatisfiable(
+            "provisioning.mode",
+            if on_entitlement {
+                "none, manual or webhook, or empty for the app's"
+            } else {
+                "none, manual or webhook"
+            },
+        ));
+    }
+    match (p.mode == "webhook", p.webhook_id.is_empty()) {
+        (true, true) => {
+            return Err(DomainError::unsatisfiable(
+                "provisioning.webhookId",
+                "required in webhook mode",
+            ))
+        }
+        (false, false) => {
+            return Err(DomainError::unsatisfiable(
+                "provisioning.webhookId",
+                "only in webhook mode",
+            ))
+        }
+        _ => {}
+    }
+    if !p.assignee_ids.is_empty() && p.mode != "manual" {
+        return Err(DomainError::unsatisfiable(
+            "provisioning.assigneeIds",
+            "only in manual mode",
+        ));
+    }
+    if p.assignee_ids.len() > MAX_ASSIGNEES {
+        return Err(DomainError::unsatisfiable(
+            "provisioning.assigneeIds",
+            format!("at most {MAX_ASSIGNEES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// What a grant of an entitlement with setting `entitlement` in an app with
+/// setting `app` (owned by `app_owner_ids`) goes through, decided when it is
+/// issued: `None` when it is only recorded.
+pub fn plan(
+    app: Option<&v1::Provisioning>,
+    entitlement: Option<&v1::Provisioning>,
+    app_owner_ids: &[String],
+) -> Option<v1::Provisioning> {
+    let (app, entitlement) = (Setting::of(app), Setting::of(entitlement));
+    let mode = mode_for(&app, &entitlement);
+    let assignee_ids = match mode {
+        Mode::None => return None,
+        Mode::Manual => assignees(&app, &entitlement, app_owner_ids),
+        Mode::Webhook { .. } => vec![],
+    };
+    Some(v1::Provisioning {
+        mode: mode.name().into(),
+        webhook_id: match &mode {
+            Mode::Webhook { webhook_id } => webhook_id.clone(),
+            _ => String::new(),
+        },
+        assignee_ids,
+    })
+}
+
+/// Whether a grant or grant end with this plan opens a task.
+pub fn opens_task(plan: Option<&v1::Provisioning>) -> bool {
+    plan.is_some_and(|p| !p.mode.is_empty() && p.mode != "none")
 }
 
 /// The mode of a grant of `entitlement` in `app`: the entitlement's setting
@@ -76,8 +195,9 @@ pub fn may_complete(assignee_ids: &[String], ctx: &Context) -> Result<(), Domain
 }
 
 /// Where a grant stands with its system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GrantState {
+    #[default]
     /// Recorded; its provision task is not done yet.
     Pending,
     /// Provisioned (or mode `none`).
@@ -103,6 +223,58 @@ impl GrantState {
         )
     }
 
+    /// The state as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GrantState::Pending => "pending",
+            GrantState::Active => "active",
+            GrantState::ProvisionFailed => "provisionFailed",
+            GrantState::Deprovisioning => "deprovisioning",
+            GrantState::DeprovisionFailed => "deprovisionFailed",
+            GrantState::Ended => "ended",
+        }
+    }
+
+    /// The state of a grant just issued with `plan`.
+    pub fn issued(plan: Option<&v1::Provisioning>) -> GrantState {
+        if opens_task(plan) {
+            GrantState::Pending
+        } else {
+            GrantState::Active
+        }
+    }
+
+    /// The state once the grant ended with `plan`: it is gone, or (a task
+    /// to take it away) still held until that is done.
+    pub fn ended(self, plan: Option<&v1::Provisioning>) -> GrantState {
+        if opens_task(plan) {
+            GrantState::Deprovisioning
+        } else {
+            GrantState::Ended
+        }
+    }
+
+    /// The state once a task of `action` ("provision", "deprovision") closed
+    /// (`done` or failed) or was reopened (`reopened`). A provision task
+    /// that closes after the grant was ended changes nothing: the grant's
+    /// end decides.
+    pub fn task(self, action: &str, outcome: TaskOutcome) -> GrantState {
+        use GrantState::*;
+        match (action, self, outcome) {
+            ("provision", Pending | ProvisionFailed, TaskOutcome::Done) => Active,
+            ("provision", Pending | ProvisionFailed, TaskOutcome::Failed) => ProvisionFailed,
+            ("provision", Pending | ProvisionFailed, TaskOutcome::Reopened) => Pending,
+            ("deprovision", Deprovisioning | DeprovisionFailed, TaskOutcome::Done) => Ended,
+            ("deprovision", Deprovisioning | DeprovisionFailed, TaskOutcome::Failed) => {
+                DeprovisionFailed
+            }
+            ("deprovision", Deprovisioning | DeprovisionFailed, TaskOutcome::Reopened) => {
+                Deprovisioning
+            }
+            (_, state, _) => state,
+        }
+    }
+
     /// The request's outcome while its grant is in this state.
     pub fn request_outcome(self) -> &'static str {
         match self {
@@ -111,6 +283,14 @@ impl GrantState {
             _ => "provisioned",
         }
     }
+}
+
+/// What became of a task, as far as its grant is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskOutcome {
+    Done,
+    Failed,
+    Reopened,
 }
 
 /// The principal of what the service does itself (the delivery engine).
@@ -189,6 +369,9 @@ impl Aggregate for ProvisioningTask {
                         outcome: if *done { "done" } else { "failed" }.into(),
                         message: message.clone(),
                         completed_by: ctx.actor_id.clone(),
+                        grant_id: self.opened.grant_id.clone(),
+                        request_id: self.opened.request_id.clone(),
+                        action: self.opened.action.clone(),
                     }
                     .into()]),
                     _ => Err(DomainError::InvalidTransition(format!(
@@ -277,6 +460,9 @@ mod tests {
                 outcome: "done".into(),
                 message: "account created".into(),
                 completed_by: "ops".into(),
+                grant_id: "g1".into(),
+                request_id: "r1".into(),
+                action: "provision".into(),
             }
             .into()]);
         // The beneficiary is no assignee: they cannot say their access exists.
@@ -295,6 +481,9 @@ mod tests {
                 outcome: "failed".into(),
                 message: "account created".into(),
                 completed_by: SYSTEM.into(),
+                grant_id: "g1".into(),
+                request_id: "r1".into(),
+                action: "provision".into(),
             }
             .into()]);
         assert_eq!(done.status, TaskStatus::Failed);
@@ -313,6 +502,9 @@ mod tests {
                 outcome: "failed".into(),
                 message: "no such account".into(),
                 completed_by: "ops".into(),
+                grant_id: "g1".into(),
+                request_id: "r1".into(),
+                action: "provision".into(),
             }
             .into(),
         ];
@@ -393,6 +585,112 @@ mod tests {
                 Err(DomainError::Forbidden(_))
             ));
         }
+    }
+
+    fn planned(mode: &str) -> v1::Provisioning {
+        v1::Provisioning {
+            mode: mode.into(),
+            webhook_id: if mode == "webhook" {
+                "w1".into()
+            } else {
+                String::new()
+            },
+            assignee_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn settings_name_a_known_mode_and_only_what_it_uses() {
+        for mode in ["none", "manual", "webhook"] {
+            assert!(validate_setting(&planned(mode), false).is_ok(), "{mode}");
+            assert!(validate_setting(&planned(mode), true).is_ok(), "{mode}");
+        }
+        // "" is an entitlement's "as its app"; an app has nothing to defer to.
+        assert!(validate_setting(&planned(""), true).is_ok());
+        let refused = |p: v1::Provisioning, on_ent: bool| match validate_setting(&p, on_ent) {
+            Err(DomainError::Unsatisfiable { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refused(planned(""), false), "provisioning.mode");
+        assert_eq!(refused(planned("connector"), true), "provisioning.mode");
+        let no_hook = v1::Provisioning {
+            webhook_id: String::new(),
+            ..planned("webhook")
+        };
+        assert_eq!(refused(no_hook, false), "provisioning.webhookId");
+        let stray_hook = v1::Provisioning {
+            webhook_id: "w1".into(),
+            ..planned("manual")
+        };
+        assert_eq!(refused(stray_hook, false), "provisioning.webhookId");
+        let stray_people = v1::Provisioning {
+            assignee_ids: vec!["ops".into()],
+            ..planned("webhook")
+        };
+        assert_eq!(refused(stray_people, true), "provisioning.assigneeIds");
+        let crowd = v1::Provisioning {
+            assignee_ids: (0..=MAX_ASSIGNEES).map(|i| i.to_string()).collect(),
+            ..planned("manual")
+        };
+        assert_eq!(refused(crowd, false), "provisioning.assigneeIds");
+    }
+
+    #[test]
+    fn the_plan_stamped_on_a_grant_resolves_mode_webhook_and_people() {
+        let owners = vec!["o1".to_string()];
+        assert_eq!(plan(None, None, &owners), None);
+        assert_eq!(plan(Some(&planned("none")), None, &owners), None);
+        // The entitlement's "" defers to the app.
+        let manual = plan(Some(&planned("manual")), Some(&planned("")), &owners).unwrap();
+        assert_eq!(
+            (manual.mode.as_str(), manual.assignee_ids),
+            ("manual", owners.clone())
+        );
+        // The entitlement's own mode wins, even "none" over an app's webhook.
+        assert_eq!(
+            plan(Some(&planned("webhook")), Some(&planned("none")), &owners),
+            None
+        );
+        let hook = plan(Some(&planned("manual")), Some(&planned("webhook")), &owners).unwrap();
+        assert_eq!(
+            (hook.mode.as_str(), hook.webhook_id.as_str()),
+            ("webhook", "w1")
+        );
+        assert!(hook.assignee_ids.is_empty());
+        assert!(opens_task(Some(&hook)) && !opens_task(None));
+    }
+
+    #[test]
+    fn a_grant_goes_pending_active_deprovisioning_ended_with_its_tasks() {
+        use GrantState::*;
+        use TaskOutcome::*;
+        let hook = planned("webhook");
+        // Given a grant issued with a plan, when its task is done, it is held.
+        let issued = GrantState::issued(Some(&hook));
+        assert_eq!(issued, Pending);
+        assert_eq!(GrantState::issued(None), Active);
+        assert_eq!(issued.task("provision", Failed), ProvisionFailed);
+        assert_eq!(
+            issued.task("provision", Failed).task("provision", Reopened),
+            Pending
+        );
+        let active = issued.task("provision", Done);
+        assert_eq!(active, Active);
+        // Ending it keeps it held until it is gone from its system too.
+        let ending = active.ended(Some(&hook));
+        assert_eq!(ending, Deprovisioning);
+        assert_eq!(active.ended(None), Ended);
+        assert_eq!(ending.task("deprovision", Failed), DeprovisionFailed);
+        assert!(ending.task("deprovision", Failed).held());
+        assert_eq!(
+            ending.task("deprovision", Failed).task("deprovision", Done),
+            Ended
+        );
+        // A late provision answer after the grant was ended changes nothing.
+        let revoked_pending = issued.ended(Some(&hook));
+        assert_eq!(revoked_pending.task("provision", Done), Deprovisioning);
+        // And a deprovision answer never revives an active grant.
+        assert_eq!(active.task("deprovision", Done), Active);
     }
 
     #[test]

@@ -121,6 +121,9 @@ fn samples() -> Vec<DomainEvent> {
             outcome: "done".into(),
             message: "account created".into(),
             completed_by: "o1".into(),
+            grant_id: String::new(),
+            request_id: String::new(),
+            action: String::new(),
         }
         .into(),
         ProvisioningTaskRetried {
@@ -368,6 +371,7 @@ fn samples() -> Vec<DomainEvent> {
             request_id: "r1".into(),
             starts_at_micros: 10,
             deprovision_at_micros: 20,
+            provisioning: None,
         }
         .into(),
         GrantDurationChanged {
@@ -385,6 +389,7 @@ fn samples() -> Vec<DomainEvent> {
             reason: "expired".into(),
             request_id: String::new(),
             comment: String::new(),
+            provisioning: None,
         }
         .into(),
     ]
@@ -410,6 +415,7 @@ fn entitlement_created() -> AppEntitlementCreated {
         app_resource_id: "r1".into(),
         owner_ids: vec!["u2".into()],
         system_builtin: false,
+        provisioning: None,
     }
 }
 
@@ -458,6 +464,7 @@ fn app_created() -> AppCreated {
         revoke_policy_id: "p2".into(),
         owner_ids: vec!["u1".into()],
         access_entitlement_id: "e1".into(),
+        provisioning: None,
     }
 }
 
