@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use iga_domain::provisioning::GrantState;
+
 use crate::{parse_rfc3339, rfc3339};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -36,16 +38,25 @@ impl std::ops::Deref for GrantView {
 }
 
 impl Grant {
-    /// Whether the grant was held at instant `at`: from `createdAt`
-    /// (inclusive) to `deletedAt` (exclusive).
+    /// Whether the grant was held at instant `at`: from `provisionedAt`
+    /// (inclusive; never while its provisioning is pending or failed) to
+    /// `deprovisionedAt` (exclusive; still held while its deprovisioning is
+    /// pending or failed).
     pub fn active_at(&self, at: time::OffsetDateTime) -> bool {
-        parse_rfc3339(&self.created_at).is_some_and(|start| start <= at)
+        self.provisioned_at
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .is_some_and(|start| start <= at)
             && self
-                .deleted_at
+                .deprovisioned_at
                 .as_deref()
                 .and_then(parse_rfc3339)
                 .is_none_or(|end| at < end)
     }
+}
+
+fn active() -> String {
+    "active".into()
 }
 
 /// A grant as lists and writes answer it (history adds approvals and policy).
@@ -65,6 +76,20 @@ pub struct Grant {
     /// `revoked`, `expired` or `removal request`.
     pub revoke_reason: Option<String>,
     pub revoke_comment: Option<String>,
+    /// Where it stands with its system: `pending` (its provision task is
+    /// open), `active`, `provisionFailed`, `deprovisioning` (ended, its
+    /// deprovision task open: still held), `deprovisionFailed` (still held,
+    /// loudly, until someone resolves it) or `ended`.
+    #[serde(default = "active")]
+    pub state: String,
+    /// When the access was there: its start, or when its provision task was
+    /// done; null while pending or failed.
+    #[serde(default)]
+    pub provisioned_at: Option<String>,
+    /// When the access was gone: its end, or when its deprovision task was
+    /// done; null while held.
+    #[serde(default)]
+    pub deprovisioned_at: Option<String>,
 }
 
 impl From<GrantView> for Grant {
@@ -79,7 +104,7 @@ impl Grant {
         issued: &iga_schemas::v1::GrantIssued,
         ended: Option<&iga_schemas::v1::GrantEnded>,
     ) -> Self {
-        Grant {
+        let grant = Grant {
             id: issued.grant_id.clone(),
             user_id: issued.user_id.clone(),
             app_id: issued.app_id.clone(),
@@ -92,6 +117,55 @@ impl Grant {
             deleted_at: ended.map(|e| rfc3339(e.ended_at_micros)),
             revoke_reason: ended.map(|e| e.reason.clone()),
             revoke_comment: ended.map(|e| e.comment.clone()).filter(|c| !c.is_empty()),
+            state: String::new(),
+            provisioned_at: None,
+            deprovisioned_at: None,
         }
+        .with_state(GrantState::issued(issued.provisioning.as_ref()), None);
+        match ended {
+            Some(e) => {
+                let state = grant.grant_state().ended(e.provisioning.as_ref());
+                grant.with_state(state, None)
+            }
+            None => grant,
+        }
+    }
+
+    /// The grant in `state`, changed at `at` micros (`None`: its own start
+    /// or end is when).
+    pub fn with_state(mut self, state: GrantState, at: Option<i64>) -> Self {
+        self.state = state.name().into();
+        let when = |fallback: &Option<String>| at.map(rfc3339).or_else(|| fallback.clone());
+        match state {
+            GrantState::Active if self.provisioned_at.is_none() => {
+                // Never before its start.
+                let start = Some(self.created_at.clone());
+                self.provisioned_at = match (when(&start), parse_rfc3339(&self.created_at)) {
+                    (Some(t), Some(s)) if parse_rfc3339(&t).is_some_and(|t| t < s) => start,
+                    (t, _) => t,
+                };
+            }
+            GrantState::Ended if self.provisioned_at.is_some() => {
+                self.deprovisioned_at = when(&self.deleted_at);
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// Where the grant stands, as its `state` says.
+    pub fn grant_state(&self) -> GrantState {
+        use GrantState::*;
+        [
+            Pending,
+            Active,
+            ProvisionFailed,
+            Deprovisioning,
+            DeprovisionFailed,
+            Ended,
+        ]
+        .into_iter()
+        .find(|s| s.name() == self.state)
+        .unwrap_or(Active)
     }
 }

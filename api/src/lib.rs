@@ -9,11 +9,13 @@ mod grant;
 pub mod json;
 mod objects;
 mod request;
+mod task;
 
 pub use cloud_event::CloudEvent;
 pub use grant::{Grant, GrantApproval, GrantView};
 pub use objects::*;
 pub use request::*;
+pub use task::ProvisioningTask;
 
 use time as time_crate;
 

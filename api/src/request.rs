@@ -129,9 +129,15 @@ pub struct Decision {
     pub status: String,
     /// `approved` or `rejected`.
     pub decision: Option<String>,
-    /// `provisioned` (a grant issued), `deprovisioned` (a removal: the grant
-    /// ended), `denied`, `cancelled`, `expired`, `failed`.
+    /// `provisioning` (a grant issued, its provision task open),
+    /// `provisioned` (the access is there), `deprovisioning` /
+    /// `deprovisioned` (a removal), `denied`, `cancelled`, `expired`,
+    /// `failed` (why: `outcomeReason`).
     pub outcome: Option<String>,
+    /// Why it failed: the grant was no longer allowed, or what its
+    /// provisioning task's closer said.
+    #[serde(default)]
+    pub outcome_reason: Option<String>,
     pub start_date: String,
     pub completion_date: Option<String>,
     /// Empty: the built-in default policy.
@@ -346,6 +352,29 @@ impl RequestView {
                 self.decision.outcome = Some(e.outcome.clone());
                 self.decision.completion_date = Some(stamp.clone());
                 self.grant_id = Some(e.grant_id.clone()).filter(|g| !g.is_empty());
+                if e.outcome == "failed" {
+                    self.decision.outcome_reason =
+                        Some(e.message.clone()).filter(|m| !m.is_empty());
+                }
+            }
+            DomainEvent::ProvisioningTaskCompleted(e) => {
+                // The grant's task finishes the request's outcome. Not an
+                // event of the request's stream: its version stays.
+                if self.grant_id.as_deref() == Some(e.grant_id.as_str()) {
+                    let done = e.outcome == "done";
+                    self.decision.outcome = Some(
+                        match (e.action.as_str(), done) {
+                            ("provision", true) => "provisioned",
+                            ("deprovision", true) => "deprovisioned",
+                            _ => "failed",
+                        }
+                        .into(),
+                    );
+                    self.decision.outcome_reason =
+                        (!done).then(|| e.message.clone()).filter(|m| !m.is_empty());
+                    self.metadata.modified_date = stamp;
+                }
+                return;
             }
             _ => return,
         }

@@ -25,6 +25,7 @@ pub mod fulfilment;
 pub mod grants;
 pub mod http;
 pub mod policies;
+pub mod provisioning;
 mod refs;
 pub mod requests;
 pub mod resources;

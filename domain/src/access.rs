@@ -171,6 +171,7 @@ impl Aggregate for AccessPair {
                     comment: String::new(),
                     // Taken away by the system that was given it.
                     provisioning: grant.provisioning.clone(),
+                    app_id: grant.app_id.clone(),
                 }
                 .into()
             };
@@ -553,6 +554,7 @@ mod tests {
                 request_id: String::new(),
                 comment: String::new(),
                 provisioning: None,
+                app_id: "a1".into(),
             }
             .into()]);
         g.deprovision_at_micros += 1_000_000;

@@ -130,6 +130,8 @@ pub struct Delivery {
     /// When the next attempt is due (0: none).
     pub next_attempt_at: i64,
     pub last_error: String,
+    /// Succeeded with a 202: a provisioning task stays open.
+    pub accepted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -252,8 +254,9 @@ impl Aggregate for Delivery {
                 self.next_attempt_at = e.next_attempt_at_micros;
                 self.last_error = e.error.clone();
             }
-            DomainEvent::DeliverySucceeded(_) => {
+            DomainEvent::DeliverySucceeded(e) => {
                 self.status = DeliveryStatus::Succeeded;
+                self.accepted = e.accepted;
                 self.next_attempt_at = 0;
             }
             DomainEvent::DeliveryFailed(e) => {

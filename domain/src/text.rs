@@ -17,6 +17,11 @@ pub fn chars(s: &str) -> usize {
     s.chars().count()
 }
 
+/// `s` cut to at most `max` characters.
+pub fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,6 +90,9 @@ pub struct ServeArgs {
     /// How long a failing delivery is retried before it fails, in seconds.
     #[arg(long, env = "IGA_WEBHOOK_GIVE_UP_AFTER_SECS", default_value_t = 86_400)]
     pub webhook_give_up_after_secs: u64,
+    /// Most calls this instance has in flight to one webhook at a time.
+    #[arg(long, env = "IGA_WEBHOOK_CONCURRENCY", default_value_t = 4)]
+    pub webhook_concurrency: usize,
     /// The CloudEvents `source` of the events delivered to webhooks.
     #[arg(long, env = "IGA_EVENT_SOURCE", default_value = "urn:iga")]
     pub event_source: String,

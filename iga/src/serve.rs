@@ -43,6 +43,7 @@ pub fn projections(search: &Arc<SearchIndex>) -> Vec<Arc<dyn Projection>> {
         Arc::new(GrantLedger),
         Arc::new(TimerIndex),
         Arc::new(projection_service::webhooks::WebhookDirectory),
+        Arc::new(projection_service::provisioning::TaskQueue),
     ]
 }
 
@@ -200,15 +201,49 @@ async fn start_reactors(
         "fulfilment",
         tokio::spawn(async move { fulfilment.run(stop).await.map_err(|e| e.to_string()) }),
     ));
+    // Every webhook call of this instance (subscriptions, provisioning).
+    let deliverer = Arc::new(reactors::delivery::Deliverer::new(
+        commands.clone(),
+        models.clone(),
+        secrets.clone(),
+        reactors::delivery::DeliverySettings {
+            timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
+            policy: iga_domain::delivery::RetryPolicy {
+                first_delay_micros: (args.webhook_retry_first_ms.max(1) * 1000) as i64,
+                max_delay_micros: 3_600_000_000,
+                give_up_after_micros: (args.webhook_give_up_after_secs as i64)
+                    .saturating_mul(1_000_000),
+            },
+            source: args.event_source.clone(),
+            per_webhook: args.webhook_concurrency.max(1),
+        },
+    )?);
     let timers = reactors::timers::TimerDriver {
         handler: commands.clone(),
         models: models.clone(),
         shared: shared.clone(),
+        deliveries: Some(deliverer.clone()),
+        in_flight: Default::default(),
     };
     let stop = stopping.subscribe();
     reactors.push((
         "timers",
         tokio::spawn(async move { timers.run(stop).await.map_err(|e| e.to_string()) }),
+    ));
+    let provisioning = share(
+        ReactorRunner::new(
+            models.clone(),
+            store.clone(),
+            Arc::new(reactors::provisioning::ProvisioningReactor {
+                handler: commands.clone(),
+            }),
+        ),
+        Sharing::Spread,
+    );
+    let stop = stopping.subscribe();
+    reactors.push((
+        "provisioning",
+        tokio::spawn(async move { provisioning.run(stop).await.map_err(|e| e.to_string()) }),
     ));
     if let Some(url) = publish_url(args.publish.as_deref(), args.data.event_log.as_deref()) {
         let config = iga_eventlog::publish::DownstreamConfig::from_url(&url)?;
@@ -230,20 +265,8 @@ async fn start_reactors(
     }
     // Event subscriptions over HTTP: every subscribing webhook, in log order.
     let subscriptions = reactors::subscriptions::Subscriptions {
-        handler: commands.clone(),
-        models: models.clone(),
+        deliverer,
         store: store.clone(),
-        secrets: secrets.clone(),
-        settings: reactors::subscriptions::DeliverySettings {
-            timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
-            policy: iga_domain::delivery::RetryPolicy {
-                first_delay_micros: (args.webhook_retry_first_ms.max(1) * 1000) as i64,
-                max_delay_micros: 3_600_000_000,
-                give_up_after_micros: (args.webhook_give_up_after_secs as i64)
-                    .saturating_mul(1_000_000),
-            },
-            source: args.event_source.clone(),
-        },
     };
     let stop = stopping.subscribe();
     reactors.push((

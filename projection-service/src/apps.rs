@@ -21,6 +21,22 @@ pub struct AppView {
     pub version: u64,
 }
 
+impl AppView {
+    /// The app as the API shows it.
+    pub fn render(&self) -> iga_api::App {
+        iga_api::App::render(
+            &self.fields,
+            self.active,
+            iga_api::ObjectMeta {
+                created_at_micros: self.created_at_micros,
+                updated_at_micros: self.updated_at_micros,
+                deleted_at_micros: self.deleted_at_micros,
+                version: self.version,
+            },
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppVersionView {
     pub version: u64,

@@ -36,6 +36,13 @@ pub struct EntitlementView {
     pub grant_count: u64,
 }
 
+impl EntitlementView {
+    /// The entitlement as the API shows it.
+    pub fn render(&self) -> iga_api::Entitlement {
+        iga_api::Entitlement::render(&self.fields, self.meta, self.grant_count)
+    }
+}
+
 pub(crate) fn resource_type_key(app_id: &str, id: &str) -> Vec<u8> {
     format!("rt/{app_id}/{id}").into_bytes()
 }

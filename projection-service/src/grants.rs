@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Projection, Result, Staged};
 use iga_api::{rfc3339, Grant, GrantApproval, GrantView};
+use iga_domain::provisioning::{GrantState, TaskOutcome};
 
 pub const NAME: &str = "grants";
 
@@ -61,6 +62,38 @@ fn trail_key(request_id: &str) -> Vec<u8> {
     format!("rq/{request_id}").into_bytes()
 }
 
+/// `tk/<taskId>` -> `<grantId>\0<action>`: what a reopened task is about.
+fn task_key(task_id: &str) -> Vec<u8> {
+    format!("tk/{task_id}").into_bytes()
+}
+
+/// Grant `grant_id` after its `action` task closed or reopened at `at`.
+fn task_changed(
+    tx: &mut Staged<'_>,
+    grant_id: &str,
+    action: &str,
+    outcome: TaskOutcome,
+    at: i64,
+) -> Result<()> {
+    let Some(mut view) = tx.get_value::<GrantView>(&grant_key(grant_id))? else {
+        return Ok(());
+    };
+    let before = view.grant.grant_state();
+    let after = before.task(action, outcome);
+    if after == before {
+        return Ok(());
+    }
+    view.grant = view.grant.with_state(after, Some(at));
+    if after == GrantState::Ended {
+        let current = current_key(&view.user_id, &view.app_entitlement_id);
+        if tx.get(&current)?.as_deref() == Some(grant_id.as_bytes()) {
+            tx.delete(current);
+        }
+    }
+    tx.put_value(grant_key(grant_id), &view);
+    Ok(())
+}
+
 pub struct GrantLedger;
 
 impl Projection for GrantLedger {
@@ -68,9 +101,10 @@ impl Projection for GrantLedger {
         NAME
     }
 
-    /// 2: the per-user index is keyed by user and entitlement.
+    /// 2: the per-user index is keyed by user and entitlement; 3: grants
+    /// carry their provisioning state.
     fn layout(&self) -> u32 {
-        2
+        3
     }
 
     fn apply(
@@ -149,13 +183,47 @@ impl Projection for GrantLedger {
                 }
             }
             DomainEvent::GrantEnded(e) => {
+                let mut gone = true;
                 if let Some(mut view) = tx.get_value::<GrantView>(&grant_key(&e.grant_id))? {
                     view.grant.deleted_at = Some(rfc3339(e.ended_at_micros));
                     view.grant.revoke_reason = Some(e.reason.clone());
                     view.grant.revoke_comment = Some(e.comment.clone()).filter(|c| !c.is_empty());
+                    let state = view.grant.grant_state().ended(e.provisioning.as_ref());
+                    view.grant = view.grant.with_state(state, None);
+                    gone = !state.held();
                     tx.put_value(grant_key(&e.grant_id), &view);
                 }
-                tx.delete(current_key(&e.user_id, &e.entitlement_id));
+                // Held until its system lost it too.
+                if gone {
+                    tx.delete(current_key(&e.user_id, &e.entitlement_id));
+                }
+            }
+            DomainEvent::ProvisioningTaskOpened(e) => {
+                let task = format!("{}\0{}", e.grant_id, e.action);
+                tx.put(task_key(&e.task_id), task.into_bytes());
+            }
+            DomainEvent::ProvisioningTaskCompleted(e) => {
+                let outcome = if e.outcome == "done" {
+                    TaskOutcome::Done
+                } else {
+                    TaskOutcome::Failed
+                };
+                task_changed(
+                    tx,
+                    &e.grant_id,
+                    &e.action,
+                    outcome,
+                    env.occurred_at_unix_micros,
+                )?;
+            }
+            DomainEvent::ProvisioningTaskRetried(e) => {
+                if let Some(task) = tx.get(&task_key(&e.task_id))? {
+                    let task = String::from_utf8_lossy(&task).into_owned();
+                    if let Some((grant_id, action)) = task.split_once('\0') {
+                        let at = env.occurred_at_unix_micros;
+                        task_changed(tx, grant_id, action, TaskOutcome::Reopened, at)?;
+                    }
+                }
             }
             _ => {}
         }

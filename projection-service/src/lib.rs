@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod entitlements;
 pub mod grants;
 pub mod policies;
+pub mod provisioning;
 pub mod queries;
 pub mod requests;
 pub mod runner;

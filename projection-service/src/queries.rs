@@ -20,6 +20,7 @@ use crate::entitlements::{
 };
 use crate::grants::{GrantLedger, GrantScope};
 use crate::policies::{PolicyDirectory, PolicyView};
+use crate::provisioning::{TaskQueue, TaskScope};
 use crate::requests::{task_prefix, Party, RequestDirectory};
 use crate::users::{TokenHolder, TokenView, UserDirectory, UserView};
 use crate::webhooks::{delivery_prefix, WebhookDirectory, WebhookView};
@@ -75,6 +76,10 @@ impl ReadModels {
 
     pub fn webhooks(&self) -> Result<Webhooks<'_>> {
         self.model(crate::webhooks::NAME).map(Webhooks)
+    }
+
+    pub fn provisioning_tasks(&self) -> Result<Tasks<'_>> {
+        self.model(crate::provisioning::NAME).map(Tasks)
     }
 }
 
@@ -445,5 +450,58 @@ impl Webhooks<'_> {
         keep: impl Fn(&iga_api::Delivery) -> bool,
     ) -> Result<Paged<iga_api::Delivery>> {
         page_under(self.0, &delivery_prefix(webhook_id), window, keep)
+    }
+}
+
+/// Provisioning tasks, oldest first.
+pub struct Tasks<'a>(&'a sled::Tree);
+
+impl Tasks<'_> {
+    pub fn get(&self, id: &str) -> Result<Option<iga_api::ProvisioningTask>> {
+        Ok(TaskQueue::get(self.0, id)?.map(|r| r.task))
+    }
+
+    /// The tasks under `scope` that pass `keep`, oldest first.
+    pub fn page(
+        &self,
+        scope: &TaskScope,
+        window: Window<'_>,
+        keep: impl Fn(&iga_api::ProvisioningTask) -> bool,
+    ) -> Result<Paged<iga_api::ProvisioningTask>> {
+        let prefix = scope.prefix().into_bytes();
+        let mut end = prefix.clone();
+        *end.last_mut().expect("non-empty prefix") += 1;
+        let start = match window.after {
+            Some(after) if after >= end.as_slice() => {
+                return Ok(Paged {
+                    items: Vec::new(),
+                    next: None,
+                })
+            }
+            Some(after) if after >= prefix.as_slice() => Bound::Excluded(after.to_vec()),
+            _ => Bound::Included(prefix.clone()),
+        };
+        let mut items = Vec::with_capacity(window.size.min(1024));
+        let mut last_key = None;
+        for kv in self.0.range((start, Bound::Excluded(end))) {
+            let (k, _) = kv?;
+            // `<prefix><seq: 8 bytes>/<taskId>`
+            let id = String::from_utf8_lossy(&k[prefix.len() + 9..]).into_owned();
+            let Some(record) = TaskQueue::get(self.0, &id)? else {
+                continue;
+            };
+            if !keep(&record.task) {
+                continue;
+            }
+            if items.len() == window.size {
+                return Ok(Paged {
+                    items,
+                    next: last_key,
+                });
+            }
+            last_key = Some(k.to_vec());
+            items.push(record.task);
+        }
+        Ok(Paged { items, next: None })
     }
 }

@@ -118,6 +118,7 @@ pub fn request_id_of(event: &DomainEvent) -> Option<&str> {
         DomainEvent::RequestModified(e) => &e.request_id,
         DomainEvent::RequestCancelled(e) => &e.request_id,
         DomainEvent::RequestFulfilled(e) => &e.request_id,
+        DomainEvent::ProvisioningTaskCompleted(e) if !e.request_id.is_empty() => &e.request_id,
         _ => return None,
     })
 }

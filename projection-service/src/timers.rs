@@ -7,7 +7,9 @@
 //!
 //! Keys: `d/<due BE>/<kind>/<id>` -> [`Timer`]; `k/<kind>/<id>` -> the `d/` key;
 //! `sd/<requestId>` -> the start date (BE) of a grant request still open,
-//! which becomes a timer when the request is approved.
+//! which becomes a timer when the request is approved; `pd/<deliveryId>`
+//! marks a provisioning delivery still pending (event deliveries are made
+//! by their webhook's follower, not by timers).
 
 use iga_eventlog::RecordedEvent;
 use iga_schemas::DomainEvent;
@@ -29,6 +31,9 @@ pub enum Timer {
     RequestExpiry { request_id: String },
     /// Grant approved request `request_id`: its start date came.
     RequestStart { request_id: String },
+    /// Make the next attempt of provisioning delivery `delivery_id`: due
+    /// when requested, then at each retry's time.
+    Delivery { delivery_id: String },
 }
 
 pub struct TimerIndex;
@@ -42,6 +47,10 @@ fn due_key(due: i64, kind: &str, id: &str) -> Vec<u8> {
 
 fn start_key(request_id: &str) -> Vec<u8> {
     format!("sd/{request_id}").into_bytes()
+}
+
+fn pending_delivery_key(delivery_id: &str) -> Vec<u8> {
+    format!("pd/{delivery_id}").into_bytes()
 }
 
 fn back_key(kind: &str, id: &str) -> Vec<u8> {
@@ -71,7 +80,7 @@ impl Projection for TimerIndex {
 
     fn apply(
         &self,
-        _event: &RecordedEvent,
+        event: &RecordedEvent,
         decoded: &DomainEvent,
         tx: &mut Staged<'_>,
     ) -> Result<()> {
@@ -124,6 +133,30 @@ impl Projection for TimerIndex {
             DomainEvent::RequestFulfilled(e) => {
                 clear(tx, "s", &e.request_id);
                 tx.delete(start_key(&e.request_id));
+            }
+            DomainEvent::DeliveryRequested(e) if e.kind == "provisioning" => {
+                tx.put(pending_delivery_key(&e.delivery_id), Vec::new());
+                let timer = Timer::Delivery {
+                    delivery_id: e.delivery_id.clone(),
+                };
+                let at = event.envelope.occurred_at_unix_micros;
+                set(tx, "dl", &e.delivery_id, at, &timer);
+            }
+            DomainEvent::DeliveryAttempted(e)
+                if tx.get(&pending_delivery_key(&e.delivery_id))?.is_some() =>
+            {
+                let timer = Timer::Delivery {
+                    delivery_id: e.delivery_id.clone(),
+                };
+                set(tx, "dl", &e.delivery_id, e.next_attempt_at_micros, &timer);
+            }
+            DomainEvent::DeliverySucceeded(e) => {
+                clear(tx, "dl", &e.delivery_id);
+                tx.delete(pending_delivery_key(&e.delivery_id));
+            }
+            DomainEvent::DeliveryFailed(e) => {
+                clear(tx, "dl", &e.delivery_id);
+                tx.delete(pending_delivery_key(&e.delivery_id));
             }
             _ => {}
         }

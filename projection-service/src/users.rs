@@ -32,6 +32,25 @@ pub struct UserView {
     pub version: u64,
 }
 
+impl UserView {
+    /// The user as the API shows it.
+    pub fn render(self) -> iga_api::User {
+        iga_api::User {
+            id: self.id,
+            username: self.username,
+            display_name: self.display_name,
+            email: self.email,
+            manager_ids: self.manager_ids,
+            delegated_user_id: self.delegated_user_id,
+            roles: self.roles,
+            status: self.status,
+            created_at: iga_api::rfc3339(self.created_at_micros),
+            updated_at: iga_api::rfc3339(self.updated_at_micros),
+            version: self.version,
+        }
+    }
+}
+
 impl iga_domain::user::Profile for UserView {
     fn set_display_name(&mut self, v: &str) {
         self.display_name = v.to_string();

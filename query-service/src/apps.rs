@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use iga_api::{App, AppVersion, ObjectMeta};
+use iga_api::{App, AppVersion};
 use iga_http::page::{Page, PageParams};
 use iga_http::{object_response, rfc3339, Problem};
 use projection_service::apps::AppView;
@@ -15,16 +15,7 @@ use serde::Deserialize;
 use crate::QueryState;
 
 fn render(v: AppView) -> App {
-    App::render(
-        &v.fields,
-        v.active,
-        ObjectMeta {
-            created_at_micros: v.created_at_micros,
-            updated_at_micros: v.updated_at_micros,
-            deleted_at_micros: v.deleted_at_micros,
-            version: v.version,
-        },
-    )
+    v.render()
 }
 
 pub(crate) fn existing(state: &QueryState, id: &str) -> Result<AppView, Problem> {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::QueryState;
 
 pub fn render_entitlement(v: EntitlementView) -> Entitlement {
-    Entitlement::render(&v.fields, v.meta, v.grant_count)
+    v.render()
 }
 
 fn render_type(v: ResourceTypeView) -> ResourceType {

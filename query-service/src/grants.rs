@@ -37,6 +37,10 @@ pub struct GrantFilter {
     /// Also grants that ended (ignored with `at`).
     #[serde(default)]
     pub include_expired: bool,
+    /// Also grants whose provisioning is pending (not held yet; ignored
+    /// with `at`).
+    #[serde(default)]
+    pub include_pending: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -209,10 +213,15 @@ pub async fn list_grants(
         .transpose()?;
     let held_now = at.is_none() && !filter.include_expired;
     let now = time::OffsetDateTime::now_utc();
-    // A grant counts as held from its start, never before.
+    // A grant counts as held from its start (or its provisioning), never
+    // before, and until its system lost it.
     let (grants, next) = page_of(&state, &principal, &filter, held_now, &page, |g| match at {
         Some(at) => g.active_at(at),
-        None => (filter.include_expired && g.deleted_at.is_some()) || g.active_at(now),
+        None => {
+            (filter.include_expired && g.deleted_at.is_some())
+                || (filter.include_pending && g.state == "pending")
+                || g.active_at(now)
+        }
     })?;
     Ok(Json(GrantList {
         list: grants.into_iter().map(Grant::from).collect(),
@@ -245,6 +254,7 @@ pub async fn grant_history(
         entitlement_id: f.entitlement_id,
         at: None,
         include_expired: true,
+        include_pending: true,
     };
     let (list, next) = page_of(&state, &principal, &filter, false, &page, |_| true)?;
     Ok(Json(GrantHistory {
@@ -279,6 +289,7 @@ pub async fn entitlement_grants(
         entitlement_id: Some(id),
         at: None,
         include_expired: f.include_expired,
+        include_pending: false,
     };
     let now = time::OffsetDateTime::now_utc();
     let (grants, next) = page_of(&state, &principal, &filter, false, &page, |g| {

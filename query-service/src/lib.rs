@@ -11,6 +11,7 @@ pub mod entitlements;
 pub mod grants;
 mod page;
 pub mod policies;
+pub mod provisioning;
 pub mod requests;
 pub mod users;
 pub mod webhooks;
@@ -74,6 +75,8 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(webhooks::list_webhooks))
         .routes(utoipa_axum::routes!(webhooks::get_webhook))
         .routes(utoipa_axum::routes!(webhooks::list_deliveries))
+        .routes(utoipa_axum::routes!(provisioning::list_tasks))
+        .routes(utoipa_axum::routes!(provisioning::get_task))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             deleted::hide_what_is_under_deleted_apps,

@@ -16,19 +16,7 @@ use crate::page::internal;
 use crate::QueryState;
 
 pub(crate) fn render(v: UserView) -> User {
-    User {
-        id: v.id,
-        username: v.username,
-        display_name: v.display_name,
-        email: v.email,
-        manager_ids: v.manager_ids,
-        delegated_user_id: v.delegated_user_id,
-        roles: v.roles,
-        status: v.status,
-        created_at: rfc3339(v.created_at_micros),
-        updated_at: rfc3339(v.updated_at_micros),
-        version: v.version,
-    }
+    v.render()
 }
 
 fn directory(state: &QueryState) -> Result<Users<'_>, Problem> {

@@ -1,14 +1,18 @@
 //! Process managers: consumers of the log that act (issue commands, publish)
 //! rather than build read models. [`fulfilment`] finishes what a decision
 //! leads to, [`timers`] acts when a date passes, [`publishing`] relays every
-//! event downstream; the provisioning and webhook deliveries come next.
+//! event downstream, [`provisioning`] opens and closes provisioning tasks,
+//! [`subscriptions`] delivers events to webhooks and [`delivery`] makes
+//! every webhook call.
 //! [`ReactorRunner`] feeds each one from its checkpoint, alone or sharing
 //! the work with other instances through the log's [`iga_eventlog::WorkSharing`].
 //!
 //! Reactors reach the read models only through projection-service's typed
 //! queries, and change state only through command-service's commands.
 
+pub mod delivery;
 pub mod fulfilment;
+pub mod provisioning;
 pub mod publishing;
 mod runner;
 pub mod subscriptions;

@@ -17,39 +17,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use command_service::fulfilment::system_meta;
-use command_service::secrets::SecretsKey;
-use command_service::{now_unix_micros, CommandHandler};
+use command_service::now_unix_micros;
 use futures::StreamExt;
 use iga_api::CloudEvent;
-use iga_domain::delivery::{Answer, Delivery, DeliveryCommand, DeliveryStatus, RetryPolicy};
-use iga_domain::webhook::Webhook;
+use iga_domain::delivery::{Delivery, DeliveryCommand, DeliveryStatus};
 use iga_eventlog::{EventStore, RecordedEvent};
 use iga_schemas::v1;
 use projection_service::webhooks::WebhookView;
-use projection_service::ReadModels;
 use tokio::sync::watch;
 
-/// How deliveries are made.
-#[derive(Debug, Clone)]
-pub struct DeliverySettings {
-    /// How long one attempt may take.
-    pub timeout: Duration,
-    pub policy: RetryPolicy,
-    /// The CloudEvents `source`.
-    pub source: String,
-}
+pub use crate::delivery::{Deliverer, DeliverySettings};
 
 /// The subscription engine: one follower per subscribing webhook.
 pub struct Subscriptions {
-    pub handler: CommandHandler,
-    pub models: Arc<ReadModels>,
+    pub deliverer: Arc<Deliverer>,
     pub store: Arc<dyn EventStore>,
-    pub secrets: SecretsKey,
-    pub settings: DeliverySettings,
 }
-
-/// Most bytes of a receiver's answer that are read (and thrown away).
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Events that are never delivered: the engine's own bookkeeping.
 fn bookkeeping(event_type: &str) -> bool {
@@ -59,17 +42,12 @@ fn bookkeeping(event_type: &str) -> bool {
 impl Subscriptions {
     /// Follows every subscribing webhook until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
-        let client = reqwest::Client::builder()
-            .timeout(self.settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let engine = Arc::new(Engine { subs: self, client });
+        let engine = Arc::new(Engine { subs: self });
         let mut followers: HashMap<String, (watch::Sender<bool>, tokio::task::JoinHandle<()>)> =
             HashMap::new();
-        let mut positions = engine.subs.models.watch_position();
+        let mut positions = engine.subs.deliverer.models.watch_position();
         loop {
-            let models = engine.subs.models.clone();
+            let models = engine.subs.deliverer.models.clone();
             let wanted = tokio::task::spawn_blocking(move || models.webhooks()?.subscribed())
                 .await
                 .map_err(|e| e.to_string())?
@@ -111,7 +89,6 @@ impl Subscriptions {
 
 struct Engine {
     subs: Subscriptions,
-    client: reqwest::Client,
 }
 
 impl Engine {
@@ -129,7 +106,8 @@ impl Engine {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), String> {
         let s = &self.subs;
-        let checkpoint = s
+        let d = &s.deliverer;
+        let checkpoint = d
             .models
             .reactor_checkpoint(&format!("webhook.{}", hook.id))
             .map_err(|e| e.to_string())?;
@@ -149,7 +127,7 @@ impl Engine {
             let event_type = event.envelope.event_type.as_str();
             if !bookkeeping(event_type) {
                 // The webhook as it stands now: its types may have changed.
-                let current = s
+                let current = d
                     .models
                     .webhooks()
                     .and_then(|w| w.get(&hook.id))
@@ -175,8 +153,7 @@ impl Engine {
         event: &RecordedEvent,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<bool, String> {
-        let s = &self.subs;
-        let handler = &s.handler;
+        let d = &self.subs.deliverer;
         let delivery_id = command_service::state::derived_id(
             "delivery",
             &format!("{}\0{}", hook.id, event.envelope.event_id),
@@ -188,30 +165,18 @@ impl Engine {
             kind: "event".into(),
             subject_id: event.envelope.event_id.clone(),
         });
-        let (mut delivery, _) = handler
+        let (mut delivery, _) = d
+            .handler
             .execute::<Delivery>(&delivery_id, &request, &meta)
             .await
             .map_err(|e| e.to_string())?;
         if delivery.status != DeliveryStatus::Pending {
             return Ok(true); // delivered (or failed) before a restart
         }
-        let body = CloudEvent::of(&event.envelope, event.position, &s.settings.source)
+        let body = CloudEvent::of(&event.envelope, event.position, &d.settings.source)
             .map_err(|e| e.to_string())
             .and_then(|ce| serde_json::to_vec(&ce).map_err(|e| e.to_string()))?;
-        let (webhook, _) = handler
-            .load::<Webhook>(&hook.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        let secret = s
-            .secrets
-            .open(&webhook.secret_sealed)
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| {
-                format!(
-                    "the secret of webhook {} cannot be opened with this instance's secrets key",
-                    hook.id
-                )
-            })?;
+        let (webhook, secret) = d.secret_of(&hook.id).await?;
         loop {
             let wait = delivery.next_attempt_at - now_unix_micros();
             if wait > 0 {
@@ -222,69 +187,14 @@ impl Engine {
             }
             let attempt = delivery.attempts + 1;
             let answer = tokio::select! {
-                a = self.call(&hook.url, &delivery_id, &secret, &body) => a,
+                a = d.call(&webhook, &secret, &delivery_id, "application/cloudevents+json", &body) => a,
                 _ = stop.wait_for(|s| *s) => return Ok(false),
             };
-            metrics::counter!("iga_webhook_attempts_total").increment(1);
-            let record = DeliveryCommand::RecordAttempt {
-                attempt,
-                answer,
-                at: now_unix_micros(),
-                jitter: rand::random::<f64>(),
-                policy: s.settings.policy,
-            };
-            let (after, _) = handler
-                .execute::<Delivery>(&delivery_id, &record, &system_meta(None, &delivery_id))
-                .await
-                .map_err(|e| e.to_string())?;
+            let (after, _) = d.record(&delivery_id, attempt, answer).await?;
             delivery = after;
-            match delivery.status {
-                DeliveryStatus::Pending => {}
-                DeliveryStatus::Succeeded => {
-                    metrics::counter!("iga_webhook_deliveries_total", "outcome" => "succeeded")
-                        .increment(1);
-                    return Ok(true);
-                }
-                DeliveryStatus::Failed => {
-                    tracing::warn!(webhook = %hook.id, delivery = %delivery_id, error = %delivery.last_error, "delivery failed");
-                    metrics::counter!("iga_webhook_deliveries_total", "outcome" => "failed")
-                        .increment(1);
-                    return Ok(true);
-                }
+            if delivery.status != DeliveryStatus::Pending {
+                return Ok(true);
             }
-        }
-    }
-
-    /// One signed POST; what it got.
-    async fn call(&self, url: &str, id: &str, secret: &str, body: &[u8]) -> Answer {
-        let timestamp = now_unix_micros() / 1_000_000;
-        let Ok(signed) = crate::webhooks::sign(secret, id, timestamp, body) else {
-            return Answer::Status(0);
-        };
-        let mut request = self
-            .client
-            .post(url)
-            .header("content-type", "application/cloudevents+json")
-            .body(body.to_vec());
-        for (name, value) in signed.headers() {
-            request = request.header(name, value);
-        }
-        match request.send().await {
-            Ok(mut response) => {
-                let status = response.status().as_u16();
-                // Read a little of the answer (so the connection can be
-                // reused), never all of it.
-                let mut read = 0;
-                while let Ok(Some(chunk)) = response.chunk().await {
-                    read += chunk.len();
-                    if read > MAX_ANSWER_BYTES {
-                        break;
-                    }
-                }
-                Answer::Status(status)
-            }
-            Err(e) if e.is_timeout() => Answer::Timeout,
-            Err(_) => Answer::Unreachable,
         }
     }
 }

@@ -12,6 +12,8 @@ use iga_eventlog::work::DueQueue;
 use iga_eventlog::{Position, WorkSharing};
 use projection_service::timers::{Due, Timer};
 use projection_service::ReadModels;
+
+use crate::delivery::Deliverer;
 use tokio::sync::watch;
 
 /// Fires due timers: ends grants at `deprovisionAt`, cancels requests at
@@ -25,6 +27,12 @@ pub struct TimerDriver {
     pub handler: CommandHandler,
     pub models: Arc<ReadModels>,
     pub shared: Option<Arc<dyn WorkSharing>>,
+    /// Makes provisioning deliveries' attempts (`Timer::Delivery`); without
+    /// it they wait.
+    pub deliveries: Option<Arc<Deliverer>>,
+    /// Deliveries being attempted by this instance now: a slow receiver
+    /// holds up only its own delivery, never the other timers.
+    pub in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// The queue's id of a timer that is due at `due`: the same in every instance.
@@ -33,6 +41,7 @@ fn timer_id(due: i64, timer: &Timer) -> String {
         Timer::GrantExpiry { grant_id, .. } => format!("timer-g-{grant_id}-{due}"),
         Timer::RequestExpiry { request_id } => format!("timer-r-{request_id}-{due}"),
         Timer::RequestStart { request_id } => format!("timer-s-{request_id}-{due}"),
+        Timer::Delivery { delivery_id } => format!("timer-d-{delivery_id}-{due}"),
     }
 }
 
@@ -84,6 +93,24 @@ impl TimerDriver {
                     continue;
                 }
             };
+            if let Timer::Delivery { delivery_id } = &timer {
+                // A call may take the outbound timeout: the others go on.
+                if let Some(attempt) = self.start_delivery(delivery_id) {
+                    tokio::spawn(async move {
+                        match attempt.await {
+                            Ok(_) => {
+                                if let Err(e) = item.ack().await {
+                                    tracing::warn!(error = %e, "delivery acknowledgement failed");
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "delivery attempt failed; will retry")
+                            }
+                        }
+                    });
+                }
+                continue;
+            }
             match self.fire(&timer).await {
                 Ok(_) => {
                     metrics::counter!("iga_timers_fired_total").increment(1);
@@ -120,6 +147,16 @@ impl TimerDriver {
                 .map_err(|e| CommandError::Decode(e.to_string()))?;
             let mut last = 0;
             for (at, timer) in due {
+                if let (None, Timer::Delivery { delivery_id }) = (&offers, &timer) {
+                    if let Some(attempt) = self.start_delivery(delivery_id) {
+                        tokio::spawn(async move {
+                            if let Err(e) = attempt.await {
+                                tracing::warn!(error = %e, "delivery attempt failed; will retry");
+                            }
+                        });
+                    }
+                    continue;
+                }
                 let Some(queue) = &offers else {
                     match self.fire(&timer).await {
                         Ok(p) => {
@@ -167,9 +204,9 @@ impl TimerDriver {
 
     /// Fires one timer; answers the position of what it wrote (0: nothing,
     /// the timer was stale).
-    async fn fire(&self, timer: &Timer) -> Result<Position, CommandError> {
+    async fn fire(&self, timer: &Timer) -> Result<Position, String> {
         let handler = &self.handler;
-        match timer {
+        let fired = match timer {
             Timer::GrantExpiry {
                 grant_id,
                 user_id,
@@ -177,6 +214,43 @@ impl TimerDriver {
             } => expire_grant(handler, grant_id, user_id, entitlement_id).await,
             Timer::RequestStart { request_id } => fulfil(handler, request_id).await,
             Timer::RequestExpiry { request_id } => expire_request(handler, request_id).await,
+            Timer::Delivery { delivery_id } => {
+                return match self.start_delivery(delivery_id) {
+                    Some(attempt) => attempt.await,
+                    None => Ok(0),
+                }
+            }
+        };
+        fired.map_err(|e| e.to_string())
+    }
+
+    /// The next attempt of provisioning delivery `id`, to run apart, unless
+    /// one is in flight here already (or nothing makes deliveries). It stays
+    /// in flight until the read models saw what it wrote, so a scan in
+    /// between does not make it again.
+    fn start_delivery(
+        &self,
+        id: &str,
+    ) -> Option<impl std::future::Future<Output = Result<Position, String>> + Send + 'static> {
+        let deliverer = self.deliveries.clone()?;
+        if !self
+            .in_flight
+            .lock()
+            .expect("in flight")
+            .insert(id.to_string())
+        {
+            return None;
         }
+        let in_flight = self.in_flight.clone();
+        let models = self.models.clone();
+        let id = id.to_string();
+        Some(async move {
+            let made = deliverer.attempt_task(&id).await;
+            if let Ok(p) = &made {
+                models.wait_for(*p, Duration::from_secs(5)).await;
+            }
+            in_flight.lock().expect("in flight").remove(&id);
+            made
+        })
     }
 }

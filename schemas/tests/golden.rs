@@ -390,6 +390,7 @@ fn samples() -> Vec<DomainEvent> {
             request_id: String::new(),
             comment: String::new(),
             provisioning: None,
+            app_id: String::new(),
         }
         .into(),
     ]

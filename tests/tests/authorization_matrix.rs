@@ -204,6 +204,14 @@ fn rows() -> Vec<Row> {
             .body(json!({"url": "http://127.0.0.1:9/hook", "description": "x"})),
         row("POST", "/api/v1/webhooks/{webhookId}", &[Admin], 200).body(json!({"description": "y"})),
         row("DELETE", "/api/v1/webhooks/{webhookId}", &[Admin], 200),
+        // Provisioning tasks: the scene's task is manual, assigned to the
+        // app's owners by default. Lists answer anyone their own.
+        row("GET", "/api/v1/provisioning/tasks", ACTIVE, 200),
+        row("GET", "/api/v1/provisioning/tasks/{taskId}", &[Admin, Auditor, AppOwner], 200)
+            .hidden(&[EntOwner, Manager, Approver, ApproverDelegate, Requester, RequesterDelegate, Beneficiary, Stranger]),
+        row("POST", "/api/v1/provisioning/tasks/{taskId}/complete", &[Admin, AppOwner], 200)
+            .body(json!({"outcome": "done", "message": "account created"})),
+        row("POST", "/api/v1/provisioning/tasks/{taskId}/retry", &[Admin], 200),
         // Requests: anyone asks for themselves.
         row("POST", "/api/v1/requests", ACTIVE, 201)
             .body(json!({"catalogs": [{"type": "entitlement", "id": "ENTITLEMENT"}], "justification": "x"})),
@@ -494,6 +502,40 @@ async fn scene(w: &World, row: &Row) -> Scene {
     } else {
         json!({"id": "none"})
     };
+    // A manual provisioning task, opened by the provisioning reactor once
+    // the grant is issued.
+    let task = if row.path.contains("{taskId}") {
+        let manual = w
+            .admin(
+                "POST",
+                &format!("/api/v1/apps/{app}/entitlements"),
+                json!({"displayName": "Manual", "provisioning": {"mode": "manual"}}),
+            )
+            .await;
+        let manual = manual["id"].as_str().unwrap().to_string();
+        let grant = w
+            .admin(
+                "POST",
+                &format!("/api/v1/apps/{app}/entitlements/{manual}/add-manual-user"),
+                json!({"userId": w.id(Beneficiary)}),
+            )
+            .await;
+        assert_eq!(grant["state"], "pending", "{grant}");
+        let grant = grant["id"].as_str().unwrap().to_string();
+        common::eventually("the grant's provision task", || async {
+            let (_, tasks) = get(
+                w,
+                Some(ADMIN),
+                &format!("/api/v1/provisioning/tasks?grantId={grant}"),
+                &w.head().await,
+            )
+            .await;
+            tasks["list"][0]["id"].as_str().map(str::to_string)
+        })
+        .await
+    } else {
+        "none".into()
+    };
     let name = format!("user-{}", uuid::Uuid::now_v7().simple()).to_lowercase();
     Scene {
         subs: vec![
@@ -512,6 +554,7 @@ async fn scene(w: &World, row: &Row) -> Scene {
             ("/users/{id}", format!("/users/{}", w.id(Requester))),
             ("{tokenId}", token["id"].as_str().unwrap().to_string()),
             ("{webhookId}", webhook["id"].as_str().unwrap().to_string()),
+            ("{taskId}", task),
             ("{appOwnerId}", w.id(AppOwner).to_string()),
             ("{entOwnerId}", w.id(EntOwner).to_string()),
             ("{userId}", w.id(Stranger).to_string()),

@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::receiver::{receiver, Call};
 use common::{client, send, Server};
 use serde_json::{json, Value};
 
@@ -26,96 +25,6 @@ fn env() -> Vec<(&'static str, &'static str)> {
         ("IGA_WEBHOOK_RETRY_FIRST_MS", "20"),
         ("IGA_WEBHOOK_TIMEOUT_MS", "2000"),
     ]
-}
-
-/// One call the receiver got.
-#[derive(Clone, Debug)]
-struct Call {
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-    answered: u16,
-}
-
-impl Call {
-    fn id(&self) -> String {
-        self.headers["webhook-id"].to_str().unwrap().to_string()
-    }
-    fn event(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// A receiver answering the statuses of `script` in turn, then 200.
-struct Receiver {
-    url: String,
-    calls: Arc<Mutex<Vec<Call>>>,
-    _server: tokio::task::JoinHandle<()>,
-}
-
-async fn receiver(script: &[u16]) -> Receiver {
-    let calls: Arc<Mutex<Vec<Call>>> = Default::default();
-    let script = Arc::new(Mutex::new(
-        script.iter().copied().collect::<VecDeque<u16>>(),
-    ));
-    let app = {
-        let calls = calls.clone();
-        axum::Router::new().route(
-            "/hook",
-            axum::routing::post(
-                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                    let calls = calls.clone();
-                    let script = script.clone();
-                    async move {
-                        let status = script.lock().unwrap().pop_front().unwrap_or(200);
-                        calls.lock().unwrap().push(Call {
-                            headers,
-                            body: body.to_vec(),
-                            answered: status,
-                        });
-                        axum::http::StatusCode::from_u16(status).unwrap()
-                    }
-                },
-            ),
-        )
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    Receiver {
-        url,
-        calls,
-        _server: server,
-    }
-}
-
-impl Receiver {
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    /// Waits until `n` calls were answered 2xx.
-    async fn delivered(&self, n: usize) -> Vec<Call> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok: Vec<Call> = self
-                .calls()
-                .into_iter()
-                .filter(|c| (200..300).contains(&c.answered))
-                .collect();
-            if ok.len() >= n {
-                return ok;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {n} deliveries arrived: {:?}",
-                ok.len(),
-                self.calls()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 async fn get(s: &Server, token: &str, path: &str, position: &str) -> (u16, Value) {
