@@ -64,6 +64,25 @@ pub trait DueQueue: Send + Sync {
     fn duplicate_window(&self) -> Duration;
 }
 
+/// How often a member still at work on an item says so: well inside any
+/// ack wait, so what it holds never goes to another member meanwhile.
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
+
+/// Runs `work` to its end, telling `handle` every [`HEARTBEAT`] that it is
+/// still at it.
+pub async fn with_heartbeat<T>(
+    handle: &dyn Acknowledge,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tokio::time::sleep(HEARTBEAT) => handle.in_progress().await,
+        }
+    }
+}
+
 /// How a member tells the log what became of what it was handed.
 #[async_trait::async_trait]
 pub trait Acknowledge: Send + Sync {
@@ -101,5 +120,9 @@ pub struct DueItem {
 impl DueItem {
     pub async fn ack(&self) -> Result<()> {
         self.handle.ack().await
+    }
+
+    pub async fn in_progress(&self) {
+        self.handle.in_progress().await
     }
 }

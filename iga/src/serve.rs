@@ -267,6 +267,7 @@ async fn start_reactors(
     let subscriptions = reactors::subscriptions::Subscriptions {
         deliverer,
         store: store.clone(),
+        shared: shared.clone(),
     };
     let stop = stopping.subscribe();
     reactors.push((

@@ -21,7 +21,7 @@ use command_service::now_unix_micros;
 use futures::StreamExt;
 use iga_api::CloudEvent;
 use iga_domain::delivery::{Delivery, DeliveryCommand, DeliveryStatus};
-use iga_eventlog::{EventStore, RecordedEvent};
+use iga_eventlog::{EventStore, RecordedEvent, Sharing, WorkSharing};
 use iga_schemas::v1;
 use projection_service::webhooks::WebhookView;
 use tokio::sync::watch;
@@ -32,6 +32,11 @@ pub use crate::delivery::{Deliverer, DeliverySettings};
 pub struct Subscriptions {
     pub deliverer: Arc<Deliverer>,
     pub store: Arc<dyn EventStore>,
+    /// On JetStream: the instances share each webhook's events through its
+    /// own ordered durable consumer (`webhook.<id>`), so each event is in
+    /// flight on one instance at a time, in log order, and a killed
+    /// instance's delivery is finished by another (same `webhook-id`).
+    pub shared: Option<Arc<dyn WorkSharing>>,
 }
 
 /// Events that are never delivered: the engine's own bookkeeping.
@@ -107,6 +112,9 @@ impl Engine {
     ) -> Result<(), String> {
         let s = &self.subs;
         let d = &s.deliverer;
+        if let Some(log) = s.shared.clone() {
+            return self.follow_shared(hook, log, stop).await;
+        }
         let checkpoint = d
             .models
             .reactor_checkpoint(&format!("webhook.{}", hook.id))
@@ -142,6 +150,55 @@ impl Engine {
                 }
             }
             checkpoint.set(event.position).map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// This instance's share of `hook`'s events, from the webhook's ordered
+    /// durable consumer: one in flight across the instances, held (by
+    /// heartbeats) while its delivery lasts, acknowledged once settled.
+    async fn follow_shared(
+        &self,
+        hook: WebhookView,
+        log: Arc<dyn WorkSharing>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let d = &self.subs.deliverer;
+        let name = format!("webhook.{}", hook.id);
+        let mut feed = tokio::select! {
+            feed = log.join_feed(&name, Sharing::Ordered, hook.registered_at_position) => feed.map_err(|e| e.to_string())?,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
+        tracing::info!(webhook = %hook.id, "sharing a webhook's deliveries through a durable consumer");
+        loop {
+            let item = tokio::select! {
+                item = feed.next() => item.map_err(|e| e.to_string())?,
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            };
+            let event = &item.event;
+            let event_type = event.envelope.event_type.as_str();
+            if !bookkeeping(event_type) {
+                let current = d
+                    .models
+                    .webhooks()
+                    .and_then(|w| w.get(&hook.id))
+                    .map_err(|e| e.to_string())?;
+                let Some(current) = current.filter(|w| w.live()) else {
+                    return Ok(());
+                };
+                if iga_domain::webhook::subscribes(&current.event_types, event_type) {
+                    let delivery = self.deliver(&current, event, stop);
+                    let delivered =
+                        iga_eventlog::work::with_heartbeat(item.handle.as_ref(), delivery).await?;
+                    if !delivered {
+                        return Ok(()); // stopped: another instance takes it
+                    }
+                }
+            }
+            if let Err(e) = item.ack().await {
+                // It comes back after the ack wait; its delivery is settled,
+                // so nothing is sent twice.
+                tracing::warn!(webhook = %hook.id, error = %e, "acknowledgement failed");
+            }
         }
     }
 

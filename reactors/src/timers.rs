@@ -97,7 +97,10 @@ impl TimerDriver {
                 // A call may take the outbound timeout: the others go on.
                 if let Some(attempt) = self.start_delivery(delivery_id) {
                     tokio::spawn(async move {
-                        match attempt.await {
+                        // One instance at a time: held while the call lasts.
+                        let made =
+                            iga_eventlog::work::with_heartbeat(item.handle.as_ref(), attempt);
+                        match made.await {
                             Ok(_) => {
                                 if let Err(e) = item.ack().await {
                                     tracing::warn!(error = %e, "delivery acknowledgement failed");

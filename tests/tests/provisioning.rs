@@ -606,3 +606,92 @@ async fn settings_that_name_nothing_or_misuse_a_mode_are_refused() {
         (200, Some("manual"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cut_by_kill_9_is_finished_after_the_restart_with_the_same_webhook_id() {
+    if common::single_process_only("a_delivery_cut_by_kill_9") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("IGA_ADMIN_TOKEN", ADMIN),
+        ("IGA_SECRETS_KEY", SECRETS_KEY),
+        ("IGA_WEBHOOK_RETRY_FIRST_MS", "20"),
+        ("IGA_WEBHOOK_TIMEOUT_MS", "4000"),
+    ];
+    // The first call gets no answer: the server dies while it waits.
+    let rx = receiver(&[HANG]).await;
+    let mut s = Server::start(dir.path(), &env);
+    let api_of = |s: Server| Api {
+        s,
+        _dir: tempfile::tempdir().unwrap(),
+        admin: ADMIN.into(),
+    };
+    let (_, _, hook) = send(
+        "POST",
+        s.url("/api/v1/webhooks"),
+        ADMIN,
+        Some(json!({"url": rx.url})),
+    )
+    .await;
+    let hook = hook["id"].as_str().unwrap().to_string();
+    let (_, _, ben) = send(
+        "POST",
+        s.url("/api/v1/users"),
+        ADMIN,
+        Some(json!({"username": "ben"})),
+    )
+    .await;
+    let ben = ben["id"].as_str().unwrap().to_string();
+    let (_, _, app) = send(
+        "POST",
+        s.url("/api/v1/apps"),
+        ADMIN,
+        Some(json!({"displayName": "Ledger", "provisioning": {"mode": "webhook", "webhookId": hook}})),
+    )
+    .await;
+    let app = app["id"].as_str().unwrap().to_string();
+    let access = format!(
+        "/api/v1/apps/{app}/entitlements/{}/add-manual-user",
+        app_access(&s, &app).await
+    );
+    let (status, _, grant) =
+        send("POST", s.url(&access), ADMIN, Some(json!({"userId": ben}))).await;
+    assert_eq!(status, 201, "{grant}");
+    let grant = grant["id"].as_str().unwrap().to_string();
+    eventually("the first call", || async {
+        (!rx.calls().is_empty()).then_some(())
+    })
+    .await;
+    s.child.kill().unwrap(); // SIGKILL, mid-call
+    s.child.wait().unwrap();
+    drop(s);
+
+    let api = api_of(Server::start(dir.path(), &env));
+    let calls = rx.delivered(1).await;
+    let all = rx.calls();
+    assert_eq!(all.len(), 2, "the cut call and its repeat: {all:?}");
+    assert_eq!(
+        calls[0].id(),
+        all[0].id(),
+        "the same webhook-id after the restart"
+    );
+    let task = task_of(&api, &grant, "provision", |t| t["status"] == "done").await;
+    assert_eq!(
+        task["attempts"], 1,
+        "the cut attempt was never recorded: {task}"
+    );
+    grant_when(&api, &ben, &grant, |g| g["state"] == "active").await;
+}
+
+/// The id of app `app`'s built-in access entitlement.
+async fn app_access(s: &Server, app: &str) -> String {
+    let r = common::client()
+        .get(s.url(&format!("/api/v1/apps/{app}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    v["accessEntitlementId"].as_str().unwrap().to_string()
+}

@@ -252,3 +252,115 @@ async fn three_projection_services_share_reactor_work_and_survive_losing_one() {
     drop(reactors);
     drop(commands);
 }
+
+/// A webhook-provisioned grant and subscribed events with three
+/// projection-services on JetStream: each delivery is in flight on one
+/// instance at a time, and when the instance holding a delivery is killed
+/// mid-call, another finishes it with the same `webhook-id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_deliveries_and_finish_a_killed_ones() {
+    use common::receiver::{receiver, HANG};
+    const GRANTS: usize = 6;
+    let nats = iga_eventlog::nats_server::NatsServer::start().expect("start nats-server");
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let env = [
+        ("IGA_ADMIN_TOKEN", ADMIN),
+        (
+            "IGA_SECRETS_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        ),
+        ("IGA_WEBHOOK_RETRY_FIRST_MS", "20"),
+        ("IGA_WEBHOOK_TIMEOUT_MS", "4000"),
+    ];
+    let commands = Server::start_service("command-service", dirs[0].path(), &nats.url, &env);
+    let mut instances: Vec<Option<Server>> = dirs[1..]
+        .iter()
+        .map(|d| {
+            Some(Server::start_service(
+                "projection-service",
+                d.path(),
+                &nats.url,
+                &env,
+            ))
+        })
+        .collect();
+    let base = commands.base.clone();
+    // The first provisioning call hangs: its instance is killed meanwhile.
+    let provisioner = receiver(&[HANG]).await;
+    let subscriber = receiver(&[]).await;
+    let hook = ok(
+        &base,
+        "/api/v1/webhooks",
+        ADMIN,
+        json!({"url": provisioner.url}),
+    )
+    .await;
+    ok(
+        &base,
+        "/api/v1/webhooks",
+        ADMIN,
+        json!({"url": subscriber.url, "eventTypes": ["iga.v1.GrantIssued"]}),
+    )
+    .await;
+    let app = ok(
+        &base,
+        "/api/v1/apps",
+        ADMIN,
+        json!({"displayName": "Ledger", "provisioning": {"mode": "webhook", "webhookId": hook["id"]}}),
+    )
+    .await;
+    let access = app["accessEntitlementId"].as_str().unwrap().to_string();
+    let app = app["id"].as_str().unwrap().to_string();
+    for i in 0..GRANTS {
+        let user = ok(
+            &base,
+            "/api/v1/users",
+            ADMIN,
+            json!({"username": format!("clerk{i}")}),
+        )
+        .await;
+        ok(
+            &base,
+            &format!("/api/v1/apps/{app}/entitlements/{access}/add-manual-user"),
+            ADMIN,
+            json!({"userId": user["id"]}),
+        )
+        .await;
+    }
+    // The instance whose call hangs is the one that counted an attempt.
+    common::eventually("the first provisioning call", || async {
+        (!provisioner.calls().is_empty()).then_some(())
+    })
+    .await;
+    let mut holder = None;
+    for (i, s) in instances.iter().enumerate() {
+        let s = s.as_ref().unwrap();
+        if counter(s, "iga_webhook_attempts_total").await > 0 && holder.is_none() {
+            holder = Some(i);
+        }
+    }
+    let holder = holder.expect("an instance counted the hanging call");
+    let cut = provisioner.calls()[0].id();
+    instances[holder].as_mut().unwrap().child.kill().unwrap();
+    instances[holder].take();
+
+    // Every task is delivered, the cut one again under its id, by another
+    // instance; no delivery was ever called twice at once.
+    let ok_calls = provisioner.delivered(GRANTS).await;
+    assert!(
+        ok_calls.iter().any(|c| c.id() == cut),
+        "the cut delivery was finished"
+    );
+    let calls = provisioner.calls();
+    assert_eq!(calls.len(), GRANTS + 1, "one repeat: the cut call");
+    assert_eq!(provisioner.overlaps(), 0, "a delivery in flight twice");
+    // Every subscribed event arrived once, though three instances follow it.
+    let events = subscriber.delivered(GRANTS).await;
+    let mut ids: Vec<String> = events.iter().map(|c| c.id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), GRANTS, "{} calls", subscriber.calls().len());
+    assert_eq!(subscriber.overlaps(), 0);
+    drop(instances);
+    drop(commands);
+}

@@ -32,23 +32,37 @@ impl Call {
 pub struct Receiver {
     pub url: String,
     calls: Arc<Mutex<Vec<Call>>>,
+    /// Deliveries (by `webhook-id`) being answered now, and how often a
+    /// call came for one that was already being answered.
+    in_flight: Arc<Mutex<(std::collections::HashSet<String>, usize)>>,
     _server: tokio::task::JoinHandle<()>,
 }
 
 pub async fn receiver(script: &[u16]) -> Receiver {
     let calls: Arc<Mutex<Vec<Call>>> = Default::default();
+    let in_flight: Arc<Mutex<(std::collections::HashSet<String>, usize)>> = Default::default();
     let script = Arc::new(Mutex::new(
         script.iter().copied().collect::<VecDeque<u16>>(),
     ));
     let app = {
         let calls = calls.clone();
+        let in_flight = in_flight.clone();
         axum::Router::new().route(
             "/hook",
             axum::routing::post(
                 move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
                     let calls = calls.clone();
                     let script = script.clone();
+                    let in_flight = in_flight.clone();
                     async move {
+                        // Held while this call is answered (dropped too when
+                        // the caller goes away mid-call).
+                        let id = headers
+                            .get("webhook-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        let _answering = Answering::start(in_flight, id);
                         let status = script.lock().unwrap().pop_front().unwrap_or(200);
                         calls.lock().unwrap().push(Call {
                             headers,
@@ -74,11 +88,42 @@ pub async fn receiver(script: &[u16]) -> Receiver {
     Receiver {
         url,
         calls,
+        in_flight,
         _server: server,
     }
 }
 
+/// One call being answered, in the receiver's in-flight set.
+struct Answering {
+    set: Arc<Mutex<(std::collections::HashSet<String>, usize)>>,
+    id: String,
+}
+
+impl Answering {
+    fn start(set: Arc<Mutex<(std::collections::HashSet<String>, usize)>>, id: String) -> Self {
+        {
+            let mut s = set.lock().unwrap();
+            if !s.0.insert(id.clone()) {
+                s.1 += 1;
+            }
+        }
+        Answering { set, id }
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.set.lock().unwrap().0.remove(&self.id);
+    }
+}
+
 impl Receiver {
+    /// How often a delivery was called while a call of it was still being
+    /// answered (two instances on one delivery at once).
+    pub fn overlaps(&self) -> usize {
+        self.in_flight.lock().unwrap().1
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
