@@ -58,6 +58,7 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(crate::requests::modify))
         .routes(utoipa_axum::routes!(crate::requests::cancel))
         .routes(utoipa_axum::routes!(crate::webhooks::create_webhook))
+        .routes(utoipa_axum::routes!(crate::webhooks::retry_delivery))
         .routes(utoipa_axum::routes!(crate::provisioning::complete_task))
         .routes(utoipa_axum::routes!(crate::provisioning::retry_task))
         .routes(utoipa_axum::routes!(

@@ -101,6 +101,7 @@ pub async fn request_delivery(
         webhook_id: task.opened.webhook_id.clone(),
         kind: "provisioning".into(),
         subject_id: task_id.to_string(),
+        subject_position: 0,
     });
     handler
         .execute::<Delivery>(&delivery_id, &request, &system_meta(None, task_id))

@@ -170,3 +170,53 @@ pub async fn delete_webhook(
         &render(&hook, &outcome),
     ))
 }
+
+/// Tries a failed event delivery again (admin only): made anew from its
+/// first attempt, under the same `webhook-id`, by the timer driver. A
+/// provisioning task's delivery is retried through its task instead.
+#[utoipa::path(post, path = "/webhooks/{webhookId}/deliveries/{deliveryId}/retry", tag = "webhooks",
+    params(("webhookId" = String, Path, description = "Webhook id"), ("deliveryId" = String, Path, description = "Delivery id")),
+    responses((status = 202, description = "Pending again", body = iga_api::Delivery), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "Succeeded, or a provisioning task's", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn retry_delivery(
+    State(state): State<CommandState>,
+    Extension(principal): Extension<Principal>,
+    Path((webhook_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    use iga_domain::delivery::{Delivery, DeliveryCommand};
+    let meta = meta(&principal, &headers)?;
+    let not_found = || Problem::not_found(format!("delivery {id} not found"));
+    if principal.is_admin() {
+        // (Anyone else is refused by the aggregate, before any lookup.)
+        let (found, _) = state.handler.load::<Delivery>(&id).await?;
+        if !found.exists() || found.requested.webhook_id != webhook_id {
+            return Err(not_found());
+        }
+    }
+    let (delivery, outcome) = state
+        .handler
+        .execute::<Delivery>(&id, &DeliveryCommand::Retry, &meta)
+        .await
+        .map_err(|e| e.for_aggregate("delivery", &id))?;
+    let r = &delivery.requested;
+    let answer = iga_api::Delivery {
+        id: r.delivery_id.clone(),
+        webhook_id: r.webhook_id.clone(),
+        kind: r.kind.clone(),
+        subject_id: r.subject_id.clone(),
+        status: "pending".into(),
+        attempts: delivery.attempts,
+        last_status: 0,
+        last_error: delivery.last_error.clone(),
+        next_attempt_at: None,
+        created_at: iga_api::rfc3339(outcome.created_at_unix_micros),
+        updated_at: iga_api::rfc3339(outcome.updated_at_unix_micros),
+    };
+    Ok(object_response(
+        StatusCode::ACCEPTED,
+        outcome.version,
+        Some(outcome.position),
+        &answer,
+    ))
+}

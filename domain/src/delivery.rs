@@ -230,6 +230,13 @@ impl Aggregate for Delivery {
                         "only an admin retries a delivery".into(),
                     ));
                 }
+                if self.requested.kind == "provisioning" {
+                    // A new delivery, so the task's record stays whole.
+                    return Err(DomainError::InvalidTransition(format!(
+                        "delivery {id} is a provisioning task's: retry the task (POST /provisioning/tasks/{}/retry)",
+                        self.requested.subject_id
+                    )));
+                }
                 match self.status {
                     DeliveryStatus::Failed => {
                         Ok(vec![v1::DeliveryRetried { delivery_id: id }.into()])
@@ -382,6 +389,7 @@ mod tests {
             webhook_id: "w1".into(),
             kind: "provisioning".into(),
             subject_id: "t1".into(),
+            subject_position: 0,
         }
     }
 
@@ -481,8 +489,23 @@ mod tests {
                 &crate::testing::ctx("root", &["admin"]),
             )
             .unwrap();
-        let again = retried.iter().fold(failed, |s, e| s.evolve(e));
+        let again = retried.iter().fold(failed.clone(), |s, e| s.evolve(e));
         assert_eq!((again.status, again.attempts), (DeliveryStatus::Pending, 0));
+        // A task's delivery is retried through its task: a new delivery.
+        let task_delivery = Delivery {
+            requested: v1::DeliveryRequested {
+                kind: "provisioning".into(),
+                ..failed.requested.clone()
+            },
+            ..failed
+        };
+        assert!(matches!(
+            task_delivery.decide(
+                &DeliveryCommand::Retry,
+                &crate::testing::ctx("root", &["admin"])
+            ),
+            Err(DomainError::InvalidTransition(_))
+        ));
     }
 
     #[test]

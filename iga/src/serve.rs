@@ -205,6 +205,7 @@ async fn start_reactors(
     let deliverer = Arc::new(reactors::delivery::Deliverer::new(
         commands.clone(),
         models.clone(),
+        store.clone(),
         secrets.clone(),
         reactors::delivery::DeliverySettings {
             timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
@@ -266,7 +267,6 @@ async fn start_reactors(
     // Event subscriptions over HTTP: every subscribing webhook, in log order.
     let subscriptions = reactors::subscriptions::Subscriptions {
         deliverer,
-        store: store.clone(),
         shared: shared.clone(),
     };
     let stop = stopping.subscribe();

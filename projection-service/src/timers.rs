@@ -8,8 +8,9 @@
 //! Keys: `d/<due BE>/<kind>/<id>` -> [`Timer`]; `k/<kind>/<id>` -> the `d/` key;
 //! `sd/<requestId>` -> the start date (BE) of a grant request still open,
 //! which becomes a timer when the request is approved; `pd/<deliveryId>`
-//! marks a provisioning delivery still pending (event deliveries are made
-//! by their webhook's follower, not by timers).
+//! marks a pending delivery that timers make: a provisioning task's, or one
+//! an admin retried (event deliveries are otherwise made by their webhook's
+//! follower).
 
 use iga_eventlog::RecordedEvent;
 use iga_schemas::DomainEvent;
@@ -149,6 +150,15 @@ impl Projection for TimerIndex {
                     delivery_id: e.delivery_id.clone(),
                 };
                 set(tx, "dl", &e.delivery_id, e.next_attempt_at_micros, &timer);
+            }
+            DomainEvent::DeliveryRetried(e) => {
+                // An admin's retry is made by timers, whatever its kind.
+                tx.put(pending_delivery_key(&e.delivery_id), Vec::new());
+                let timer = Timer::Delivery {
+                    delivery_id: e.delivery_id.clone(),
+                };
+                let at = event.envelope.occurred_at_unix_micros;
+                set(tx, "dl", &e.delivery_id, at, &timer);
             }
             DomainEvent::DeliverySucceeded(e) => {
                 clear(tx, "dl", &e.delivery_id);

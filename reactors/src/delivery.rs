@@ -5,7 +5,8 @@
 //! most a little of the answer, and record the attempt on the delivery,
 //! whose domain verdict (`iga_domain::delivery::judge`) says what is next.
 //!
-//! A provisioning delivery is made one attempt at a time by the timer
+//! A provisioning delivery (and an event delivery an admin retried) is
+//! made one attempt at a time by the timer
 //! driver (`Timer::Delivery`, due when requested and again at each retry's
 //! time), so it survives restarts and, on JetStream, is in flight on one
 //! instance at a time; what its last attempt decided then closes its task
@@ -18,9 +19,10 @@ use std::time::Duration;
 use command_service::fulfilment::system_meta;
 use command_service::secrets::SecretsKey;
 use command_service::{now_unix_micros, CommandHandler};
+use iga_api::CloudEvent;
 use iga_domain::delivery::{Answer, Delivery, DeliveryCommand, DeliveryStatus, RetryPolicy};
 use iga_domain::webhook::Webhook;
-use iga_eventlog::Position;
+use iga_eventlog::{EventStore, Position};
 use projection_service::ReadModels;
 use tokio::sync::Semaphore;
 
@@ -43,6 +45,8 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 pub struct Deliverer {
     pub handler: CommandHandler,
     pub models: Arc<ReadModels>,
+    /// Where a retried event delivery finds its event.
+    pub store: Arc<dyn EventStore>,
     pub secrets: SecretsKey,
     pub settings: DeliverySettings,
     client: reqwest::Client,
@@ -54,6 +58,7 @@ impl Deliverer {
     pub fn new(
         handler: CommandHandler,
         models: Arc<ReadModels>,
+        store: Arc<dyn EventStore>,
         secrets: SecretsKey,
         settings: DeliverySettings,
     ) -> Result<Self, String> {
@@ -65,6 +70,7 @@ impl Deliverer {
         Ok(Deliverer {
             handler,
             models,
+            store,
             secrets,
             settings,
             client,
@@ -180,32 +186,59 @@ impl Deliverer {
         Ok((after, out.position))
     }
 
-    /// Makes the next attempt of provisioning delivery `id` if it is due
-    /// (fired by the timer driver); answers the position written (0:
-    /// nothing was due, it was made or settled already).
-    pub async fn attempt_task(&self, id: &str) -> Result<Position, String> {
+    /// Makes the next attempt of delivery `id` if it is due (fired by the
+    /// timer driver: a provisioning task's, or an event's an admin retried);
+    /// answers the position written (0: nothing was due, it was made or
+    /// settled already).
+    pub async fn attempt(&self, id: &str) -> Result<Position, String> {
         let (delivery, _) = self
             .handler
             .load::<Delivery>(id)
             .await
             .map_err(|e| e.to_string())?;
         if delivery.status != DeliveryStatus::Pending
-            || delivery.requested.kind != "provisioning"
             || delivery.next_attempt_at > now_unix_micros()
         {
             return Ok(0);
         }
         let (webhook, secret) = self.secret_of(&delivery.requested.webhook_id).await?;
-        let body = self.task_body(&delivery.requested.subject_id).await?;
+        let r = &delivery.requested;
+        let (content_type, body) = match r.kind.as_str() {
+            "provisioning" => ("application/json", self.task_body(&r.subject_id).await?),
+            _ => (
+                "application/cloudevents+json",
+                self.event_body(r.subject_position, &r.subject_id).await?,
+            ),
+        };
         let answer = if webhook.deleted {
-            // Gone: a permanent refusal, so the task fails loudly.
+            // Gone: a permanent refusal, so the delivery (and its task)
+            // fails loudly rather than waiting for a receiver that is no more.
             Answer::Status(410)
         } else {
-            self.call(&webhook, &secret, id, "application/json", &body)
-                .await
+            self.call(&webhook, &secret, id, content_type, &body).await
         };
         let (_, position) = self.record(id, delivery.attempts + 1, answer).await?;
         Ok(position)
+    }
+
+    /// The CloudEvent of event `event_id`, at log position `position`.
+    pub(crate) async fn event_body(
+        &self,
+        position: u64,
+        event_id: &str,
+    ) -> Result<Vec<u8>, String> {
+        let found = self
+            .store
+            .read_all(position.saturating_sub(1), 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        let event = found
+            .into_iter()
+            .find(|e| e.position == position && e.envelope.event_id == event_id)
+            .ok_or_else(|| format!("event {event_id} is not at position {position}"))?;
+        CloudEvent::of(&event.envelope, event.position, &self.settings.source)
+            .map_err(|e| e.to_string())
+            .and_then(|ce| serde_json::to_vec(&ce).map_err(|e| e.to_string()))
     }
 
     /// What a provisioning task's delivery says: `{"type": "iga.provision" |

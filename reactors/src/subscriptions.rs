@@ -21,7 +21,7 @@ use command_service::now_unix_micros;
 use futures::StreamExt;
 use iga_api::CloudEvent;
 use iga_domain::delivery::{Delivery, DeliveryCommand, DeliveryStatus};
-use iga_eventlog::{EventStore, RecordedEvent, Sharing, WorkSharing};
+use iga_eventlog::{RecordedEvent, Sharing, WorkSharing};
 use iga_schemas::v1;
 use projection_service::webhooks::WebhookView;
 use tokio::sync::watch;
@@ -31,7 +31,6 @@ pub use crate::delivery::{Deliverer, DeliverySettings};
 /// The subscription engine: one follower per subscribing webhook.
 pub struct Subscriptions {
     pub deliverer: Arc<Deliverer>,
-    pub store: Arc<dyn EventStore>,
     /// On JetStream: the instances share each webhook's events through its
     /// own ordered durable consumer (`webhook.<id>`), so each event is in
     /// flight on one instance at a time, in log order, and a killed
@@ -123,7 +122,7 @@ impl Engine {
             .get()
             .map_err(|e| e.to_string())?
             .max(hook.registered_at_position);
-        let mut log = s.store.subscribe(start).await.map_err(|e| e.to_string())?;
+        let mut log = d.store.subscribe(start).await.map_err(|e| e.to_string())?;
         tracing::info!(webhook = %hook.id, position = start, "delivering events to a webhook");
         loop {
             let next = tokio::select! {
@@ -221,6 +220,7 @@ impl Engine {
             webhook_id: hook.id.clone(),
             kind: "event".into(),
             subject_id: event.envelope.event_id.clone(),
+            subject_position: event.position,
         });
         let (mut delivery, _) = d
             .handler
@@ -233,6 +233,7 @@ impl Engine {
         let body = CloudEvent::of(&event.envelope, event.position, &d.settings.source)
             .map_err(|e| e.to_string())
             .and_then(|ce| serde_json::to_vec(&ce).map_err(|e| e.to_string()))?;
+        // (The same body `Deliverer::event_body` makes for a retry.)
         let (webhook, secret) = d.secret_of(&hook.id).await?;
         loop {
             let wait = delivery.next_attempt_at - now_unix_micros();

@@ -248,7 +248,7 @@ impl TimerDriver {
         let models = self.models.clone();
         let id = id.to_string();
         Some(async move {
-            let made = deliverer.attempt_task(&id).await;
+            let made = deliverer.attempt(&id).await;
             if let Ok(p) = &made {
                 models.wait_for(*p, Duration::from_secs(5)).await;
             }

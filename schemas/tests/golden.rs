@@ -77,6 +77,7 @@ fn samples() -> Vec<DomainEvent> {
             webhook_id: "w1".into(),
             kind: "provisioning".into(),
             subject_id: "t1".into(),
+            subject_position: 0,
         }
         .into(),
         DeliveryAttempted {

@@ -204,6 +204,12 @@ fn rows() -> Vec<Row> {
             .body(json!({"url": "http://127.0.0.1:9/hook", "description": "x"})),
         row("POST", "/api/v1/webhooks/{webhookId}", &[Admin], 200).body(json!({"description": "y"})),
         row("DELETE", "/api/v1/webhooks/{webhookId}", &[Admin], 200),
+        row(
+            "POST",
+            "/api/v1/webhooks/{webhookId}/deliveries/{deliveryId}/retry",
+            &[Admin],
+            202,
+        ),
         // Provisioning tasks: the scene's task is manual, assigned to the
         // app's owners by default. Lists answer anyone their own.
         row("GET", "/api/v1/provisioning/tasks", ACTIVE, 200),
@@ -491,8 +497,17 @@ async fn scene(w: &World, row: &Row) -> Scene {
         )
         .await;
     }
-    // A webhook subscribed to nothing (so nothing is delivered meanwhile).
-    let webhook = if row.path.contains("{webhookId}") {
+    // A webhook subscribed to nothing (so nothing is delivered meanwhile),
+    // or, for a delivery's route, to new users, at a port that refuses
+    // (so the delivery stays pending, retried).
+    let webhook = if row.path.contains("{deliveryId}") {
+        w.admin(
+            "POST",
+            "/api/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook", "eventTypes": ["iga.v1.UserCreated"]}),
+        )
+        .await
+    } else if row.path.contains("{webhookId}") {
         w.admin(
             "POST",
             "/api/v1/webhooks",
@@ -501,6 +516,28 @@ async fn scene(w: &World, row: &Row) -> Scene {
         .await
     } else {
         json!({"id": "none"})
+    };
+    let delivery = if row.path.contains("{deliveryId}") {
+        let hook = webhook["id"].as_str().unwrap().to_string();
+        w.admin(
+            "POST",
+            "/api/v1/users",
+            json!({"username": format!("subject-{}", uuid::Uuid::now_v7().simple())}),
+        )
+        .await;
+        common::eventually("a delivery to the scene's webhook", || async {
+            let (_, list) = get(
+                w,
+                Some(ADMIN),
+                &format!("/api/v1/webhooks/{hook}/deliveries"),
+                &w.head().await,
+            )
+            .await;
+            list["list"][0]["id"].as_str().map(str::to_string)
+        })
+        .await
+    } else {
+        "none".into()
     };
     // A manual provisioning task, opened by the provisioning reactor once
     // the grant is issued.
@@ -555,6 +592,7 @@ async fn scene(w: &World, row: &Row) -> Scene {
             ("{tokenId}", token["id"].as_str().unwrap().to_string()),
             ("{webhookId}", webhook["id"].as_str().unwrap().to_string()),
             ("{taskId}", task),
+            ("{deliveryId}", delivery),
             ("{appOwnerId}", w.id(AppOwner).to_string()),
             ("{entOwnerId}", w.id(EntOwner).to_string()),
             ("{userId}", w.id(Stranger).to_string()),

@@ -217,6 +217,46 @@ async fn a_refusing_receiver_fails_the_delivery_and_the_next_event_still_goes() 
     )
     .await;
     assert_eq!(v["list"].as_array().unwrap().len(), 1, "{v}");
+
+    // An admin retries the failed one: made again under the same
+    // webhook-id, now answered 200 (who may: the authorization matrix).
+    let id = failed[0]["id"].as_str().unwrap();
+    let retry = s.url(&format!("/api/v1/webhooks/{webhook}/deliveries/{id}/retry"));
+    let (status, _, v) = send("POST", retry.clone(), ADMIN, None).await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (202, Some("pending")),
+        "{v}"
+    );
+    common::eventually("the retried delivery", || async {
+        hook.calls()
+            .iter()
+            .any(|c| c.id() == id && c.answered == 200)
+            .then_some(())
+    })
+    .await;
+    let first = hook
+        .calls()
+        .into_iter()
+        .find(|c| c.answered == 400)
+        .unwrap();
+    assert_eq!(first.id(), id, "the retry is the same delivery");
+    common::eventually("every delivery succeeded", || async {
+        let (_, v) = get(
+            &s,
+            ADMIN,
+            &format!("/api/v1/webhooks/{webhook}/deliveries"),
+            "0",
+        )
+        .await;
+        let list = v["list"].as_array()?.clone();
+        list.iter()
+            .all(|d| d["status"] == "succeeded")
+            .then_some(())
+    })
+    .await;
+    let (status, _, _) = send("POST", retry, ADMIN, None).await;
+    assert_eq!(status, 409, "succeeded: nothing to retry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
