@@ -460,7 +460,11 @@ mod tests {
     #[test]
     fn a_400_fails_for_good_and_an_admin_may_retry_it() {
         use crate::testing::given;
-        let failed = given::<Delivery>(&[requested().into()])
+        let event = v1::DeliveryRequested {
+            kind: "event".into(),
+            ..requested()
+        };
+        let failed = given::<Delivery>(&[event.into()])
             .when(&attempt(1, Answer::Status(400), S), &system())
             .then(&[
                 v1::DeliveryAttempted {
