@@ -16,6 +16,11 @@
 //! (three local nodes, R3); the raw cells then append to the same kind.
 //! `IGA_BENCH_DATA_DIR` names a data dir to use and keep (for profiling
 //! `iga rebuild` of the run's log) instead of a temporary one.
+//! `IGA_BENCH_PROVISIONING=webhook` gives the app webhook provisioning (a
+//! receiver in this process answering 200 at once): every grant is then
+//! pending until its task is delivered, and the lag column is the time
+//! from the approval's answer to the grant being held (polled), the
+//! delivery included; `none` (the default) records grants only.
 
 mod support;
 
@@ -42,7 +47,12 @@ fn main() {
     let temp = tempfile::tempdir().unwrap();
     let dir_path = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
     let log = BenchLog::from_env();
-    println!("event log: {}\n", log.name());
+    let webhook = std::env::var("IGA_BENCH_PROVISIONING").as_deref() == Ok("webhook");
+    println!(
+        "event log: {}; provisioning: {}\n",
+        log.name(),
+        if webhook { "webhook" } else { "none" }
+    );
     let (child, base) = start_on(&bin, &dir_path, log.url("IGA_EVENTS").as_deref());
     let child = support::KillOnDrop(child);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -51,11 +61,17 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
-        let (owner_token, ents) = setup(&client, &base).await;
+        let delivered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let hook = if webhook {
+            Some(receiver(delivered.clone()).await)
+        } else {
+            None
+        };
+        let (owner_token, ents) = setup(&client, &base, hook.as_deref()).await;
         println!("| clients | commands/s | workflows/s | command p50 | command p99 | projection lag p99 | raw log appends/s (same concurrency) |");
         println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         for clients in [1usize, 16, 64] {
-            let cell = workflow_cell(&client, &base, &owner_token, &ents, clients, Duration::from_secs(secs)).await;
+            let cell = workflow_cell(&client, &base, &owner_token, &ents, clients, Duration::from_secs(secs), webhook).await;
             let raw_dir = tempfile::tempdir().unwrap();
             let raw_store = log.raw_store(raw_dir.path(), clients).await;
             let raw = raw_cell_on(raw_store, clients, Duration::from_secs(secs)).await;
@@ -68,6 +84,12 @@ fn main() {
                 cell.command.value_at_quantile(0.5) as f64 / 1000.0,
                 cell.command.value_at_quantile(0.99) as f64 / 1000.0,
                 cell.lag.value_at_quantile(0.99) as f64 / 1000.0,
+            );
+        }
+        if webhook {
+            println!(
+                "\nprovisioning deliveries answered by the receiver: {}",
+                delivered.load(Ordering::Relaxed)
             );
         }
     });
@@ -110,8 +132,27 @@ async fn post(
     (status, pos, r.json().await.unwrap_or(Value::Null))
 }
 
-/// An owner with a token and one app of `ENTITLEMENTS` entitlements.
-async fn setup(client: &reqwest::Client, base: &str) -> (String, Vec<String>) {
+/// A receiver of provisioning deliveries answering 200 at once; its URL.
+async fn receiver(count: Arc<std::sync::atomic::AtomicUsize>) -> String {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let count = count.clone();
+            async move {
+                count.fetch_add(1, Ordering::Relaxed);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// An owner with a token and one app of `ENTITLEMENTS` entitlements (its
+/// grants provisioned through a webhook at `hook`, if given).
+async fn setup(client: &reqwest::Client, base: &str, hook: Option<&str>) -> (String, Vec<String>) {
     let (_, _, owner) = post(
         client,
         format!("{base}/api/v1/users"),
@@ -128,11 +169,25 @@ async fn setup(client: &reqwest::Client, base: &str) -> (String, Vec<String>) {
     )
     .await;
     let owner_token = t["token"].as_str().unwrap().to_string();
+    let provisioning = match hook {
+        Some(url) => {
+            let (s, _, w) = post(
+                client,
+                format!("{base}/api/v1/webhooks"),
+                TOKEN,
+                json!({"url": url}),
+            )
+            .await;
+            assert_eq!(s, 201, "{w}");
+            json!({"mode": "webhook", "webhookId": w["id"]})
+        }
+        None => json!({"mode": "none"}),
+    };
     let (_, _, app) = post(
         client,
         format!("{base}/api/v1/apps"),
         TOKEN,
-        json!({"displayName": "Bench", "ownerIds": [owner_id]}),
+        json!({"displayName": "Bench", "ownerIds": [owner_id], "provisioning": provisioning}),
     )
     .await;
     let app_id = app["id"].as_str().unwrap().to_string();
@@ -163,6 +218,7 @@ async fn workflow_cell(
     ents: &[String],
     clients: usize,
     d: Duration,
+    webhook: bool,
 ) -> Cell {
     // A fresh user per client, so every (user, entitlement) pair is new.
     let mut users = Vec::new();
@@ -233,15 +289,24 @@ async fn workflow_cell(
                     assert_eq!(s, 200, "{v}");
                     command.record(t.elapsed().as_micros() as u64).unwrap();
                     let t = Instant::now();
-                    let r = client
-                        .get(format!("{base}/api/v1/grants?userId={user_id}&entitlementId={ent}"))
-                        .bearer_auth(&token)
-                        .header("X-Consistency-Token", pos)
-                        .send()
-                        .await
-                        .unwrap();
-                    let g: Value = r.json().await.unwrap();
-                    assert_eq!(g["list"].as_array().map(Vec::len), Some(1), "{g}");
+                    loop {
+                        let r = client
+                            .get(format!("{base}/api/v1/grants?userId={user_id}&entitlementId={ent}"))
+                            .bearer_auth(&token)
+                            .header("X-Consistency-Token", &pos)
+                            .send()
+                            .await
+                            .unwrap();
+                        let g: Value = r.json().await.unwrap();
+                        let held = g["list"].as_array().map(Vec::len);
+                        if held == Some(1) {
+                            break;
+                        }
+                        // Pending until its delivery: only then held.
+                        assert!(webhook && held == Some(0), "{g}");
+                        assert!(t.elapsed() < Duration::from_secs(60), "never provisioned");
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
                     lag.record(t.elapsed().as_micros() as u64).unwrap();
                 }
                 exhausted.notify_one();
