@@ -183,15 +183,29 @@ pub fn assignees(app: &Setting, entitlement: &Setting, app_owner_ids: &[String])
     }
 }
 
-/// Whether `ctx` may close a task assigned to `assignee_ids`.
-pub fn may_complete(assignee_ids: &[String], ctx: &Context) -> Result<(), DomainError> {
-    if ctx.is_admin() || assignee_ids.contains(&ctx.actor_id) {
-        Ok(())
-    } else {
-        Err(DomainError::Forbidden(
-            "only an admin or an assignee of the task completes it".into(),
-        ))
+/// Whether `ctx` may close a task assigned to `assignee_ids` about the
+/// access of `user_id`: an admin, or an assignee who is not that user (an
+/// app owner who asked for access to their own app does not say it is
+/// there).
+pub fn may_complete(
+    assignee_ids: &[String],
+    user_id: &str,
+    ctx: &Context,
+) -> Result<(), DomainError> {
+    if ctx.is_admin() {
+        return Ok(());
     }
+    if !assignee_ids.contains(&ctx.actor_id) {
+        return Err(DomainError::Forbidden(
+            "only an admin or an assignee of the task completes it".into(),
+        ));
+    }
+    if ctx.actor_id == user_id {
+        return Err(DomainError::Forbidden(
+            "nobody but an admin completes the task of their own access".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Where a grant stands with its system.
@@ -358,7 +372,7 @@ impl Aggregate for ProvisioningTask {
             TaskCommand::Complete { done, message } => {
                 // The delivery engine closes webhook tasks; people close theirs.
                 if ctx.actor_id != SYSTEM {
-                    may_complete(&self.opened.assignee_ids, ctx)?;
+                    may_complete(&self.opened.assignee_ids, &self.opened.user_id, ctx)?;
                 }
                 if crate::text::chars(message) > 4096 {
                     return Err(DomainError::invalid("message", "at most 4096 characters"));
@@ -577,14 +591,21 @@ mod tests {
     #[test]
     fn an_assignee_or_an_admin_closes_a_task_and_a_stranger_does_not() {
         let assigned = vec!["ops".to_string()];
-        assert!(may_complete(&assigned, &ctx("ops", &[])).is_ok());
-        assert!(may_complete(&assigned, &ctx("root", &["admin"])).is_ok());
+        assert!(may_complete(&assigned, "ben", &ctx("ops", &[])).is_ok());
+        assert!(may_complete(&assigned, "ben", &ctx("root", &["admin"])).is_ok());
         for (who, roles) in [("sam", vec![]), ("eve", vec!["auditor"])] {
             assert!(matches!(
-                may_complete(&assigned, &ctx(who, &roles)),
+                may_complete(&assigned, "ben", &ctx(who, &roles)),
                 Err(DomainError::Forbidden(_))
             ));
         }
+        // An assignee whose own access it is (an owner who asked for access
+        // to their own app) does not close it; an admin may.
+        assert!(matches!(
+            may_complete(&assigned, "ops", &ctx("ops", &[])),
+            Err(DomainError::Forbidden(_))
+        ));
+        assert!(may_complete(&assigned, "root", &ctx("root", &["admin"])).is_ok());
     }
 
     fn planned(mode: &str) -> v1::Provisioning {

@@ -22,6 +22,12 @@ impl Reactor for ProvisioningReactor {
         "provisioning"
     }
 
+    /// Each action is on its own task or delivery and waits for its own
+    /// append: many at once keep a busy log from queueing them one by one.
+    fn concurrency(&self) -> usize {
+        32
+    }
+
     async fn react(&self, event: &RecordedEvent, decoded: &DomainEvent) -> Result<(), String> {
         let h = &self.handler;
         let cause = &event.envelope.event_id;
@@ -37,6 +43,17 @@ impl Reactor for ProvisioningReactor {
             }
             DomainEvent::DeliverySucceeded(e) => close_from_delivery(h, &e.delivery_id).await,
             DomainEvent::DeliveryFailed(e) => close_from_delivery(h, &e.delivery_id).await,
+            DomainEvent::ProvisioningTaskCompleted(e) if e.outcome != "done" => {
+                // Loud: a grant whose system may not match what was decided.
+                if e.action == "deprovision" {
+                    tracing::error!(task = %e.task_id, grant = %e.grant_id, message = %e.message, "deprovisioning failed: the access may still be there");
+                } else {
+                    tracing::warn!(task = %e.task_id, grant = %e.grant_id, message = %e.message, "provisioning failed");
+                }
+                metrics::counter!("iga_provisioning_failed_total", "action" => e.action.clone())
+                    .increment(1);
+                Ok(())
+            }
             _ => Ok(()),
         };
         done.map_err(|e| e.to_string())

@@ -29,6 +29,16 @@ pub trait Reactor: Send + Sync + 'static {
     /// Stable name; names the checkpoint.
     fn name(&self) -> &'static str;
 
+    /// How many events this reactor may act on at once when it runs alone
+    /// (1: strictly one after the other). Its checkpoint still moves in log
+    /// order, past an event only once every event before it was handled.
+    /// More than 1 suits a reactor whose actions on different events are
+    /// independent (each waits for its own append), never one that relays
+    /// in order.
+    fn concurrency(&self) -> usize {
+        1
+    }
+
     /// Acts on one event. An error is retried (with backoff) until it
     /// succeeds: the event is not skipped.
     async fn react(
@@ -173,23 +183,41 @@ impl ReactorRunner {
         let name = self.reactor.name();
         let checkpoint = self.models.reactor_checkpoint(name)?;
         let start = checkpoint.get()?;
+        let limit = self.reactor.concurrency().max(1);
         tracing::info!(reactor = name, position = start, "reactor starting");
         let mut sub = self.store.subscribe(start).await?;
+        // Up to `limit` events in hand; they finish in log order, so the
+        // checkpoint never passes an event still being handled.
+        let mut in_hand = futures::stream::FuturesOrdered::new();
+        let mut ended = false;
+        let stopping = shutdown.clone();
         loop {
-            let next = tokio::select! {
-                next = sub.next() => next,
+            tokio::select! {
+                next = sub.next(), if !ended && in_hand.len() < limit => {
+                    let Some(event) = next else {
+                        ended = true;
+                        continue;
+                    };
+                    let event = event?;
+                    let mut stop = stopping.clone();
+                    let this = &self;
+                    in_hand.push_back(async move {
+                        let done = this.react_until_done(&event, &mut stop, || async {}).await;
+                        (event.position, done)
+                    });
+                }
+                Some((position, done)) = in_hand.next(), if !in_hand.is_empty() => {
+                    if !done? {
+                        return Ok(());
+                    }
+                    checkpoint.set(position)?;
+                    metrics::gauge!("iga_reactor_position", "reactor" => name).set(position as f64);
+                }
                 _ = shutdown.wait_for(|s| *s) => return Ok(()),
-            };
-            let Some(event) = next else { return Ok(()) };
-            let event = event?;
-            if !self
-                .react_until_done(&event, &mut shutdown, || async {})
-                .await?
-            {
+            }
+            if ended && in_hand.is_empty() {
                 return Ok(());
             }
-            checkpoint.set(event.position)?;
-            metrics::gauge!("iga_reactor_position", "reactor" => name).set(event.position as f64);
         }
     }
 }

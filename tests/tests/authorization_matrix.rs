@@ -498,13 +498,18 @@ async fn scene(w: &World, row: &Row) -> Scene {
         .await;
     }
     // A webhook subscribed to nothing (so nothing is delivered meanwhile),
-    // or, for a delivery's route, to new users, at a port that refuses
-    // (so the delivery stays pending, retried).
-    let webhook = if row.path.contains("{deliveryId}") {
+    // or, for a delivery's route, to new users at a receiver that answers
+    // 400: the delivery fails at once, for good (nothing moves after it).
+    let refusing = if row.path.contains("{deliveryId}") {
+        Some(common::receiver::receiver(&[400; 16]).await)
+    } else {
+        None
+    };
+    let webhook = if let Some(rx) = &refusing {
         w.admin(
             "POST",
             "/api/v1/webhooks",
-            json!({"url": "http://127.0.0.1:9/hook", "eventTypes": ["iga.v1.UserCreated"]}),
+            json!({"url": rx.url, "eventTypes": ["iga.v1.UserCreated"]}),
         )
         .await
     } else if row.path.contains("{webhookId}") {
@@ -525,17 +530,25 @@ async fn scene(w: &World, row: &Row) -> Scene {
             json!({"username": format!("subject-{}", uuid::Uuid::now_v7().simple())}),
         )
         .await;
-        common::eventually("a delivery to the scene's webhook", || async {
+        let failed = common::eventually("a failed delivery to the scene's webhook", || async {
             let (_, list) = get(
                 w,
                 Some(ADMIN),
-                &format!("/api/v1/webhooks/{hook}/deliveries"),
+                &format!("/api/v1/webhooks/{hook}/deliveries?status=failed"),
                 &w.head().await,
             )
             .await;
             list["list"][0]["id"].as_str().map(str::to_string)
         })
-        .await
+        .await;
+        // Subscribed to nothing from now on: later scenes' users go nowhere.
+        w.admin(
+            "POST",
+            &format!("/api/v1/webhooks/{hook}"),
+            json!({"eventTypes": []}),
+        )
+        .await;
+        failed
     } else {
         "none".into()
     };

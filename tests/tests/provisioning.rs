@@ -341,6 +341,29 @@ async fn a_manual_task_is_closed_by_its_assignee_and_refused_to_a_stranger() {
     assert!(held_now(&api, &ben.0, &pos, false).await.is_empty());
     let g = grant_when(&api, &ben.0, &grant, |g| g["state"] == "ended").await;
     assert!(g["deprovisionedAt"].as_str().unwrap() >= g["deletedAt"].as_str().unwrap());
+
+    // The owner's own access: the task is theirs to do, not theirs to close.
+    let (_, own) = api
+        .ok(
+            "POST",
+            &format!("/api/v1/apps/{app}/entitlements/{ent}/add-manual-user"),
+            json!({"userId": owner.0}),
+        )
+        .await;
+    let own = own["id"].as_str().unwrap().to_string();
+    let task = task_of(&api, &own, "provision", |_| true).await;
+    let (s, _, v) = as_user(
+        &api,
+        &owner.1,
+        "POST",
+        &format!(
+            "/api/v1/provisioning/tasks/{}/complete",
+            task["id"].as_str().unwrap()
+        ),
+        json!({"outcome": "done"}),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
