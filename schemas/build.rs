@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/iga/v1/policy.proto",
         "proto/iga/v1/access.proto",
         "proto/iga/v1/delivery.proto",
+        "proto/iga/v1/review.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

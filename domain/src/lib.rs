@@ -19,6 +19,7 @@ pub mod policy;
 pub mod provisioning;
 pub mod request;
 pub mod resource;
+pub mod review;
 pub mod roster;
 pub mod routing;
 pub mod testing;

@@ -159,6 +159,12 @@ domain_events! {
     ProvisioningTaskOpened => ProvisioningTaskOpened, "iga.v1.ProvisioningTaskOpened", 1;
     ProvisioningTaskCompleted => ProvisioningTaskCompleted, "iga.v1.ProvisioningTaskCompleted", 1;
     ProvisioningTaskRetried => ProvisioningTaskRetried, "iga.v1.ProvisioningTaskRetried", 1;
+    ReviewCreated => ReviewCreated, "iga.v1.ReviewCreated", 1;
+    ReviewLaunched => ReviewLaunched, "iga.v1.ReviewLaunched", 1;
+    ReviewClosed => ReviewClosed, "iga.v1.ReviewClosed", 1;
+    ReviewItemOpened => ReviewItemOpened, "iga.v1.ReviewItemOpened", 1;
+    ReviewItemDecided => ReviewItemDecided, "iga.v1.ReviewItemDecided", 1;
+    ReviewItemReassigned => ReviewItemReassigned, "iga.v1.ReviewItemReassigned", 1;
 }
 
 impl DomainEvent {

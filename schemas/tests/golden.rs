@@ -131,6 +131,63 @@ fn samples() -> Vec<DomainEvent> {
             task_id: "t1".into(),
         }
         .into(),
+        ReviewCreated {
+            review_id: "rv1".into(),
+            display_name: "Q4 payroll access".into(),
+            description: "SOX quarterly".into(),
+            scope: Some(ReviewScope {
+                app_ids: ids(&["a1"]),
+                entitlement_ids: ids(&["e1"]),
+                risk_level_value_ids: ids(&["high"]),
+                user_ids: ids(&["u1"]),
+            }),
+            reviewers: Some(ReviewerRule {
+                r#type: "USERS".into(),
+                user_ids: ids(&["o1"]),
+            }),
+            fallback_reviewer_ids: ids(&["cfo"]),
+            due_at_micros: 1_800_000_000_000_000,
+            on_due: "revoke".into(),
+            require_justification_certify: false,
+            require_justification_revoke: true,
+        }
+        .into(),
+        ReviewLaunched {
+            review_id: "rv1".into(),
+            as_of_micros: 1_790_000_000_000_000,
+            item_count: 3,
+        }
+        .into(),
+        ReviewClosed {
+            review_id: "rv1".into(),
+            reason: "due".into(),
+        }
+        .into(),
+        ReviewItemOpened {
+            item_id: "i1".into(),
+            review_id: "rv1".into(),
+            grant_id: "g1".into(),
+            user_id: "u1".into(),
+            app_id: "a1".into(),
+            entitlement_id: "e1".into(),
+            reviewer_ids: ids(&["o1"]),
+            fallback: false,
+        }
+        .into(),
+        ReviewItemDecided {
+            item_id: "i1".into(),
+            decision: "revoke".into(),
+            justification: "left the team".into(),
+            decided_by: "d1".into(),
+            on_behalf_of: "o1".into(),
+        }
+        .into(),
+        ReviewItemReassigned {
+            item_id: "i1".into(),
+            reviewer_ids: ids(&["o2"]),
+            reassigned_by: "o1".into(),
+        }
+        .into(),
         ApiTokenUsed {
             user_id: "u1".into(),
             token_id: "t1".into(),
