@@ -130,6 +130,17 @@ impl Server {
     fn start_distributed(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let log = TestEventLog::start(data_dir);
         let url = log.url().expect("the distributed topology runs on NATS");
+        // Every process of a deployment shares one secrets key (webhook
+        // secrets sealed by the command-service are opened by the
+        // projection-service that delivers), as the README says to set it.
+        let mut env = env.to_vec();
+        if !env.iter().any(|(k, _)| *k == "IGA_SECRETS_KEY") {
+            env.push((
+                "IGA_SECRETS_KEY",
+                "c2hhcmVkLWJ5LWV2ZXJ5LXByb2Nlc3Mtb2YtdG9wbyE=",
+            ));
+        }
+        let env = env.as_slice();
         let service =
             |name: &str, dir: &str| Self::start_service(name, &data_dir.join(dir), &url, env);
         let services = vec![
