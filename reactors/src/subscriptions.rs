@@ -91,6 +91,16 @@ impl Subscriptions {
     }
 }
 
+/// What a webhook makes of one event.
+enum Wanted {
+    /// Deleted: its follower stops.
+    Gone,
+    /// Not of its types (or the engine's own bookkeeping).
+    Skip,
+    /// To deliver, to the webhook as it now stands.
+    Deliver(WebhookView),
+}
+
 struct Engine {
     subs: Subscriptions,
 }
@@ -131,21 +141,13 @@ impl Engine {
             };
             let Some(event) = next else { return Ok(()) };
             let event = event.map_err(|e| e.to_string())?;
-            let event_type = event.envelope.event_type.as_str();
-            if !bookkeeping(event_type) {
-                // The webhook as it stands now: its types may have changed.
-                let current = d
-                    .models
-                    .webhooks()
-                    .and_then(|w| w.get(&hook.id))
-                    .map_err(|e| e.to_string())?;
-                let Some(current) = current.filter(|w| w.live()) else {
-                    return Ok(());
-                };
-                if iga_domain::webhook::subscribes(&current.event_types, event_type)
-                    && !self.deliver(&current, &event, stop).await?
-                {
-                    return Ok(()); // stopped
+            match self.wants(&hook.id, &event)? {
+                Wanted::Gone => return Ok(()),
+                Wanted::Skip => {}
+                Wanted::Deliver(current) => {
+                    if !self.deliver(&current, &event, stop).await? {
+                        return Ok(()); // stopped
+                    }
                 }
             }
             checkpoint.set(event.position).map_err(|e| e.to_string())?;
@@ -161,7 +163,6 @@ impl Engine {
         log: Arc<dyn WorkSharing>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), String> {
-        let d = &self.subs.deliverer;
         let name = format!("webhook.{}", hook.id);
         let mut feed = tokio::select! {
             feed = log.join_feed(&name, Sharing::Ordered, hook.registered_at_position) => feed.map_err(|e| e.to_string())?,
@@ -174,17 +175,10 @@ impl Engine {
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             };
             let event = &item.event;
-            let event_type = event.envelope.event_type.as_str();
-            if !bookkeeping(event_type) {
-                let current = d
-                    .models
-                    .webhooks()
-                    .and_then(|w| w.get(&hook.id))
-                    .map_err(|e| e.to_string())?;
-                let Some(current) = current.filter(|w| w.live()) else {
-                    return Ok(());
-                };
-                if iga_domain::webhook::subscribes(&current.event_types, event_type) {
+            match self.wants(&hook.id, event)? {
+                Wanted::Gone => return Ok(()),
+                Wanted::Skip => {}
+                Wanted::Deliver(current) => {
                     let delivery = self.deliver(&current, event, stop);
                     let delivered =
                         iga_eventlog::work::with_heartbeat(item.handle.as_ref(), delivery).await?;
@@ -199,6 +193,29 @@ impl Engine {
                 tracing::warn!(webhook = %hook.id, error = %e, "acknowledgement failed");
             }
         }
+    }
+
+    /// What webhook `id`, as it stands now (its types may have changed),
+    /// makes of `event`.
+    fn wants(&self, id: &str, event: &RecordedEvent) -> Result<Wanted, String> {
+        let event_type = event.envelope.event_type.as_str();
+        if bookkeeping(event_type) {
+            return Ok(Wanted::Skip);
+        }
+        let current = self
+            .subs
+            .deliverer
+            .models
+            .webhooks()
+            .and_then(|w| w.get(id))
+            .map_err(|e| e.to_string())?;
+        Ok(match current.filter(|w| w.live()) {
+            None => Wanted::Gone,
+            Some(w) if iga_domain::webhook::subscribes(&w.event_types, event_type) => {
+                Wanted::Deliver(w)
+            }
+            Some(_) => Wanted::Skip,
+        })
     }
 
     /// Delivers `event` to `hook` until delivered or failed for good;

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use support::{raw_cell_on, start_on, BenchLog, TOKEN};
+use support::{raw_cell_on, receiver, start_on, BenchLog, TOKEN};
 
 /// Entitlements to request: each client walks them for its own user.
 const ENTITLEMENTS: usize = 2000;
@@ -130,24 +130,6 @@ async fn post(
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
     (status, pos, r.json().await.unwrap_or(Value::Null))
-}
-
-/// A receiver of provisioning deliveries answering 200 at once; its URL.
-async fn receiver(count: Arc<std::sync::atomic::AtomicUsize>) -> String {
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move || {
-            let count = count.clone();
-            async move {
-                count.fetch_add(1, Ordering::Relaxed);
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
 }
 
 /// An owner with a token and one app of `ENTITLEMENTS` entitlements (its

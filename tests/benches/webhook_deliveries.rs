@@ -15,24 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{start, wait_ready, KillOnDrop, TOKEN};
-
-async fn receiver(count: Arc<AtomicUsize>) -> String {
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move || {
-            let count = count.clone();
-            async move {
-                count.fetch_add(1, Ordering::Relaxed);
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
+use support::{receiver, start, wait_ready, KillOnDrop, TOKEN};
 
 fn main() {
     let events: usize = std::env::var("IGA_BENCH_EVENTS")

@@ -220,3 +220,22 @@ pub fn rss_mib(pid: u32) -> u64 {
         })
         .map_or(0, |kb| kb / 1024)
 }
+
+/// A webhook receiver in the bench process that answers 200 at once and
+/// counts the calls; its URL.
+pub async fn receiver(count: Arc<std::sync::atomic::AtomicUsize>) -> String {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let count = count.clone();
+            async move {
+                count.fetch_add(1, Ordering::Relaxed);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
