@@ -31,17 +31,36 @@ impl EmbeddedLog<Sled> {
 
     fn open_with(config: sled::Config, limits: Limits) -> Result<Self> {
         let path = config.path.clone();
-        let db = config
-            .cache_capacity(256 * 1024 * 1024)
-            .open()
-            .map_err(|e| {
-                EventLogError::Unavailable(format!(
-                    "cannot open sled event log at {}: {e}",
-                    path.display()
-                ))
-            })?;
+        let config = config.cache_capacity(256 * 1024 * 1024);
+        // sled releases its file lock from its I/O threads a moment after the
+        // last handle is dropped, so reopening in the same process (a restart,
+        // a rebuild, a verify then serve) can find it still held. Wait for it
+        // a bounded while; a lock another process holds still fails (see `open`).
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_held(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(EventLogError::Unavailable(format!(
+                        "cannot open sled event log at {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        };
         Self::start(Sled(db), path, limits)
     }
+}
+
+/// How long opening waits for a file lock this or another process still holds.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether sled refused to open because the directory's file lock is held.
+fn is_lock_held(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock"))
 }
 
 impl Engine for Sled {

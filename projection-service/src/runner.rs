@@ -51,11 +51,25 @@ impl ReadModels {
         Self::with_db(Self::db(path.as_ref())?, projections, false)
     }
 
+    /// Opens the database at `path`. sled releases its file lock from its I/O
+    /// threads a moment after the last handle is dropped, so a reopen in the
+    /// same process (a rebuild, then serve) waits for it a bounded while.
     fn db(path: &std::path::Path) -> Result<sled::Db> {
-        Ok(sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
-            .cache_capacity(256 * 1024 * 1024)
-            .open()?)
+            .cache_capacity(256 * 1024 * 1024);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().starts_with("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                opened => return Ok(opened?),
+            }
+        }
     }
 
     /// Read models in a temporary directory, removed on drop.

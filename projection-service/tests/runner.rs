@@ -22,15 +22,14 @@ fn envelope(event: DomainEvent) -> EventEnvelope {
     }
 }
 
-/// Opens read models that this process may have just closed: sled releases
-/// its file lock when its last background write ends, which can be a moment
-/// after the `Db` is dropped, so a refused lock is waited out (up to 10 s).
+/// Opens read models that this process may have just closed (opening waits
+/// out the file lock sled releases a moment after its last handle drops).
 fn open(path: &std::path::Path, projections: Vec<Arc<dyn Projection>>) -> ReadModels {
-    once_unlocked(path, || ReadModels::open(path, projections.clone()))
+    ReadModels::open(path, projections).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// `open()`'s answer once sled's file lock on `path` is free (a background
-/// write of a database just dropped can hold it a moment longer).
+/// A raw `sled::open`'s answer once sled's file lock on `path` is free (a
+/// background write of a database just dropped can hold it a moment longer).
 fn once_unlocked<T, E: std::fmt::Display>(
     path: &std::path::Path,
     mut open: impl FnMut() -> Result<T, E>,
