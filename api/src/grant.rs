@@ -73,7 +73,7 @@ pub struct Grant {
     pub created_at: String,
     pub deprovision_at: Option<String>,
     pub deleted_at: Option<String>,
-    /// `revoked`, `expired` or `removal request`.
+    /// `revoked`, `expired`, `removal request` or `review`.
     pub revoke_reason: Option<String>,
     pub revoke_comment: Option<String>,
     /// Where it stands with its system: `pending` (its provision task is

@@ -151,6 +151,12 @@ pub enum AccessCommand {
     Expire {
         grant_id: String,
     },
+    /// An access review's item `item_id` was decided `revoke` (issued by the
+    /// service): grant `grant_id` ends, if it is still the pair's grant.
+    EndForReview {
+        grant_id: String,
+        item_id: String,
+    },
 }
 
 impl Aggregate for AccessPair {
@@ -322,6 +328,24 @@ impl Aggregate for AccessPair {
                     deprovision_at_micros: *deprovision_at_micros,
                 }
                 .into()])
+            }
+            C::EndForReview { grant_id, item_id } => {
+                if ctx.actor_id != crate::provisioning::SYSTEM {
+                    return Err(DomainError::Forbidden(
+                        "only the service ends a grant for a review".into(),
+                    ));
+                }
+                Ok(match &self.grant {
+                    Some(g) if &g.grant_id == grant_id => {
+                        let mut event = ended(g, ctx.now_unix_micros, "review", "");
+                        if let DomainEvent::GrantEnded(e) = &mut event {
+                            e.comment = format!("revoked by access review item {item_id}");
+                        }
+                        vec![event]
+                    }
+                    // Ended already (or another grant since): nothing to do.
+                    _ => vec![],
+                })
             }
             C::Expire { grant_id } => Ok(match &self.grant {
                 Some(g)
@@ -565,6 +589,40 @@ mod tests {
                 },
                 &system(),
             )
+            .then(&[]);
+    }
+
+    #[test]
+    fn a_review_ends_the_grant_it_looked_at_once_and_only_through_the_service() {
+        let mut g = issued("");
+        g.grant_type = "admin".into();
+        let end = AccessCommand::EndForReview {
+            grant_id: "g1".into(),
+            item_id: "i1".into(),
+        };
+        let ended: DomainEvent = v1::GrantEnded {
+            grant_id: "g1".into(),
+            user_id: "u1".into(),
+            entitlement_id: "e1".into(),
+            ended_at_micros: system().now_unix_micros,
+            reason: "review".into(),
+            request_id: String::new(),
+            comment: "revoked by access review item i1".into(),
+            provisioning: None,
+            app_id: "a1".into(),
+        }
+        .into();
+        given::<AccessPair>(&[g.clone().into()])
+            .when(&end, &ctx("o1", &["admin"]))
+            .then_error(DomainError::Forbidden(
+                "only the service ends a grant for a review".into(),
+            ));
+        given::<AccessPair>(&[g.clone().into()])
+            .when(&end, &system())
+            .then(std::slice::from_ref(&ended));
+        // Seen again (or the grant ended some other way first): nothing.
+        given::<AccessPair>(&[g.into(), ended])
+            .when(&end, &system())
             .then(&[]);
     }
 

@@ -53,6 +53,9 @@ pub struct Review {
     pub status: ReviewStatus,
     /// The instant whose grants became items.
     pub as_of: i64,
+    /// Every item is open (the launch listed the grants): until then the
+    /// campaign is not closed, so no item opens after its closing.
+    pub listed: bool,
     pub item_count: u64,
 }
 
@@ -74,9 +77,12 @@ impl Review {
 #[derive(Debug, Clone)]
 pub enum ReviewCommand {
     Create(Box<v1::ReviewCreated>),
-    /// The grants held at `as_of` became `item_count` items.
+    /// Its items are the grants held at `as_of` (listed by the service).
     Launch {
         as_of: i64,
+    },
+    /// The service opened the `item_count` items of the launch.
+    Listed {
         item_count: u64,
     },
     /// By an admin, or (`due`) by the campaign's own timer.
@@ -166,13 +172,12 @@ impl Aggregate for Review {
                 Ok(vec![(**created).clone().into()])
             }
             _ if !self.exists() => Err(DomainError::NotFound("review".into())),
-            ReviewCommand::Launch { as_of, item_count } => {
+            ReviewCommand::Launch { as_of } => {
                 admin_only(ctx, "launches a review")?;
                 match self.status {
                     ReviewStatus::Draft => Ok(vec![v1::ReviewLaunched {
                         review_id: id,
                         as_of_micros: *as_of,
-                        item_count: *item_count,
                     }
                     .into()]),
                     other => Err(DomainError::InvalidTransition(format!(
@@ -180,6 +185,27 @@ impl Aggregate for Review {
                         other.name()
                     ))),
                 }
+            }
+            ReviewCommand::Listed { item_count } => {
+                if ctx.actor_id != SYSTEM {
+                    return Err(DomainError::Forbidden(
+                        "only the service lists a review's items".into(),
+                    ));
+                }
+                if self.status == ReviewStatus::Draft {
+                    return Err(DomainError::InvalidTransition(format!(
+                        "review {id} was never launched"
+                    )));
+                }
+                Ok(if self.listed {
+                    vec![] // the listing ran again
+                } else {
+                    vec![v1::ReviewItemsListed {
+                        review_id: id,
+                        item_count: *item_count,
+                    }
+                    .into()]
+                })
             }
             ReviewCommand::Close { due } => {
                 if *due {
@@ -197,6 +223,11 @@ impl Aggregate for Review {
                     admin_only(ctx, "closes a review")?;
                 }
                 match self.status {
+                    ReviewStatus::Active if !self.listed => {
+                        Err(DomainError::InvalidTransition(format!(
+                            "review {id} is still opening its items; close it once they are open"
+                        )))
+                    }
                     ReviewStatus::Active => Ok(vec![v1::ReviewClosed {
                         review_id: id,
                         reason: if *due { "due" } else { "closed" }.into(),
@@ -218,6 +249,9 @@ impl Aggregate for Review {
             DomainEvent::ReviewLaunched(e) => {
                 self.status = ReviewStatus::Active;
                 self.as_of = e.as_of_micros;
+            }
+            DomainEvent::ReviewItemsListed(e) => {
+                self.listed = true;
                 self.item_count = e.item_count;
             }
             DomainEvent::ReviewClosed(_) => self.status = ReviewStatus::Closed,
@@ -307,11 +341,24 @@ pub enum ItemCommand {
         review: ReviewFacts,
         stands_in_for: Vec<String>,
     },
+    /// A note on the item: by its reviewers (or their delegates), an admin,
+    /// or the user whose access it is (who may say why they need it).
+    Comment {
+        comment: String,
+        stands_in_for: Vec<String>,
+    },
 }
 
 impl ReviewItem {
     pub fn exists(&self) -> bool {
         !self.opened.item_id.is_empty()
+    }
+
+    /// Whether the standing decision is a revoke.
+    pub fn revoked(&self) -> bool {
+        self.decision
+            .as_ref()
+            .is_some_and(|d| d.decision == "revoke")
     }
 
     /// Whom `ctx` acts for on this item: themself (a reviewer or an
@@ -396,6 +443,13 @@ impl Aggregate for ReviewItem {
                 if same {
                     return Ok(vec![]); // said already: nothing changes
                 }
+                // A revoke ends the grant when it is made: taking it back
+                // would leave a record of access kept that is gone.
+                if self.revoked() {
+                    return Err(DomainError::InvalidTransition(
+                        "the item was revoked and its grant ended; a revoke is final".into(),
+                    ));
+                }
                 Ok(vec![v1::ReviewItemDecided {
                     item_id: id,
                     decision: decision.clone(),
@@ -420,6 +474,27 @@ impl Aggregate for ReviewItem {
                     justification: "undecided when the review closed".into(),
                     decided_by: SYSTEM.into(),
                     on_behalf_of: String::new(),
+                }
+                .into()])
+            }
+            ItemCommand::Comment {
+                comment,
+                stands_in_for,
+            } => {
+                let own = ctx.actor_id == self.opened.user_id;
+                if !own && self.acts_for(ctx, stands_in_for).is_none() {
+                    return Err(DomainError::Forbidden(
+                        "only the item's reviewers, their delegates, its user or an admin comment on it"
+                            .into(),
+                    ));
+                }
+                if crate::text::is_blank(comment) || crate::text::chars(comment) > 4096 {
+                    return Err(DomainError::invalid("comment", "1 to 4096 characters"));
+                }
+                Ok(vec![v1::ReviewItemCommented {
+                    item_id: id,
+                    comment: comment.clone(),
+                    author_id: ctx.actor_id.clone(),
                 }
                 .into()])
             }
@@ -536,23 +611,41 @@ mod tests {
             draft.decide(&ReviewCommand::Close { due: false }, &admin()),
             Err(DomainError::InvalidTransition(_))
         ));
-        let launch = ReviewCommand::Launch {
-            as_of: NOW,
-            item_count: 3,
-        };
-        let active = given::<Review>(&[created().into()])
+        let launch = ReviewCommand::Launch { as_of: NOW };
+        let launched: DomainEvent = v1::ReviewLaunched {
+            review_id: "rv1".into(),
+            as_of_micros: NOW,
+        }
+        .into();
+        let listing = given::<Review>(&[created().into()])
             .when(&launch, &admin())
-            .then(&[v1::ReviewLaunched {
-                review_id: "rv1".into(),
-                as_of_micros: NOW,
-                item_count: 3,
-            }
-            .into()]);
-        assert_eq!(active.status, ReviewStatus::Active);
+            .then(std::slice::from_ref(&launched));
+        assert_eq!(listing.status, ReviewStatus::Active);
         assert!(matches!(
-            active.decide(&launch, &admin()),
+            listing.decide(&launch, &admin()),
             Err(DomainError::InvalidTransition(_))
         ));
+        // Not closed while its items are being opened; only the service
+        // says they are.
+        assert!(matches!(
+            listing.decide(&ReviewCommand::Close { due: false }, &admin()),
+            Err(DomainError::InvalidTransition(_))
+        ));
+        let listed = ReviewCommand::Listed { item_count: 3 };
+        assert!(matches!(
+            listing.decide(&listed, &admin()),
+            Err(DomainError::Forbidden(_))
+        ));
+        let listed_event: DomainEvent = v1::ReviewItemsListed {
+            review_id: "rv1".into(),
+            item_count: 3,
+        }
+        .into();
+        let active = given::<Review>(&[created().into(), launched.clone()])
+            .when(&listed, &system(NOW))
+            .then(std::slice::from_ref(&listed_event));
+        assert_eq!(active.decide(&listed, &system(NOW)), Ok(vec![]));
+        assert_eq!(active.item_count, 3);
         // The timer closes it at its due date, not before, and nobody
         // else closes it "as due".
         let due = ReviewCommand::Close { due: true };
@@ -734,6 +827,59 @@ mod tests {
                 "justification",
                 "this review asks why for every revoke",
             ));
+    }
+
+    #[test]
+    fn a_revoke_is_final_and_a_repeat_of_it_changes_nothing() {
+        let revoked = given::<ReviewItem>(&[item().into(), decided("revoke", "gone", "o1", "")])
+            .when(&decide("revoke", "gone", &[]), &ctx("o1", &[]))
+            .then(&[]);
+        assert!(revoked.revoked());
+        for who in [ctx("o1", &[]), ctx("root", &["admin"])] {
+            assert!(matches!(
+                revoked.decide(&decide("certify", "", &[]), &who),
+                Err(DomainError::InvalidTransition(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn the_user_reviewers_and_admins_comment_strangers_do_not() {
+        let opened: &[DomainEvent] = &[item().into()];
+        let comment = |who: &[&str]| ItemCommand::Comment {
+            comment: "needed for payroll runs".into(),
+            stands_in_for: ids(who),
+        };
+        for (actor, roles, stands) in [
+            ("ben", vec![], vec![]),
+            ("o1", vec![], vec![]),
+            ("dana", vec![], vec!["o1"]),
+            ("root", vec!["admin"], vec![]),
+        ] {
+            given::<ReviewItem>(opened)
+                .when(&comment(&stands), &ctx(actor, &roles))
+                .then(&[v1::ReviewItemCommented {
+                    item_id: "i1".into(),
+                    comment: "needed for payroll runs".into(),
+                    author_id: actor.into(),
+                }
+                .into()]);
+        }
+        given::<ReviewItem>(opened)
+            .when(&comment(&[]), &ctx("eve", &["auditor"]))
+            .then_error(DomainError::Forbidden(
+                "only the item's reviewers, their delegates, its user or an admin comment on it"
+                    .into(),
+            ));
+        given::<ReviewItem>(opened)
+            .when(
+                &ItemCommand::Comment {
+                    comment: " ".into(),
+                    stands_in_for: vec![],
+                },
+                &ctx("o1", &[]),
+            )
+            .then_error(DomainError::invalid("comment", "1 to 4096 characters"));
     }
 
     #[test]

@@ -165,6 +165,8 @@ domain_events! {
     ReviewItemOpened => ReviewItemOpened, "iga.v1.ReviewItemOpened", 1;
     ReviewItemDecided => ReviewItemDecided, "iga.v1.ReviewItemDecided", 1;
     ReviewItemReassigned => ReviewItemReassigned, "iga.v1.ReviewItemReassigned", 1;
+    ReviewItemsListed => ReviewItemsListed, "iga.v1.ReviewItemsListed", 1;
+    ReviewItemCommented => ReviewItemCommented, "iga.v1.ReviewItemCommented", 1;
 }
 
 impl DomainEvent {

@@ -155,7 +155,17 @@ fn samples() -> Vec<DomainEvent> {
         ReviewLaunched {
             review_id: "rv1".into(),
             as_of_micros: 1_790_000_000_000_000,
+        }
+        .into(),
+        ReviewItemsListed {
+            review_id: "rv1".into(),
             item_count: 3,
+        }
+        .into(),
+        ReviewItemCommented {
+            item_id: "i1".into(),
+            comment: "needed for payroll runs".into(),
+            author_id: "u1".into(),
         }
         .into(),
         ReviewClosed {
