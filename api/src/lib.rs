@@ -9,12 +9,17 @@ mod grant;
 pub mod json;
 mod objects;
 mod request;
+mod review;
 mod task;
 
 pub use cloud_event::CloudEvent;
 pub use grant::{Grant, GrantApproval, GrantView};
 pub use objects::*;
 pub use request::*;
+pub use review::{
+    RequireJustification, Review, ReviewComment, ReviewDecision, ReviewItem, ReviewProgress,
+    ReviewScope, ReviewerRule,
+};
 pub use task::ProvisioningTask;
 
 use time as time_crate;

@@ -65,6 +65,13 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
             crate::webhooks::update_webhook,
             crate::webhooks::delete_webhook
         ))
+        .routes(utoipa_axum::routes!(crate::reviews::create_review))
+        .routes(utoipa_axum::routes!(crate::reviews::launch_review))
+        .routes(utoipa_axum::routes!(crate::reviews::close_review))
+        .routes(utoipa_axum::routes!(crate::reviews::decide_item))
+        .routes(utoipa_axum::routes!(crate::reviews::decide_items))
+        .routes(utoipa_axum::routes!(crate::reviews::reassign_item))
+        .routes(utoipa_axum::routes!(crate::reviews::comment_item))
         .routes(utoipa_axum::routes!(crate::grants::add_manual_user))
         .routes(utoipa_axum::routes!(crate::grants::revoke))
         .routes(utoipa_axum::routes!(crate::grants::update_grant_duration))

@@ -29,6 +29,7 @@ pub mod provisioning;
 mod refs;
 pub mod requests;
 pub mod resources;
+pub mod reviews;
 pub mod secrets;
 pub mod state;
 pub mod users;

@@ -44,6 +44,7 @@ pub fn projections(search: &Arc<SearchIndex>) -> Vec<Arc<dyn Projection>> {
         Arc::new(TimerIndex),
         Arc::new(projection_service::webhooks::WebhookDirectory),
         Arc::new(projection_service::provisioning::TaskQueue),
+        Arc::new(projection_service::reviews::ReviewBoard),
     ]
 }
 
@@ -245,6 +246,22 @@ async fn start_reactors(
     reactors.push((
         "provisioning",
         tokio::spawn(async move { provisioning.run(stop).await.map_err(|e| e.to_string()) }),
+    ));
+    let reviews = share(
+        ReactorRunner::new(
+            models.clone(),
+            store.clone(),
+            Arc::new(reactors::reviews::ReviewReactor {
+                handler: commands.clone(),
+                models: models.clone(),
+            }),
+        ),
+        Sharing::Spread,
+    );
+    let stop = stopping.subscribe();
+    reactors.push((
+        "reviews",
+        tokio::spawn(async move { reviews.run(stop).await.map_err(|e| e.to_string()) }),
     ));
     if let Some(url) = publish_url(args.publish.as_deref(), args.data.event_log.as_deref()) {
         let config = iga_eventlog::publish::DownstreamConfig::from_url(&url)?;

@@ -18,6 +18,7 @@ pub mod policies;
 pub mod provisioning;
 pub mod queries;
 pub mod requests;
+pub mod reviews;
 pub mod runner;
 pub mod staged;
 pub mod timers;

@@ -22,6 +22,7 @@ use crate::grants::{GrantLedger, GrantScope};
 use crate::policies::{PolicyDirectory, PolicyView};
 use crate::provisioning::{TaskQueue, TaskScope};
 use crate::requests::{task_prefix, Party, RequestDirectory};
+use crate::reviews::{ItemScope, ReviewBoard};
 use crate::users::{TokenHolder, TokenView, UserDirectory, UserView};
 use crate::webhooks::{delivery_prefix, WebhookDirectory, WebhookView};
 use crate::{ProjectionError, ReadModels, Result};
@@ -80,6 +81,10 @@ impl ReadModels {
 
     pub fn provisioning_tasks(&self) -> Result<Tasks<'_>> {
         self.model(crate::provisioning::NAME).map(Tasks)
+    }
+
+    pub fn reviews(&self) -> Result<Reviews<'_>> {
+        self.model(crate::reviews::NAME).map(Reviews)
     }
 }
 
@@ -501,6 +506,106 @@ impl Tasks<'_> {
             }
             last_key = Some(k.to_vec());
             items.push(record.task);
+        }
+        Ok(Paged { items, next: None })
+    }
+}
+
+/// Access review campaigns and their items.
+pub struct Reviews<'a>(&'a sled::Tree);
+
+impl Reviews<'_> {
+    /// A campaign, with its progress.
+    pub fn get(&self, id: &str) -> Result<Option<iga_api::Review>> {
+        Ok(ReviewBoard::review(self.0, id)?.map(|r| r.render()))
+    }
+
+    /// The campaigns that pass `keep`, oldest first.
+    pub fn page(
+        &self,
+        window: Window<'_>,
+        keep: impl Fn(&iga_api::Review) -> bool,
+    ) -> Result<Paged<iga_api::Review>> {
+        self.by_index(b"o/", window, |id| {
+            Ok(ReviewBoard::review(self.0, id)?
+                .map(|r| r.render())
+                .filter(|r| keep(r)))
+        })
+    }
+
+    /// An item (without its grant: the caller joins it from the grants).
+    pub fn item(&self, id: &str) -> Result<Option<iga_api::ReviewItem>> {
+        Ok(ReviewBoard::item(self.0, id)?.map(|r| r.item))
+    }
+
+    /// The items under `scope` that pass `keep`, in opening order.
+    pub fn items(
+        &self,
+        scope: &ItemScope,
+        window: Window<'_>,
+        keep: impl Fn(&iga_api::ReviewItem) -> bool,
+    ) -> Result<Paged<iga_api::ReviewItem>> {
+        let prefix = scope.prefix().into_bytes();
+        self.by_index(&prefix, window, |id| {
+            Ok(ReviewBoard::item(self.0, id)?
+                .map(|r| r.item)
+                .filter(|i| keep(i)))
+        })
+    }
+
+    /// Each reviewer's share of campaign `review_id`, by reviewer id.
+    pub fn progress_by_reviewer(
+        &self,
+        review_id: &str,
+    ) -> Result<Vec<(String, iga_api::ReviewProgress)>> {
+        let prefix = crate::reviews::progress_prefix(review_id);
+        let mut out = Vec::new();
+        for kv in self.0.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let reviewer = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            out.push((reviewer, decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Values found by id from the index under `prefix` (keys
+    /// `<prefix><seq: 8 bytes>/<id>`), in key order, in `window`.
+    fn by_index<V>(
+        &self,
+        prefix: &[u8],
+        window: Window<'_>,
+        mut found: impl FnMut(&str) -> Result<Option<V>>,
+    ) -> Result<Paged<V>> {
+        let mut end = prefix.to_vec();
+        *end.last_mut().expect("non-empty prefix") += 1;
+        let start = match window.after {
+            Some(after) if after >= end.as_slice() => {
+                return Ok(Paged {
+                    items: Vec::new(),
+                    next: None,
+                })
+            }
+            Some(after) if after >= prefix => Bound::Excluded(after.to_vec()),
+            _ => Bound::Included(prefix.to_vec()),
+        };
+        let mut items = Vec::with_capacity(window.size.min(1024));
+        let mut last_key = None;
+        for kv in self.0.range((start, Bound::Excluded(end))) {
+            let (k, _) = kv?;
+            let Some(id) = k.get(prefix.len() + 9..) else {
+                continue;
+            };
+            let Some(value) = found(&String::from_utf8_lossy(id))? else {
+                continue;
+            };
+            if items.len() == window.size {
+                return Ok(Paged {
+                    items,
+                    next: last_key,
+                });
+            }
+            last_key = Some(k.to_vec());
+            items.push(value);
         }
         Ok(Paged { items, next: None })
     }

@@ -1,4 +1,5 @@
-//! `TimerIndex`: what is due when. Grants end at their `deprovisionAt`;
+//! `TimerIndex`: what is due when. Access reviews close at their due date;
+//! grants end at their `deprovisionAt`;
 //! requests are cancelled at their `expiryDate`; approved requests with a
 //! future `startDate` are granted then. The index is a read model
 //! like any other (rebuilt from the log, so timers survive restarts); the
@@ -10,7 +11,8 @@
 //! which becomes a timer when the request is approved; `pd/<deliveryId>`
 //! marks a pending delivery that timers make: a provisioning task's, or one
 //! an admin retried (event deliveries are otherwise made by their webhook's
-//! follower).
+//! follower); `rv/<reviewId>` -> the due date (BE) of an access review,
+//! which becomes a timer when it is launched.
 
 use iga_eventlog::RecordedEvent;
 use iga_schemas::DomainEvent;
@@ -35,6 +37,8 @@ pub enum Timer {
     /// Make the next attempt of provisioning delivery `delivery_id`: due
     /// when requested, then at each retry's time.
     Delivery { delivery_id: String },
+    /// Close access review `review_id`: its due date came.
+    ReviewDue { review_id: String },
 }
 
 pub struct TimerIndex;
@@ -52,6 +56,10 @@ fn start_key(request_id: &str) -> Vec<u8> {
 
 fn pending_delivery_key(delivery_id: &str) -> Vec<u8> {
     format!("pd/{delivery_id}").into_bytes()
+}
+
+fn review_due_key(review_id: &str) -> Vec<u8> {
+    format!("rv/{review_id}").into_bytes()
 }
 
 fn back_key(kind: &str, id: &str) -> Vec<u8> {
@@ -159,6 +167,23 @@ impl Projection for TimerIndex {
                 };
                 let at = event.envelope.occurred_at_unix_micros;
                 set(tx, "dl", &e.delivery_id, at, &timer);
+            }
+            // A campaign is due once launched (a draft is never closed).
+            DomainEvent::ReviewCreated(e) => {
+                tx.put(review_due_key(&e.review_id), e.due_at_micros.to_be_bytes());
+            }
+            DomainEvent::ReviewLaunched(e) => {
+                if let Some(due) = tx.get(&review_due_key(&e.review_id))? {
+                    let due = i64::from_be_bytes(due.try_into().unwrap_or_default());
+                    let timer = Timer::ReviewDue {
+                        review_id: e.review_id.clone(),
+                    };
+                    set(tx, "rv", &e.review_id, due, &timer);
+                }
+            }
+            DomainEvent::ReviewClosed(e) => {
+                clear(tx, "rv", &e.review_id);
+                tx.delete(review_due_key(&e.review_id));
             }
             DomainEvent::DeliverySucceeded(e) => {
                 clear(tx, "dl", &e.delivery_id);

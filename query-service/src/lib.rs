@@ -13,6 +13,7 @@ mod page;
 pub mod policies;
 pub mod provisioning;
 pub mod requests;
+pub mod reviews;
 pub mod users;
 pub mod webhooks;
 
@@ -77,6 +78,12 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(webhooks::list_deliveries))
         .routes(utoipa_axum::routes!(provisioning::list_tasks))
         .routes(utoipa_axum::routes!(provisioning::get_task))
+        .routes(utoipa_axum::routes!(reviews::list_reviews))
+        .routes(utoipa_axum::routes!(reviews::get_review))
+        .routes(utoipa_axum::routes!(reviews::list_items))
+        .routes(utoipa_axum::routes!(reviews::get_item))
+        .routes(utoipa_axum::routes!(reviews::my_reviews))
+        .routes(utoipa_axum::routes!(reviews::review_report))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             deleted::hide_what_is_under_deleted_apps,

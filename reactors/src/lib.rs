@@ -1,7 +1,8 @@
 //! Process managers: consumers of the log that act (issue commands, publish)
 //! rather than build read models. [`fulfilment`] finishes what a decision
 //! leads to, [`timers`] acts when a date passes, [`publishing`] relays every
-//! event downstream, [`provisioning`] opens and closes provisioning tasks,
+//! event downstream, [`provisioning`] opens and closes provisioning tasks, [`reviews`] opens
+//! an access review's items, applies its `onDue` and ends revoked grants,
 //! [`subscriptions`] delivers events to webhooks and [`delivery`] makes
 //! every webhook call.
 //! [`ReactorRunner`] feeds each one from its checkpoint, alone or sharing
@@ -14,6 +15,7 @@ pub mod delivery;
 pub mod fulfilment;
 pub mod provisioning;
 pub mod publishing;
+pub mod reviews;
 mod runner;
 pub mod subscriptions;
 pub mod timers;

@@ -1,6 +1,7 @@
 //! The timer driver: reads the `timers` read model and ends grants at their
-//! `deprovisionAt`, cancels requests at their `expiryDate`, and grants
-//! approved requests at their `startDate` (never before), through
+//! `deprovisionAt`, cancels requests at their `expiryDate`, grants
+//! approved requests at their `startDate` (never before), and closes access
+//! reviews at their due date, through
 //! command-service's idempotent commands.
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ fn timer_id(due: i64, timer: &Timer) -> String {
         Timer::RequestExpiry { request_id } => format!("timer-r-{request_id}-{due}"),
         Timer::RequestStart { request_id } => format!("timer-s-{request_id}-{due}"),
         Timer::Delivery { delivery_id } => format!("timer-d-{delivery_id}-{due}"),
+        Timer::ReviewDue { review_id } => format!("timer-rv-{review_id}-{due}"),
     }
 }
 
@@ -217,6 +219,9 @@ impl TimerDriver {
             } => expire_grant(handler, grant_id, user_id, entitlement_id).await,
             Timer::RequestStart { request_id } => fulfil(handler, request_id).await,
             Timer::RequestExpiry { request_id } => expire_request(handler, request_id).await,
+            Timer::ReviewDue { review_id } => {
+                command_service::reviews::close_due(handler, review_id).await
+            }
             Timer::Delivery { delivery_id } => {
                 return match self.start_delivery(delivery_id) {
                     Some(attempt) => attempt.await,
