@@ -103,7 +103,10 @@ fn admin_only(ctx: &Context, what: &str) -> Result<(), DomainError> {
 /// (USERS naming someone), a known `onDue`, a due date ahead, bounded lists.
 pub fn validate(c: &v1::ReviewCreated, now: i64) -> Result<(), DomainError> {
     if crate::text::is_blank(&c.display_name) || crate::text::chars(&c.display_name) > 200 {
-        return Err(DomainError::invalid("displayName", "1 to 200 characters"));
+        return Err(DomainError::unsatisfiable(
+            "displayName",
+            "1 to 200 characters, not only spaces",
+        ));
     }
     if crate::text::chars(&c.description) > 4096 {
         return Err(DomainError::invalid(
@@ -425,7 +428,7 @@ impl Aggregate for ReviewItem {
                     _ => return Err(DomainError::invalid("decision", "certify or revoke")),
                 };
                 if required && crate::text::is_blank(justification) {
-                    return Err(DomainError::invalid(
+                    return Err(DomainError::unsatisfiable(
                         "justification",
                         format!("this review asks why for every {decision}"),
                     ));
@@ -489,7 +492,10 @@ impl Aggregate for ReviewItem {
                     ));
                 }
                 if crate::text::is_blank(comment) || crate::text::chars(comment) > 4096 {
-                    return Err(DomainError::invalid("comment", "1 to 4096 characters"));
+                    return Err(DomainError::unsatisfiable(
+                        "comment",
+                        "1 to 4096 characters, not only spaces",
+                    ));
                 }
                 Ok(vec![v1::ReviewItemCommented {
                     item_id: id,
@@ -823,7 +829,7 @@ mod tests {
         // This review asks why for a revoke.
         given::<ReviewItem>(opened)
             .when(&decide("revoke", "  ", &[]), &ctx("o1", &[]))
-            .then_error(DomainError::invalid(
+            .then_error(DomainError::unsatisfiable(
                 "justification",
                 "this review asks why for every revoke",
             ));
@@ -879,7 +885,10 @@ mod tests {
                 },
                 &ctx("o1", &[]),
             )
-            .then_error(DomainError::invalid("comment", "1 to 4096 characters"));
+            .then_error(DomainError::unsatisfiable(
+                "comment",
+                "1 to 4096 characters, not only spaces",
+            ));
     }
 
     #[test]
