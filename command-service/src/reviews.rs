@@ -409,10 +409,11 @@ pub async fn decide_item(
 }
 
 /// Decides many items of one campaign alike: each is decided (or refused)
-/// as it would be alone; the answer says what happened to each.
+/// as it would be alone; the answer says what happened to each (403 when
+/// every item was refused as not the caller's to decide).
 #[utoipa::path(post, path = "/reviews/{reviewId}/decide", tag = "reviews", request_body = BulkDecide,
     params(("reviewId" = String, Path, description = "Review id"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first outcome")),
-    responses((status = 200, description = "What happened to each item", body = BulkDecided), (status = 400, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, description = "What happened to each item", body = BulkDecided), (status = 400, body = Problem), (status = 403, description = "None of the items is the caller's to decide", body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn decide_items(
     State(state): State<CommandState>,
@@ -483,6 +484,13 @@ pub async fn decide_items(
             status,
             error,
         });
+    }
+    // Refused every item as not theirs: the caller reviews none of them.
+    if answer.decided == 0 && answer.results.iter().all(|r| r.status == 403) {
+        return Err(Problem::forbidden(format!(
+            "you decide none of these items: {}",
+            answer.results[0].error.clone().unwrap_or_default()
+        )));
     }
     let mut response = (StatusCode::OK, axum::Json(answer)).into_response();
     if last > 0 {

@@ -218,6 +218,32 @@ fn rows() -> Vec<Row> {
         row("POST", "/api/v1/provisioning/tasks/{taskId}/complete", &[Admin, AppOwner], 200)
             .body(json!({"outcome": "done", "message": "account created"})),
         row("POST", "/api/v1/provisioning/tasks/{taskId}/retry", &[Admin], 200),
+        // Access reviews: the scene's campaign covers its app, reviewed by
+        // the Approver (so the ApproverDelegate stands in); its one item is
+        // the Beneficiary's direct grant.
+        row("GET", "/api/v1/reviews", &[Admin, Auditor], 200),
+        row("GET", "/api/v1/reviews/{reviewId}", &[Admin, Auditor, Approver, ApproverDelegate], 200)
+            .hidden(&[AppOwner, EntOwner, Manager, Requester, RequesterDelegate, Beneficiary, Stranger]),
+        // Anyone reads their own items of a campaign (none, for most).
+        row("GET", "/api/v1/reviews/{reviewId}/items", ACTIVE, 200),
+        row("GET", "/api/v1/reviews/{reviewId}/items/{itemId}", &[Admin, Auditor, Approver, ApproverDelegate, Beneficiary], 200)
+            .hidden(&[AppOwner, EntOwner, Manager, Requester, RequesterDelegate, Stranger]),
+        row("GET", "/api/v1/reviews/{reviewId}/report", &[Admin, Auditor], 200),
+        row("GET", "/api/v1/me/reviews", ACTIVE, 200),
+        row("POST", "/api/v1/reviews", &[Admin], 201).body(json!({
+            "displayName": "Q4", "scope": {"appIds": ["{appId}"]},
+            "reviewers": {"type": "USERS", "userIds": ["STRANGER"]},
+            "dueDate": "2098-01-01T00:00:00Z"})),
+        row("POST", "/api/v1/reviews/{reviewId}/launch", &[Admin], 200),
+        row("POST", "/api/v1/reviews/{reviewId}/close", &[Admin], 200),
+        row("POST", "/api/v1/reviews/{reviewId}/items/{itemId}/decide", &[Admin, Approver, ApproverDelegate], 200)
+            .body(json!({"decision": "certify"})),
+        row("POST", "/api/v1/reviews/{reviewId}/decide", &[Admin, Approver, ApproverDelegate], 200)
+            .body(json!({"itemIds": ["{itemId}"], "decision": "certify"})),
+        row("POST", "/api/v1/reviews/{reviewId}/items/{itemId}/reassign", &[Admin, Approver, ApproverDelegate], 200)
+            .body(json!({"toUserIds": ["STRANGER"]})),
+        row("POST", "/api/v1/reviews/{reviewId}/items/{itemId}/comment", &[Admin, Approver, ApproverDelegate, Beneficiary], 200)
+            .body(json!({"comment": "needed for month end"})),
         // Requests: anyone asks for themselves.
         row("POST", "/api/v1/requests", ACTIVE, 201)
             .body(json!({"catalogs": [{"type": "entitlement", "id": "ENTITLEMENT"}], "justification": "x"})),
@@ -586,6 +612,49 @@ async fn scene(w: &World, row: &Row) -> Scene {
     } else {
         "none".into()
     };
+    // An access review of the app by the Approver: a draft for its launch's
+    // route, else launched, with its items open.
+    let (review, item) = if row.path.contains("{reviewId}") {
+        let review = w
+            .admin(
+                "POST",
+                "/api/v1/reviews",
+                json!({"displayName": "Scene review", "scope": {"appIds": [app]},
+                       "reviewers": {"type": "USERS", "userIds": [w.id(Approver)]},
+                       "dueDate": "2098-01-01T00:00:00Z"}),
+            )
+            .await;
+        let review = review["id"].as_str().unwrap().to_string();
+        if row.path.ends_with("/launch") {
+            (review, "none".to_string())
+        } else {
+            w.admin(
+                "POST",
+                &format!("/api/v1/reviews/{review}/launch"),
+                json!(null),
+            )
+            .await;
+            let item = common::eventually("the scene review's item", || async {
+                let head = w.head().await;
+                let (_, r) = get(w, Some(ADMIN), &format!("/api/v1/reviews/{review}"), &head).await;
+                if r["itemsListed"] != true {
+                    return None;
+                }
+                let (_, items) = get(
+                    w,
+                    Some(ADMIN),
+                    &format!("/api/v1/reviews/{review}/items"),
+                    &head,
+                )
+                .await;
+                items["list"][0]["id"].as_str().map(str::to_string)
+            })
+            .await;
+            (review, item)
+        }
+    } else {
+        ("none".to_string(), "none".to_string())
+    };
     let name = format!("user-{}", uuid::Uuid::now_v7().simple()).to_lowercase();
     Scene {
         subs: vec![
@@ -606,6 +675,8 @@ async fn scene(w: &World, row: &Row) -> Scene {
             ("{webhookId}", webhook["id"].as_str().unwrap().to_string()),
             ("{taskId}", task),
             ("{deliveryId}", delivery),
+            ("{reviewId}", review),
+            ("{itemId}", item),
             ("{appOwnerId}", w.id(AppOwner).to_string()),
             ("{entOwnerId}", w.id(EntOwner).to_string()),
             ("{userId}", w.id(Stranger).to_string()),
