@@ -101,7 +101,7 @@ pub struct CreateReview {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Decide {
+pub struct DecideItem {
     #[schema(pattern = "^(certify|revoke)$")]
     pub decision: String,
     #[serde(default)]
@@ -111,7 +111,7 @@ pub struct Decide {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BulkDecide {
+pub struct DecideItems {
     #[schema(min_items = 1, max_items = 1000)]
     pub item_ids: Vec<String>,
     #[schema(pattern = "^(certify|revoke)$")]
@@ -143,14 +143,14 @@ pub struct BulkDecided {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Reassign {
+pub struct ReassignItem {
     #[schema(min_items = 1, max_items = 100)]
     pub to_user_ids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Comment {
+pub struct CommentOnItem {
     #[schema(min_length = 1, max_length = 4096)]
     pub comment: String,
 }
@@ -384,7 +384,7 @@ async fn decide_one(
 
 /// Certifies or revokes one item (its reviewers, their delegates, admins;
 /// never the user whose access it is). A revoke ends the grant.
-#[utoipa::path(post, path = "/reviews/{reviewId}/items/{itemId}/decide", tag = "reviews", request_body = Decide,
+#[utoipa::path(post, path = "/reviews/{reviewId}/items/{itemId}/decide", tag = "reviews", request_body = DecideItem,
     params(("reviewId" = String, Path, description = "Review id"), ("itemId" = String, Path, description = "Item id")),
     responses((status = 200, description = "Decided", body = ItemObject), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "The review is not active, or the item was revoked", body = Problem)),
     security(("bearer" = [])))]
@@ -393,7 +393,7 @@ pub async fn decide_item(
     Extension(principal): Extension<Principal>,
     Path((review_id, item_id)): Path<(String, String)>,
     headers: HeaderMap,
-    ApiJson(body, _): ApiJson<Decide>,
+    ApiJson(body, _): ApiJson<DecideItem>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
     let outcome = decide_one(
@@ -411,7 +411,7 @@ pub async fn decide_item(
 /// Decides many items of one campaign alike: each is decided (or refused)
 /// as it would be alone; the answer says what happened to each (403 when
 /// every item was refused as not the caller's to decide).
-#[utoipa::path(post, path = "/reviews/{reviewId}/decide", tag = "reviews", request_body = BulkDecide,
+#[utoipa::path(post, path = "/reviews/{reviewId}/decide", tag = "reviews", request_body = DecideItems,
     params(("reviewId" = String, Path, description = "Review id"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first outcome")),
     responses((status = 200, description = "What happened to each item", body = BulkDecided), (status = 400, body = Problem), (status = 403, description = "None of the items is the caller's to decide", body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
@@ -420,10 +420,14 @@ pub async fn decide_items(
     Extension(principal): Extension<Principal>,
     Path(review_id): Path<String>,
     headers: HeaderMap,
-    ApiJson(body, _): ApiJson<BulkDecide>,
+    ApiJson(body, _): ApiJson<DecideItems>,
 ) -> Result<Response, Problem> {
     use futures::StreamExt;
     let meta = meta(&principal, &headers)?;
+    if !["certify", "revoke"].contains(&body.decision.as_str()) {
+        return Err(Problem::bad_request("decision is certify or revoke")
+            .with_field("decision", "certify or revoke"));
+    }
     if body.item_ids.len() > MAX_BULK_ITEMS {
         return Err(
             Problem::bad_request(format!("itemIds names at most {MAX_BULK_ITEMS} items"))
@@ -504,7 +508,7 @@ pub async fn decide_items(
 
 /// Gives an item to other reviewers (its reviewers, their delegates,
 /// admins); never to the user whose access it is.
-#[utoipa::path(post, path = "/reviews/{reviewId}/items/{itemId}/reassign", tag = "reviews", request_body = Reassign,
+#[utoipa::path(post, path = "/reviews/{reviewId}/items/{itemId}/reassign", tag = "reviews", request_body = ReassignItem,
     params(("reviewId" = String, Path, description = "Review id"), ("itemId" = String, Path, description = "Item id")),
     responses((status = 200, description = "Reassigned", body = ItemObject), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "The review is not active", body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -513,7 +517,7 @@ pub async fn reassign_item(
     Extension(principal): Extension<Principal>,
     Path((review_id, item_id)): Path<(String, String)>,
     headers: HeaderMap,
-    ApiJson(body, _): ApiJson<Reassign>,
+    ApiJson(body, _): ApiJson<ReassignItem>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
     let (item, review) = item_of(&state.handler, &review_id, &item_id).await?;
@@ -537,7 +541,7 @@ pub async fn reassign_item(
 
 /// Adds a note to an item (its reviewers, their delegates, admins, and the
 /// user whose access it is).
-#[utoipa::path(post, path = "/reviews/{reviewId}/items/{itemId}/comment", tag = "reviews", request_body = Comment,
+#[utoipa::path(post, path = "/reviews/{reviewId}/items/{itemId}/comment", tag = "reviews", request_body = CommentOnItem,
     params(("reviewId" = String, Path, description = "Review id"), ("itemId" = String, Path, description = "Item id")),
     responses((status = 200, description = "Commented", body = ItemObject), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
@@ -546,7 +550,7 @@ pub async fn comment_item(
     Extension(principal): Extension<Principal>,
     Path((review_id, item_id)): Path<(String, String)>,
     headers: HeaderMap,
-    ApiJson(body, _): ApiJson<Comment>,
+    ApiJson(body, _): ApiJson<CommentOnItem>,
 ) -> Result<Response, Problem> {
     let meta = meta(&principal, &headers)?;
     let (item, _) = item_of(&state.handler, &review_id, &item_id).await?;

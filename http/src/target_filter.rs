@@ -193,7 +193,17 @@ fn parse_node(
             "targetName has at most {MAX_NAME_SEGMENTS} segments"
         )));
     }
-    let value = m.get("targetValue").map(text).unwrap_or_default();
+    // A string, number, boolean or null: as documented; an object or an
+    // array compares with nothing, so it is refused rather than ignored.
+    let value = match m.get("targetValue") {
+        Some(Value::Array(_) | Value::Object(_)) => {
+            return Err(FilterError(
+                "targetValue is a string, number, boolean or null".into(),
+            ))
+        }
+        Some(v) => text(v),
+        None => String::new(),
+    };
     if value.len() > MAX_VALUE_BYTES {
         return Err(FilterError(format!(
             "targetValue is at most {MAX_VALUE_BYTES} bytes"
@@ -271,6 +281,19 @@ mod tests {
         assert!(f.matches(&doc));
         let f = TargetFilter::parse_value(&cmp("LTE", "decision.phases.quorum", "0")).unwrap();
         assert!(!f.matches(&doc));
+    }
+
+    #[test]
+    fn a_target_value_is_a_scalar() {
+        for ok in [json!("x"), json!(3), json!(true), json!(null)] {
+            let f =
+                json!({"operator": "EQUALS", "operand": {"targetName": "a", "targetValue": ok}});
+            assert!(TargetFilter::parse_value(&f).is_ok(), "{f}");
+        }
+        for refused in [json!({"a": 1}), json!([1])] {
+            let f = json!({"operator": "EQUALS", "operand": {"targetName": "a", "targetValue": refused}});
+            assert!(TargetFilter::parse_value(&f).is_err(), "{f}");
+        }
     }
 
     #[test]
