@@ -360,6 +360,15 @@ async fn stands_in_for(
     Ok(people)
 }
 
+/// The delegate of the user whose access `item` is ("" for none).
+async fn user_delegate(
+    handler: &CommandHandler,
+    item: &ReviewItem,
+) -> Result<String, CommandError> {
+    let (user, _) = handler.load::<User>(&item.opened.user_id).await?;
+    Ok(user.delegated_user_id)
+}
+
 /// Decides one item as `meta`'s actor; answers the write's outcome.
 async fn decide_one(
     handler: &CommandHandler,
@@ -375,6 +384,7 @@ async fn decide_one(
         justification: justification.to_string(),
         review: review.facts(),
         stands_in_for: stands_in_for(handler, &item, &meta.ctx).await?,
+        user_delegate: user_delegate(handler, &item).await?,
     };
     let (_, outcome) = handler
         .execute::<ReviewItem>(item_id, &command, meta)
@@ -527,6 +537,7 @@ pub async fn reassign_item(
         to: body.to_user_ids.clone(),
         review: review.facts(),
         stands_in_for,
+        user_delegate: user_delegate(&state.handler, &item).await?,
     };
     if let Err(e) = item.decide(&command, &meta.ctx) {
         return Err(CommandError::Domain(e).into());

@@ -268,15 +268,17 @@ impl Aggregate for Review {
 #[derive(Debug, Clone, Default)]
 pub struct GrantPeople<'a> {
     pub user_id: &'a str,
+    /// The user's delegate ("" for none): they do not review it either.
+    pub user_delegate: &'a str,
     pub manager_ids: &'a [String],
     pub app_owner_ids: &'a [String],
     pub entitlement_owner_ids: &'a [String],
 }
 
 /// Who reviews a grant under `rule`, and whether they came from the
-/// fallback: the rule's people but the grant's own user; if nobody is
-/// left, the `fallback` reviewers (but the user), else the `admins` (but
-/// the user).
+/// fallback: the rule's people but the grant's own user (and their
+/// delegate); if nobody is left, the `fallback` reviewers (but them), else
+/// the `admins` (but them).
 pub fn reviewers_for(
     rule: &v1::ReviewerRule,
     people: &GrantPeople<'_>,
@@ -292,7 +294,7 @@ pub fn reviewers_for(
     let others = |ids: &[String]| -> Vec<String> {
         crate::app::dedup(
             ids.iter()
-                .filter(|id| *id != people.user_id)
+                .filter(|id| *id != people.user_id && *id != people.user_delegate)
                 .cloned()
                 .collect(),
         )
@@ -328,12 +330,14 @@ pub struct ReviewItem {
 pub enum ItemCommand {
     Open(Box<v1::ReviewItemOpened>),
     /// Certify or revoke; `stands_in_for`: the people the actor is the
-    /// delegate of.
+    /// delegate of; `user_delegate`: the delegate of the user whose access
+    /// it is (who, standing for them, does not review it either).
     Decide {
         decision: String,
         justification: String,
         review: ReviewFacts,
         stands_in_for: Vec<String>,
+        user_delegate: String,
     },
     /// At closing: an undecided item becomes `decision`.
     ApplyOnDue {
@@ -343,6 +347,7 @@ pub enum ItemCommand {
         to: Vec<String>,
         review: ReviewFacts,
         stands_in_for: Vec<String>,
+        user_delegate: String,
     },
     /// A note on the item: by its reviewers (or their delegates), an admin,
     /// or the user whose access it is (who may say why they need it).
@@ -376,10 +381,15 @@ impl ReviewItem {
             .cloned()
     }
 
-    fn not_own(&self, ctx: &Context) -> Result<(), DomainError> {
+    /// Nobody reviews their own access, nor that of whom they stand in for.
+    fn not_own(&self, ctx: &Context, user_delegate: &str) -> Result<(), DomainError> {
         if ctx.actor_id == self.opened.user_id {
             Err(DomainError::Forbidden(
                 "nobody reviews their own access".into(),
+            ))
+        } else if !user_delegate.is_empty() && ctx.actor_id == user_delegate {
+            Err(DomainError::Forbidden(
+                "a user's delegate does not review the user's access".into(),
             ))
         } else {
             Ok(())
@@ -414,8 +424,9 @@ impl Aggregate for ReviewItem {
                 justification,
                 review,
                 stands_in_for,
+                user_delegate,
             } => {
-                self.not_own(ctx)?;
+                self.not_own(ctx, user_delegate)?;
                 let Some(on_behalf_of) = self.acts_for(ctx, stands_in_for) else {
                     return Err(DomainError::Forbidden(
                         "only a reviewer of the item, their delegate or an admin decides it".into(),
@@ -508,8 +519,9 @@ impl Aggregate for ReviewItem {
                 to,
                 review,
                 stands_in_for,
+                user_delegate,
             } => {
-                self.not_own(ctx)?;
+                self.not_own(ctx, user_delegate)?;
                 if self.acts_for(ctx, stands_in_for).is_none() {
                     return Err(DomainError::Forbidden(
                         "only a reviewer of the item, their delegate or an admin reassigns it"
@@ -732,6 +744,7 @@ mod tests {
     fn people<'a>(user: &'a str, owners: &'a [String]) -> GrantPeople<'a> {
         GrantPeople {
             user_id: user,
+            user_delegate: "",
             manager_ids: &[],
             app_owner_ids: owners,
             entitlement_owner_ids: &[],
@@ -771,6 +784,15 @@ mod tests {
             reviewers_for(&rule, &people("root", &[]), &[], &ids(&["root", "r2"])),
             (ids(&["r2"]), true)
         );
+        // Nor the user's delegate, standing for them.
+        let deputised = GrantPeople {
+            user_delegate: "o2",
+            ..people("ben", &owners)
+        };
+        assert_eq!(
+            reviewers_for(&rule, &deputised, &ids(&["cfo"]), &admins),
+            (ids(&["o1"]), false)
+        );
     }
 
     fn item() -> v1::ReviewItemOpened {
@@ -798,6 +820,7 @@ mod tests {
             justification: why.into(),
             review: ACTIVE,
             stands_in_for: ids(stands_in_for),
+            user_delegate: "bens-deputy".into(),
         }
     }
 
@@ -907,6 +930,14 @@ mod tests {
                     "nobody reviews their own access".into(),
                 ));
         }
+        // Nor the user's own delegate, even as a reviewer or an admin.
+        for roles in [vec![], vec!["admin"]] {
+            given::<ReviewItem>(opened)
+                .when(&decide("certify", "", &[]), &ctx("bens-deputy", &roles))
+                .then_error(DomainError::Forbidden(
+                    "a user's delegate does not review the user's access".into(),
+                ));
+        }
         // A delegate decides for the reviewer: one decision, theirs on record.
         given::<ReviewItem>(opened)
             .when(&decide("certify", "", &["o1"]), &ctx("dana", &[]))
@@ -922,6 +953,7 @@ mod tests {
                 ..ACTIVE
             },
             stands_in_for: vec![],
+            user_delegate: String::new(),
         };
         given::<ReviewItem>(opened)
             .when(&closed, &ctx("o1", &[]))
@@ -955,6 +987,7 @@ mod tests {
             to: ids(to),
             review: ACTIVE,
             stands_in_for: vec![],
+            user_delegate: String::new(),
         };
         let moved = given::<ReviewItem>(&[item().into()])
             .when(&reassign(&["o2"]), &ctx("o1", &[]))

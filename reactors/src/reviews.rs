@@ -235,7 +235,8 @@ fn candidates(
         vec![GrantScope::All]
     };
     let within = |list: &[String], id: &str| list.is_empty() || list.iter().any(|x| x == id);
-    let mut managers: HashMap<String, Vec<String>> = HashMap::new();
+    // Per user: their managers and their delegate.
+    let mut managers: HashMap<String, (Vec<String>, String)> = HashMap::new();
     let mut app_owners: HashMap<String, Vec<String>> = HashMap::new();
     // Per entitlement: its owners and risk level.
     let mut ents: HashMap<String, (Vec<String>, String)> = HashMap::new();
@@ -275,7 +276,7 @@ fn candidates(
                 if !managers.contains_key(&g.user_id) {
                     let m = users
                         .get(&g.user_id)?
-                        .map(|u| u.manager_ids)
+                        .map(|u| (u.manager_ids, u.delegated_user_id.unwrap_or_default()))
                         .unwrap_or_default();
                     managers.insert(g.user_id.clone(), m);
                 }
@@ -286,9 +287,11 @@ fn candidates(
                         .unwrap_or_default();
                     app_owners.insert(g.app_id.clone(), o);
                 }
+                let (manager_ids, user_delegate) = &managers[&g.user_id];
                 let people = GrantPeople {
                     user_id: &g.user_id,
-                    manager_ids: &managers[&g.user_id],
+                    user_delegate,
+                    manager_ids,
                     app_owner_ids: &app_owners[&g.app_id],
                     entitlement_owner_ids: ent_owners,
                 };
