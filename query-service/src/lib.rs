@@ -84,6 +84,7 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(reviews::get_item))
         .routes(utoipa_axum::routes!(reviews::my_reviews))
         .routes(utoipa_axum::routes!(reviews::review_report))
+        .routes(utoipa_axum::routes!(reviews::reviewer_progress))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             deleted::hide_what_is_under_deleted_apps,

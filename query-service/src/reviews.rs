@@ -302,6 +302,36 @@ pub async fn my_reviews(
     .into_response())
 }
 
+/// Each reviewer's share of a campaign (admin, auditor), by reviewer id.
+#[utoipa::path(get, path = "/reviews/{reviewId}/reviewers", tag = "reviews",
+    params(("reviewId" = String, Path, description = "Review id")),
+    responses((status = 200, description = "Progress per reviewer", body = Vec<ReviewerProgress>), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn reviewer_progress(
+    State(state): State<QueryState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    if !sees_all(&principal) {
+        return Err(Problem::forbidden(
+            "only admins and auditors read every reviewer's progress",
+        ));
+    }
+    visible_review(&state, &principal, &id)?;
+    let rows: Vec<ReviewerProgress> = state
+        .models
+        .reviews()
+        .and_then(|r| r.progress_by_reviewer(&id))
+        .map_err(internal)?
+        .into_iter()
+        .map(|(reviewer_id, progress)| ReviewerProgress {
+            reviewer_id,
+            progress,
+        })
+        .collect();
+    Ok(Json(rows).into_response())
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]

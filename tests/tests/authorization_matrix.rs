@@ -229,6 +229,7 @@ fn rows() -> Vec<Row> {
         row("GET", "/api/v1/reviews/{reviewId}/items/{itemId}", &[Admin, Auditor, Approver, ApproverDelegate, Beneficiary], 200)
             .hidden(&[AppOwner, EntOwner, Manager, Requester, RequesterDelegate, Stranger]),
         row("GET", "/api/v1/reviews/{reviewId}/report", &[Admin, Auditor], 200),
+        row("GET", "/api/v1/reviews/{reviewId}/reviewers", &[Admin, Auditor], 200),
         row("GET", "/api/v1/me/reviews", ACTIVE, 200),
         row("POST", "/api/v1/reviews", &[Admin], 201).body(json!({
             "displayName": "Q4", "scope": {"appIds": ["{appId}"]},

@@ -20,10 +20,12 @@ async fn as_user(api: &Api, token: &str, method: &str, path: &str, body: Value) 
     (s, v)
 }
 
+/// GET as `token`, once the read models include every write so far.
 async fn get_as(api: &Api, token: &str, path: &str) -> (u16, Value) {
     let r = common::client()
         .get(api.s.url(path))
         .bearer_auth(token)
+        .header("X-Consistency-Token", common::log_head(&api.s).await)
         .send()
         .await
         .unwrap();
@@ -78,7 +80,12 @@ async fn launched(api: &Api, body: Value) -> (String, Value) {
         .await;
     assert_eq!(active["status"], "active", "{active}");
     let review = eventually("the launch's items", || async {
-        let (_, r) = api.read(&format!("/api/v1/reviews/{id}"), "0").await;
+        let (_, r) = api
+            .read(
+                &format!("/api/v1/reviews/{id}"),
+                &common::log_head(&api.s).await,
+            )
+            .await;
         (r["itemsListed"] == true).then_some(r)
     })
     .await;
@@ -88,7 +95,10 @@ async fn launched(api: &Api, body: Value) -> (String, Value) {
 /// The campaign's items, by the user whose access each is.
 async fn items_by_user(api: &Api, review: &str) -> std::collections::HashMap<String, Value> {
     let (s, v) = api
-        .read(&format!("/api/v1/reviews/{review}/items?pageSize=100"), "0")
+        .read(
+            &format!("/api/v1/reviews/{review}/items?pageSize=100"),
+            &common::log_head(&api.s).await,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     v["list"]
@@ -356,7 +366,10 @@ async fn a_campaign_reviews_an_apps_grants_and_its_revokes_end_them() {
     // The revoke ended the grant, with the review as its reason.
     let ended = eventually("ben's grant ended by the review", || async {
         let (_, h) = api
-            .read(&format!("/api/v1/grants/history?userId={}", ben.0), "0")
+            .read(
+                &format!("/api/v1/grants/history?userId={}", ben.0),
+                &common::log_head(&api.s).await,
+            )
             .await;
         h["list"]
             .as_array()?
@@ -379,7 +392,10 @@ async fn a_campaign_reviews_an_apps_grants_and_its_revokes_end_them() {
     // The item shows its grant ended.
     let item = eventually("the item's grant end", || async {
         let (_, i) = api
-            .read(&format!("/api/v1/reviews/{review}/items/{ben_item}"), "0")
+            .read(
+                &format!("/api/v1/reviews/{review}/items/{ben_item}"),
+                &common::log_head(&api.s).await,
+            )
             .await;
         (!i["grantEndedAt"].is_null()).then_some(i)
     })
@@ -430,11 +446,44 @@ async fn a_campaign_reviews_an_apps_grants_and_its_revokes_end_them() {
     .await;
     assert_eq!((s, v["reviewerIds"].clone()), (200, json!([cfo.0])));
 
-    let (_, r) = api.read(&format!("/api/v1/reviews/{review}"), "0").await;
+    let (_, r) = api
+        .read(
+            &format!("/api/v1/reviews/{review}"),
+            &common::log_head(&api.s).await,
+        )
+        .await;
     assert_eq!(
         r["progress"],
         json!({"total": 3, "certified": 2, "revoked": 1, "pending": 0}),
         "{r}"
+    );
+
+    // Each reviewer's share.
+    let (s, shares) = api
+        .read(
+            &format!("/api/v1/reviews/{review}/reviewers"),
+            &common::log_head(&api.s).await,
+        )
+        .await;
+    assert_eq!(s, 200, "{shares}");
+    let share = |who: &str| {
+        shares
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reviewerId"] == who)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    // The owner's two items went to the CFO (Carl's, reassigned) and stayed
+    // (Ben's, revoked); the CFO has the owner's own and Carl's, certified.
+    assert_eq!(
+        share(&owner.0),
+        json!({"reviewerId": owner.0, "total": 1, "certified": 0, "revoked": 1, "pending": 0})
+    );
+    assert_eq!(
+        share(&cfo.0),
+        json!({"reviewerId": cfo.0, "total": 2, "certified": 2, "revoked": 0, "pending": 0})
     );
 
     // The report matches the decisions, in JSON and CSV.
@@ -444,6 +493,7 @@ async fn a_campaign_reviews_an_apps_grants_and_its_revokes_end_them() {
                 .url(&format!("/api/v1/reviews/{review}/report?format=json")),
         )
         .bearer_auth(ADMIN)
+        .header("X-Consistency-Token", common::log_head(&api.s).await)
         .send()
         .await
         .unwrap();
@@ -473,6 +523,7 @@ async fn a_campaign_reviews_an_apps_grants_and_its_revokes_end_them() {
                 .url(&format!("/api/v1/reviews/{review}/report?format=csv")),
         )
         .bearer_auth(ADMIN)
+        .header("X-Consistency-Token", common::log_head(&api.s).await)
         .send()
         .await
         .unwrap();
@@ -545,7 +596,10 @@ async fn closing_applies_on_due_and_the_due_date_closes_by_itself_across_a_resta
     .await;
     let item = eventually("onDue applied", || async {
         let (_, v) = api
-            .read(&format!("/api/v1/reviews/{revoking}/items"), "0")
+            .read(
+                &format!("/api/v1/reviews/{revoking}/items"),
+                &common::log_head(&api.s).await,
+            )
             .await;
         let item = v["list"][0].clone();
         (item["decision"] == "revoke").then_some(item)
@@ -555,7 +609,10 @@ async fn closing_applies_on_due_and_the_due_date_closes_by_itself_across_a_resta
     assert_eq!(item["grantId"], ben_grant.as_str());
     eventually("ben's grant ended at closing", || async {
         let (_, h) = api
-            .read(&format!("/api/v1/grants/history?userId={}", ben.0), "0")
+            .read(
+                &format!("/api/v1/grants/history?userId={}", ben.0),
+                &common::log_head(&api.s).await,
+            )
             .await;
         h["list"]
             .as_array()?
@@ -582,13 +639,23 @@ async fn closing_applies_on_due_and_the_due_date_closes_by_itself_across_a_resta
     assert!(s.terminate().0.success());
     let api = Api::start_in(dir.path(), ADMIN);
     let closed = eventually("the due date closing the campaign", || async {
-        let (_, r) = api.read(&format!("/api/v1/reviews/{due}"), "0").await;
+        let (_, r) = api
+            .read(
+                &format!("/api/v1/reviews/{due}"),
+                &common::log_head(&api.s).await,
+            )
+            .await;
         (r["status"] == "closed").then_some(r)
     })
     .await;
     assert_eq!(closed["closedReason"], "due", "{closed}");
     let item = eventually("onDue certifying carl's item", || async {
-        let (_, v) = api.read(&format!("/api/v1/reviews/{due}/items"), "0").await;
+        let (_, v) = api
+            .read(
+                &format!("/api/v1/reviews/{due}/items"),
+                &common::log_head(&api.s).await,
+            )
+            .await;
         let item = v["list"].as_array()?.first()?.clone();
         (item["decision"] == "certify").then_some(item)
     })
@@ -655,14 +722,17 @@ async fn two_reviewers_revoking_one_item_at_once_leave_one_decision_and_one_effe
                     "/api/v1/reviews/{review}/items/{}",
                     item["id"].as_str().unwrap()
                 ),
-                "0",
+                &common::log_head(&api.s).await,
             )
             .await;
         assert_eq!(i["decisions"].as_array().unwrap().len(), 1, "{i}");
         // One effect: the grant ended once, by the review.
         let ended = eventually("the grant ended", || async {
             let (_, h) = api
-                .read(&format!("/api/v1/grants/history?userId={user}"), "0")
+                .read(
+                    &format!("/api/v1/grants/history?userId={user}"),
+                    &common::log_head(&api.s).await,
+                )
                 .await;
             let list = h["list"].as_array()?.clone();
             list.iter()
@@ -674,12 +744,117 @@ async fn two_reviewers_revoking_one_item_at_once_leave_one_decision_and_one_effe
         assert_eq!(ended[0]["revokeReason"], "review");
     }
     let (s, events) = api
-        .read("/api/v1/events?eventType=iga.v1.GrantEnded&limit=1000", "0")
+        .read(
+            "/api/v1/events?eventType=iga.v1.GrantEnded&limit=1000",
+            &common::log_head(&api.s).await,
+        )
         .await;
     assert_eq!(s, 200, "{events}");
     assert_eq!(
         events["list"].as_array().unwrap().len(),
         6,
         "one GrantEnded per revoked grant: {events}"
+    );
+}
+
+/// The one provisioning task of `grant` doing `action`, once it is open.
+async fn task_of(api: &Api, grant: &str, action: &str) -> Value {
+    eventually(&format!("the {action} task of grant {grant}"), || async {
+        let (_, v) = api
+            .read(
+                &format!("/api/v1/provisioning/tasks?grantId={grant}"),
+                &common::log_head(&api.s).await,
+            )
+            .await;
+        v["list"]
+            .as_array()?
+            .iter()
+            .find(|t| t["action"] == action)
+            .cloned()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_deprovisions_where_the_grant_was_provisioned() {
+    let api = Api::start(ADMIN);
+    let owner = api.user("owner").await;
+    let ben = api.user("ben").await;
+    let (_, app) = api
+        .ok(
+            "POST",
+            "/api/v1/apps",
+            json!({"displayName": "Ledger", "ownerIds": [owner.0], "provisioning": {"mode": "manual"}}),
+        )
+        .await;
+    let app = app["id"].as_str().unwrap().to_string();
+    let (_, ent) = api
+        .ok(
+            "POST",
+            &format!("/api/v1/apps/{app}/entitlements"),
+            json!({"displayName": "Writer", "alias": "writer"}),
+        )
+        .await;
+    let ent = ent["id"].as_str().unwrap().to_string();
+    let g = grant(&api, &app, &ent, &ben.0).await;
+    // Held once its provision task is done.
+    let task = task_of(&api, &g, "provision").await;
+    let (s, v) = as_user(
+        &api,
+        &owner.1,
+        "POST",
+        &format!(
+            "/api/v1/provisioning/tasks/{}/complete",
+            task["id"].as_str().unwrap()
+        ),
+        json!({"outcome": "done"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (review, r) = launched(
+        &api,
+        json!({
+            "displayName": "Ledger writers",
+            "scope": {"appIds": [app]},
+            "reviewers": {"type": "APP_OWNERS"},
+            "dueDate": due_in(3600),
+        }),
+    )
+    .await;
+    assert_eq!(r["progress"]["total"], 1, "{r}");
+    let items = items_by_user(&api, &review).await;
+    let item = items[&ben.0]["id"].as_str().unwrap().to_string();
+    let (s, v) = as_user(
+        &api,
+        &owner.1,
+        "POST",
+        &format!("/api/v1/reviews/{review}/items/{item}/decide"),
+        json!({"decision": "revoke", "justification": "no longer writes"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // The end opens the deprovision task; the grant is held until it is done.
+    let task = task_of(&api, &g, "deprovision").await;
+    assert_eq!(
+        (task["mode"].as_str(), task["status"].as_str()),
+        (Some("manual"), Some("pending"))
+    );
+    let (_, h) = api
+        .read(
+            &format!("/api/v1/grants/history?userId={}", ben.0),
+            &common::log_head(&api.s).await,
+        )
+        .await;
+    let held = h["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == g.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (held["state"].as_str(), held["revokeReason"].as_str()),
+        (Some("deprovisioning"), Some("review")),
+        "{held}"
     );
 }
