@@ -858,3 +858,109 @@ async fn a_revoke_deprovisions_where_the_grant_was_provisioned() {
         "{held}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuilt_reviews_read_model_answers_every_review_query_the_same() {
+    if common::single_process_only(
+        "a_rebuilt_reviews_read_model_answers_every_review_query_the_same",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start_in(dir.path(), ADMIN);
+    let owner = api.user("owner").await;
+    let cfo = api.user("cfo").await;
+    let (app, ent) = app_with_entitlement(&api, &owner.0).await;
+    let mut users = Vec::new();
+    for n in 0..4 {
+        let u = api.user(&format!("user{n}")).await;
+        grant(&api, &app, &ent, &u.0).await;
+        users.push(u);
+    }
+    grant(&api, &app, &ent, &owner.0).await;
+    let (review, _) = launched(
+        &api,
+        json!({
+            "displayName": "Rebuilt",
+            "scope": {"appIds": [app]},
+            "reviewers": {"type": "APP_OWNERS"},
+            "fallbackReviewerIds": [cfo.0],
+            "dueDate": due_in(3600),
+            "onDue": "revoke",
+        }),
+    )
+    .await;
+    let items = items_by_user(&api, &review).await;
+    let item = |n: usize| items[&users[n].0]["id"].as_str().unwrap().to_string();
+    let path = |i: &str, action: &str| format!("/api/v1/reviews/{review}/items/{i}/{action}");
+    // A certify, a change of mind to revoke, a comment, a reassignment.
+    for (i, body) in [
+        (item(0), json!({"decision": "certify"})),
+        (item(1), json!({"decision": "certify"})),
+        (
+            item(1),
+            json!({"decision": "revoke", "justification": "left"}),
+        ),
+    ] {
+        let (s, v) = as_user(&api, &owner.1, "POST", &path(&i, "decide"), body).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    as_user(
+        &api,
+        &users[2].1,
+        "POST",
+        &path(&item(2), "comment"),
+        json!({"comment": "still needed"}),
+    )
+    .await;
+    as_user(
+        &api,
+        &owner.1,
+        "POST",
+        &path(&item(3), "reassign"),
+        json!({"toUserIds": [cfo.0]}),
+    )
+    .await;
+    // Revoked grant ended; the rest settles before the snapshot.
+    eventually("the revoked grant's end on its item", || async {
+        let (_, i) = api
+            .read(
+                &path(&item(1), "").trim_end_matches('/').to_string(),
+                &common::log_head(&api.s).await,
+            )
+            .await;
+        (!i["grantEndedAt"].is_null()).then_some(())
+    })
+    .await;
+    let queries = [
+        "/api/v1/reviews".to_string(),
+        format!("/api/v1/reviews/{review}"),
+        format!("/api/v1/reviews/{review}/items?pageSize=2"),
+        format!("/api/v1/reviews/{review}/items?decision=pending"),
+        format!("/api/v1/reviews/{review}/items?decision=revoke"),
+        format!("/api/v1/reviews/{review}/items?reviewerId={}", cfo.0),
+        format!("/api/v1/reviews/{review}/reviewers"),
+        format!("/api/v1/reviews/{review}/report"),
+    ];
+    let head = common::log_head(&api.s).await;
+    let mut before = Vec::new();
+    for q in &queries {
+        before.push(api.read(q, &head).await);
+    }
+    let inbox_before = get_as(&api, &cfo.1, "/api/v1/me/reviews").await;
+    let Api { s, _dir, .. } = api;
+    assert!(s.terminate().0.success());
+    common::rebuild(dir.path());
+    let api = Api::start_in(dir.path(), ADMIN);
+    for (q, expected) in queries.iter().zip(&before) {
+        assert_eq!(
+            &api.read(q, &head).await,
+            expected,
+            "{q} after rebuild and restart"
+        );
+    }
+    assert_eq!(
+        get_as(&api, &cfo.1, "/api/v1/me/reviews").await,
+        inbox_before
+    );
+}
