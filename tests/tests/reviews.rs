@@ -925,7 +925,7 @@ async fn a_rebuilt_reviews_read_model_answers_every_review_query_the_same() {
     eventually("the revoked grant's end on its item", || async {
         let (_, i) = api
             .read(
-                &path(&item(1), "").trim_end_matches('/').to_string(),
+                path(&item(1), "").trim_end_matches('/'),
                 &common::log_head(&api.s).await,
             )
             .await;
