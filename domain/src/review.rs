@@ -536,10 +536,12 @@ impl Aggregate for ReviewItem {
                         format!("1 to {MAX_REVIEWERS} users"),
                     ));
                 }
-                if to.contains(&self.opened.user_id) {
+                if to.contains(&self.opened.user_id)
+                    || (!user_delegate.is_empty() && to.contains(user_delegate))
+                {
                     return Err(DomainError::unsatisfiable(
                         "toUserIds",
-                        "nobody reviews their own access",
+                        "nobody reviews their own access, nor their delegate",
                     ));
                 }
                 if to == self.reviewer_ids {
@@ -1009,7 +1011,21 @@ mod tests {
             .when(&reassign(&["ben"]), &ctx("o1", &[]))
             .then_error(DomainError::unsatisfiable(
                 "toUserIds",
-                "nobody reviews their own access",
+                "nobody reviews their own access, nor their delegate",
+            ));
+        given::<ReviewItem>(&[item().into()])
+            .when(
+                &ItemCommand::Reassign {
+                    to: ids(&["o2", "bens-deputy"]),
+                    review: ACTIVE,
+                    stands_in_for: vec![],
+                    user_delegate: "bens-deputy".into(),
+                },
+                &ctx("o1", &[]),
+            )
+            .then_error(DomainError::unsatisfiable(
+                "toUserIds",
+                "nobody reviews their own access, nor their delegate",
             ));
     }
 }
