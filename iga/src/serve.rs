@@ -45,6 +45,7 @@ pub fn projections(search: &Arc<SearchIndex>) -> Vec<Arc<dyn Projection>> {
         Arc::new(projection_service::webhooks::WebhookDirectory),
         Arc::new(projection_service::provisioning::TaskQueue),
         Arc::new(projection_service::reviews::ReviewBoard),
+        Arc::new(projection_service::audit_tree::LogTree),
     ]
 }
 
