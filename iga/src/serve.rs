@@ -45,7 +45,6 @@ pub fn projections(search: &Arc<SearchIndex>) -> Vec<Arc<dyn Projection>> {
         Arc::new(projection_service::webhooks::WebhookDirectory),
         Arc::new(projection_service::provisioning::TaskQueue),
         Arc::new(projection_service::reviews::ReviewBoard),
-        Arc::new(projection_service::audit_tree::LogTree),
     ]
 }
 

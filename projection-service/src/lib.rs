@@ -11,11 +11,9 @@
 //! trees and switches to them.
 
 pub mod apps;
-pub mod audit_tree;
 pub mod catalog;
 pub mod entitlements;
 pub mod grants;
-pub mod merkle;
 pub mod policies;
 pub mod provisioning;
 pub mod queries;

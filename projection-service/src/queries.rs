@@ -14,7 +14,6 @@ use iga_api::{GrantView, RequestView};
 use serde::de::DeserializeOwned;
 
 use crate::apps::{version_prefix, AppCatalog, AppVersionView, AppView};
-use crate::audit_tree::StoredNodes;
 use crate::entitlements::{
     entitlement_prefix, resource_prefix, resource_type_prefix, EntitlementCatalog, EntitlementView,
     ResourceTypeView, ResourceView,
@@ -86,10 +85,6 @@ impl ReadModels {
 
     pub fn reviews(&self) -> Result<Reviews<'_>> {
         self.model(crate::reviews::NAME).map(Reviews)
-    }
-
-    pub fn audit_tree(&self) -> Result<AuditTree<'_>> {
-        self.model(crate::audit_tree::NAME).map(AuditTree)
     }
 }
 
@@ -613,65 +608,5 @@ impl Reviews<'_> {
             items.push(value);
         }
         Ok(Paged { items, next: None })
-    }
-}
-
-/// The log as a Merkle tree (RFC 9162): its root at any size, inclusion and
-/// consistency proofs.
-pub struct AuditTree<'a>(&'a sled::Tree);
-
-impl AuditTree<'_> {
-    fn nodes(&self) -> StoredNodes<'_> {
-        StoredNodes(self.0)
-    }
-
-    /// How many events the tree holds.
-    pub fn size(&self) -> Result<u64> {
-        self.nodes().size()
-    }
-
-    /// The root hash of the tree of the first `size` events; `None` when
-    /// the tree is not that large (yet).
-    pub fn root(&self, size: u64) -> Result<Option<crate::merkle::Hash>> {
-        if size > self.size()? {
-            return Ok(None);
-        }
-        crate::merkle::root(&self.nodes(), size).map(Some)
-    }
-
-    /// The leaf index of the event at log `position`, and its inclusion
-    /// proof in the tree of the first `size` events; `None` when there is
-    /// no such event in that tree.
-    pub fn inclusion(
-        &self,
-        position: u64,
-        size: u64,
-    ) -> Result<Option<(u64, Vec<crate::merkle::Hash>)>> {
-        let nodes = self.nodes();
-        let Some(index) = nodes.index_of(position)? else {
-            return Ok(None);
-        };
-        if index >= size || size > nodes.size()? {
-            return Ok(None);
-        }
-        Ok(Some((
-            index,
-            crate::merkle::inclusion_proof(&nodes, index, size)?,
-        )))
-    }
-
-    /// The consistency proof between the trees of the first `from` and
-    /// `to` events; `None` unless 0 < `from` <= `to` <= the tree's size.
-    pub fn consistency(&self, from: u64, to: u64) -> Result<Option<Vec<crate::merkle::Hash>>> {
-        let nodes = self.nodes();
-        if from == 0 || from > to || to > nodes.size()? {
-            return Ok(None);
-        }
-        crate::merkle::consistency_proof(&nodes, from, to).map(Some)
-    }
-
-    /// The log position of leaf `index`.
-    pub fn position_of(&self, index: u64) -> Result<Option<u64>> {
-        self.nodes().position_of(index)
     }
 }
