@@ -88,6 +88,49 @@ impl ReadModels {
     }
 }
 
+/// Values found by id from the index under `prefix` (keys
+/// `<prefix><seq: 8 bytes>/<id>`: the provisioning tasks' and the reviews'
+/// indexes), in key order, in `window`; `found` answers `None` to skip one.
+fn by_index<V>(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    window: Window<'_>,
+    mut found: impl FnMut(&str) -> Result<Option<V>>,
+) -> Result<Paged<V>> {
+    let mut end = prefix.to_vec();
+    *end.last_mut().expect("non-empty prefix") += 1;
+    let start = match window.after {
+        Some(after) if after >= end.as_slice() => {
+            return Ok(Paged {
+                items: Vec::new(),
+                next: None,
+            })
+        }
+        Some(after) if after >= prefix => Bound::Excluded(after.to_vec()),
+        _ => Bound::Included(prefix.to_vec()),
+    };
+    let mut items = Vec::with_capacity(window.size.min(1024));
+    let mut last_key = None;
+    for kv in tree.range((start, Bound::Excluded(end))) {
+        let (k, _) = kv?;
+        let Some(id) = k.get(prefix.len() + 9..) else {
+            continue;
+        };
+        let Some(value) = found(&String::from_utf8_lossy(id))? else {
+            continue;
+        };
+        if items.len() == window.size {
+            return Ok(Paged {
+                items,
+                next: last_key,
+            });
+        }
+        last_key = Some(k.to_vec());
+        items.push(value);
+    }
+    Ok(Paged { items, next: None })
+}
+
 /// The values under `prefix` that pass `keep`, in key order, in `window`.
 fn page_under<V: DeserializeOwned>(
     tree: &sled::Tree,
@@ -474,40 +517,11 @@ impl Tasks<'_> {
         keep: impl Fn(&iga_api::ProvisioningTask) -> bool,
     ) -> Result<Paged<iga_api::ProvisioningTask>> {
         let prefix = scope.prefix().into_bytes();
-        let mut end = prefix.clone();
-        *end.last_mut().expect("non-empty prefix") += 1;
-        let start = match window.after {
-            Some(after) if after >= end.as_slice() => {
-                return Ok(Paged {
-                    items: Vec::new(),
-                    next: None,
-                })
-            }
-            Some(after) if after >= prefix.as_slice() => Bound::Excluded(after.to_vec()),
-            _ => Bound::Included(prefix.clone()),
-        };
-        let mut items = Vec::with_capacity(window.size.min(1024));
-        let mut last_key = None;
-        for kv in self.0.range((start, Bound::Excluded(end))) {
-            let (k, _) = kv?;
-            // `<prefix><seq: 8 bytes>/<taskId>`
-            let id = String::from_utf8_lossy(&k[prefix.len() + 9..]).into_owned();
-            let Some(record) = TaskQueue::get(self.0, &id)? else {
-                continue;
-            };
-            if !keep(&record.task) {
-                continue;
-            }
-            if items.len() == window.size {
-                return Ok(Paged {
-                    items,
-                    next: last_key,
-                });
-            }
-            last_key = Some(k.to_vec());
-            items.push(record.task);
-        }
-        Ok(Paged { items, next: None })
+        by_index(self.0, &prefix, window, |id| {
+            Ok(TaskQueue::get(self.0, id)?
+                .map(|r| r.task)
+                .filter(|t| keep(t)))
+        })
     }
 }
 
@@ -526,7 +540,7 @@ impl Reviews<'_> {
         window: Window<'_>,
         keep: impl Fn(&iga_api::Review) -> bool,
     ) -> Result<Paged<iga_api::Review>> {
-        self.by_index(b"o/", window, |id| {
+        by_index(self.0, b"o/", window, |id| {
             Ok(ReviewBoard::review(self.0, id)?
                 .map(|r| r.render())
                 .filter(|r| keep(r)))
@@ -546,7 +560,7 @@ impl Reviews<'_> {
         keep: impl Fn(&iga_api::ReviewItem) -> bool,
     ) -> Result<Paged<iga_api::ReviewItem>> {
         let prefix = scope.prefix().into_bytes();
-        self.by_index(&prefix, window, |id| {
+        by_index(self.0, &prefix, window, |id| {
             Ok(ReviewBoard::item(self.0, id)?
                 .map(|r| r.item)
                 .filter(|i| keep(i)))
@@ -566,47 +580,5 @@ impl Reviews<'_> {
             out.push((reviewer, decode(&v)?));
         }
         Ok(out)
-    }
-
-    /// Values found by id from the index under `prefix` (keys
-    /// `<prefix><seq: 8 bytes>/<id>`), in key order, in `window`.
-    fn by_index<V>(
-        &self,
-        prefix: &[u8],
-        window: Window<'_>,
-        mut found: impl FnMut(&str) -> Result<Option<V>>,
-    ) -> Result<Paged<V>> {
-        let mut end = prefix.to_vec();
-        *end.last_mut().expect("non-empty prefix") += 1;
-        let start = match window.after {
-            Some(after) if after >= end.as_slice() => {
-                return Ok(Paged {
-                    items: Vec::new(),
-                    next: None,
-                })
-            }
-            Some(after) if after >= prefix => Bound::Excluded(after.to_vec()),
-            _ => Bound::Included(prefix.to_vec()),
-        };
-        let mut items = Vec::with_capacity(window.size.min(1024));
-        let mut last_key = None;
-        for kv in self.0.range((start, Bound::Excluded(end))) {
-            let (k, _) = kv?;
-            let Some(id) = k.get(prefix.len() + 9..) else {
-                continue;
-            };
-            let Some(value) = found(&String::from_utf8_lossy(id))? else {
-                continue;
-            };
-            if items.len() == window.size {
-                return Ok(Paged {
-                    items,
-                    next: last_key,
-                });
-            }
-            last_key = Some(k.to_vec());
-            items.push(value);
-        }
-        Ok(Paged { items, next: None })
     }
 }

@@ -64,6 +64,21 @@ fn joined(models: &ReadModels, mut item: ReviewItem) -> projection_service::Resu
     Ok(item)
 }
 
+/// A page of items answered with each one's grant joined.
+fn joined_page(models: &ReadModels, found: Page<ReviewItem>) -> Result<Response, Problem> {
+    let list = found
+        .list
+        .into_iter()
+        .map(|i| joined(models, i))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(internal)?;
+    Ok(Json(Page {
+        list,
+        next_page_token: found.next_page_token,
+    })
+    .into_response())
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
@@ -220,17 +235,7 @@ pub async fn list_items(
         |window| models.reviews()?.items(&scope, window, matches),
         |i| i,
     )?;
-    let list = found
-        .list
-        .into_iter()
-        .map(|i| joined(models, i))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(internal)?;
-    Ok(Json(Page {
-        list,
-        next_page_token: found.next_page_token,
-    })
-    .into_response())
+    joined_page(models, found)
 }
 
 /// One item with its grant's trail (admin, auditor, its reviewers and
@@ -289,17 +294,7 @@ pub async fn my_reviews(
         },
         |i| i,
     )?;
-    let list = found
-        .list
-        .into_iter()
-        .map(|i| joined(models, i))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(internal)?;
-    Ok(Json(Page {
-        list,
-        next_page_token: found.next_page_token,
-    })
-    .into_response())
+    joined_page(models, found)
 }
 
 /// Each reviewer's share of a campaign (admin, auditor), by reviewer id.
