@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/iga/v1/access.proto",
         "proto/iga/v1/delivery.proto",
         "proto/iga/v1/review.proto",
+        "proto/iga/v1/audit.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

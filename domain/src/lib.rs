@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod app;
+pub mod audit;
 pub mod claim;
 pub mod delivery;
 pub mod eligibility;

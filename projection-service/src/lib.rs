@@ -11,9 +11,11 @@
 //! trees and switches to them.
 
 pub mod apps;
+pub mod audit_tree;
 pub mod catalog;
 pub mod entitlements;
 pub mod grants;
+pub mod merkle;
 pub mod policies;
 pub mod provisioning;
 pub mod queries;
@@ -22,6 +24,7 @@ pub mod reviews;
 pub mod runner;
 pub mod staged;
 pub mod timers;
+pub mod tree_head;
 pub mod users;
 pub mod webhooks;
 

@@ -29,6 +29,7 @@ const MAX_BATCH: usize = 1000;
 /// The read models of one replica: a sled database with one tree per projection.
 pub struct ReadModels {
     db: sled::Db,
+    log_tree: std::sync::OnceLock<Arc<crate::audit_tree::LogTree>>,
     projections: Vec<(Arc<dyn Projection>, sled::Tree)>,
     position: watch::Sender<Position>,
 }
@@ -127,6 +128,7 @@ impl ReadModels {
         }
         let models = ReadModels {
             db,
+            log_tree: Default::default(),
             projections: opened,
             position: watch::channel(0).0,
         };
@@ -502,6 +504,18 @@ impl ReadModels {
             Some(tree) => dump(tree),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// The log's Merkle tree, kept beside the read models (not one of
+    /// them: rebuilds leave it alone). Opened on first use.
+    pub fn log_tree(&self) -> Result<Arc<crate::audit_tree::LogTree>> {
+        if let Some(t) = self.log_tree.get() {
+            return Ok(t.clone());
+        }
+        let opened = Arc::new(crate::audit_tree::LogTree::open(
+            self.db.open_tree(crate::audit_tree::NAME)?,
+        )?);
+        Ok(self.log_tree.get_or_init(|| opened).clone())
     }
 
     /// Where reactor `name` keeps its checkpoint (tree `reactor.<name>`).

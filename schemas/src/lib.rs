@@ -167,6 +167,8 @@ domain_events! {
     ReviewItemReassigned => ReviewItemReassigned, "iga.v1.ReviewItemReassigned", 1;
     ReviewItemsListed => ReviewItemsListed, "iga.v1.ReviewItemsListed", 1;
     ReviewItemCommented => ReviewItemCommented, "iga.v1.ReviewItemCommented", 1;
+    AuditCheckpointSigned => AuditCheckpointSigned, "iga.v1.AuditCheckpointSigned", 1;
+    AuditCheckpointRequested => AuditCheckpointRequested, "iga.v1.AuditCheckpointRequested", 1;
 }
 
 impl DomainEvent {

@@ -173,6 +173,20 @@ fn samples() -> Vec<DomainEvent> {
             reason: "due".into(),
         }
         .into(),
+        AuditCheckpointSigned {
+            tree_size: 42,
+            root_hash: vec![7; 32],
+            signed_at_micros: 1_790_000_000_000_000,
+            origin: "iga".into(),
+            public_key: vec![9; 32],
+            key_id: "0a0b0c0d".into(),
+            signature: vec![5; 64],
+        }
+        .into(),
+        AuditCheckpointRequested {
+            reason: "quarterly audit".into(),
+        }
+        .into(),
         ReviewItemOpened {
             item_id: "i1".into(),
             review_id: "rv1".into(),
