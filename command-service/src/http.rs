@@ -65,6 +65,7 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
             crate::webhooks::update_webhook,
             crate::webhooks::delete_webhook
         ))
+        .routes(utoipa_axum::routes!(crate::audit::request_checkpoint))
         .routes(utoipa_axum::routes!(crate::reviews::create_review))
         .routes(utoipa_axum::routes!(crate::reviews::launch_review))
         .routes(utoipa_axum::routes!(crate::reviews::close_review))

@@ -18,6 +18,7 @@
 //! never read back.
 
 pub mod apps;
+pub mod audit;
 pub mod bootstrap;
 pub mod entitlements;
 mod error;

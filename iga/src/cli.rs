@@ -27,6 +27,32 @@ pub enum Command {
     /// Downstream events published on NATS.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// The verifiable log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the log's Merkle tree from its events and check every signed
+    /// checkpoint against it; names the first position that does not match.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Checkpoints saved from `GET /api/v1/audit/checkpoints` (its JSON), checked
+    /// besides those in the log. Repeatable. Saved outside the service, they
+    /// catch a rewrite that also replaced the checkpoints in the log.
+    #[arg(long)]
+    pub checkpoints: Vec<PathBuf>,
+    /// A trusted signing key: base64 of the Ed25519 public key, or the C2SP
+    /// verifier key `GET /api/v1/audit/keys` shows. Repeatable. Default: the
+    /// data dir's own audit-signing.key.
+    #[arg(long)]
+    pub key: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -80,6 +106,20 @@ pub struct ServeArgs {
     /// (mode 0600). Every instance of a distributed deployment needs the same.
     #[arg(long, env = "IGA_SECRETS_KEY", hide_env_values = true)]
     pub secrets_key: Option<String>,
+    /// Base64 of the 32-byte Ed25519 seed that signs the log's checkpoints.
+    /// When unset, one is generated on first start and kept in
+    /// DATA_DIR/audit-signing.key (mode 0600). Instances that sign as one log
+    /// need the same.
+    #[arg(long, env = "IGA_AUDIT_KEY", hide_env_values = true)]
+    pub audit_key: Option<String>,
+    /// The checkpoints' origin line: names this log (and its key) in every
+    /// signed note, e.g. `iga.example.com/prod`.
+    #[arg(long, env = "IGA_AUDIT_ORIGIN", default_value = "iga")]
+    pub audit_origin: String,
+    /// Seconds between signed checkpoints while events are logged (one is
+    /// also signed at once when an admin or auditor asks).
+    #[arg(long, env = "IGA_AUDIT_CHECKPOINT_SECS", default_value_t = 60)]
+    pub audit_checkpoint_secs: u64,
     /// How long a webhook has to answer one delivery attempt, in milliseconds.
     #[arg(long, env = "IGA_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,

@@ -2,8 +2,9 @@
 //! start-up and shutdown of each role. `iga serve` runs every role in one
 //! process; `command-service`, `query-service` and `projection-service` (the
 //! other binaries of this crate) run one role each, for the distributed
-//! deployment. `rebuild`, `verify` and `events tail` are for operators.
+//! deployment. `rebuild`, `verify`, `audit verify` and `events tail` are for operators.
 
+pub mod audit;
 pub mod cli;
 pub mod http;
 pub mod openapi;
@@ -13,12 +14,13 @@ pub mod tail;
 
 /// Runs the subcommand `cli` names.
 pub async fn run_cli(cli: cli::Cli) -> cli::anyhow_like::Result<()> {
-    use cli::{Command, EventsCommand};
+    use cli::{AuditCommand, Command, EventsCommand};
     match cli.command {
         Command::Serve(args) => serve::serve(*args).await,
         Command::Rebuild(args) => serve::rebuild(args).await,
         Command::Verify(args) => serve::verify(args).await,
         Command::Events(EventsCommand::Tail(args)) => tail::tail(args).await,
+        Command::Audit(AuditCommand::Verify(args)) => audit::verify(args).await,
     }
 }
 

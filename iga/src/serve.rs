@@ -95,6 +95,19 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
         })
     };
 
+    // The log's Merkle tree, wherever proofs are served or signed.
+    let log_tree = if role == Role::Commands {
+        None
+    } else {
+        let tree = models.log_tree()?;
+        let follower = tree.clone().follow(store.clone(), stop_runner.subscribe());
+        tokio::spawn(async move {
+            if let Err(e) = follower.await {
+                tracing::error!(error = %e, "the audit tree stopped following the log");
+            }
+        });
+        Some(tree)
+    };
     let commands = CommandHandler::new(store.clone());
     let token = admin_token(args.admin_token.as_deref(), data_dir)?;
     let secrets = secrets_key(args.secrets_key.as_deref(), data_dir)?;
@@ -110,7 +123,18 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
     health.caught_up.store(true, Ordering::SeqCst);
 
     let reactors = if role.runs_reactors() {
-        start_reactors(&args, &log, &models, &commands, &secrets, &stop_runner).await?
+        let mut running =
+            start_reactors(&args, &log, &models, &commands, &secrets, &stop_runner).await?;
+        let notary = reactors::notary::Notary {
+            handler: commands.clone(),
+            tree: log_tree.clone().ok_or("the audit tree is not open")?,
+            key: audit_key(args.audit_key.as_deref(), data_dir)?,
+            origin: args.audit_origin.trim().to_string(),
+            interval: Duration::from_secs(args.audit_checkpoint_secs.max(1)),
+        };
+        let stop = stop_runner.subscribe();
+        running.push(("notary", tokio::spawn(notary.run(stop))));
+        running
     } else {
         Vec::new()
     };
@@ -388,6 +412,50 @@ fn open_models(data_dir: &Path, search: &Arc<SearchIndex>) -> Result<ReadModels>
 /// The admin token: given, or kept from an earlier start, or generated now.
 /// The key sealing webhook secrets: `--secrets-key`, else the data dir's
 /// `secrets.key`, created (mode 0600) on first start.
+/// Where the checkpoint signing key is kept when not given.
+pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
+
+/// The signing key in `text`: base64 of a 32-byte Ed25519 seed.
+pub fn parse_audit_key(text: &str) -> std::result::Result<ed25519_dalek::SigningKey, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    let seed: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "not a 32-byte Ed25519 seed".to_string())?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+/// The checkpoint signing key: given, else the data dir's, else a new one
+/// written there (0600).
+fn audit_key(given: Option<&str>, data_dir: &Path) -> Result<ed25519_dalek::SigningKey> {
+    use base64::Engine as _;
+    if let Some(text) = given {
+        return Ok(parse_audit_key(text).map_err(|e| format!("IGA_AUDIT_KEY: {e}"))?);
+    }
+    let path = data_dir.join(AUDIT_KEY_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(parse_audit_key(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    let seed = rand::random::<[u8; 32]>();
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?
+    };
+    writeln!(
+        file,
+        "{}",
+        base64::engine::general_purpose::STANDARD.encode(seed)
+    )?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
 fn secrets_key(given: Option<&str>, data_dir: &Path) -> Result<SecretsKey> {
     if let Some(text) = given {
         return Ok(SecretsKey::from_base64(text).map_err(|e| format!("IGA_SECRETS_KEY: {e}"))?);

@@ -486,6 +486,19 @@ impl LogTree {
         }
     }
 
+    /// The latest checkpoint found in the log whose signature and root hold.
+    pub fn latest_verified(&self) -> Result<Option<CheckpointRecord>> {
+        for kv in self.tree.scan_prefix(b"c/").rev() {
+            let (_, v) = kv?;
+            let record: CheckpointRecord = serde_json::from_slice(&v)
+                .map_err(|e| ProjectionError::Corrupt(format!("audit checkpoint: {e}")))?;
+            if record.problem.is_none() {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+
     /// Every key that signed a valid checkpoint.
     pub fn keys(&self) -> Result<Vec<KeyRecord>> {
         self.tree

@@ -4,6 +4,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod audit_proofs;
 pub mod catalog;
 pub mod consistency;
 pub mod deleted;
@@ -73,6 +74,10 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(grants::entitlement_grants))
         .routes(utoipa_axum::routes!(audit::list_events))
         .routes(utoipa_axum::routes!(audit::stream_events))
+        .routes(utoipa_axum::routes!(audit_proofs::list_checkpoints))
+        .routes(utoipa_axum::routes!(audit_proofs::inclusion_proof))
+        .routes(utoipa_axum::routes!(audit_proofs::consistency_proof))
+        .routes(utoipa_axum::routes!(audit_proofs::signing_keys))
         .routes(utoipa_axum::routes!(webhooks::list_webhooks))
         .routes(utoipa_axum::routes!(webhooks::get_webhook))
         .routes(utoipa_axum::routes!(webhooks::list_deliveries))

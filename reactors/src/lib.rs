@@ -3,8 +3,8 @@
 //! leads to, [`timers`] acts when a date passes, [`publishing`] relays every
 //! event downstream, [`provisioning`] opens and closes provisioning tasks, [`reviews`] opens
 //! an access review's items, applies its `onDue` and ends revoked grants,
-//! [`subscriptions`] delivers events to webhooks and [`delivery`] makes
-//! every webhook call.
+//! [`subscriptions`] delivers events to webhooks, [`delivery`] makes
+//! every webhook call, and [`notary`] signs checkpoints of the log's Merkle tree.
 //! [`ReactorRunner`] feeds each one from its checkpoint, alone or sharing
 //! the work with other instances through the log's [`iga_eventlog::WorkSharing`].
 //!
@@ -13,6 +13,7 @@
 
 pub mod delivery;
 pub mod fulfilment;
+pub mod notary;
 pub mod provisioning;
 pub mod publishing;
 pub mod reviews;
