@@ -33,6 +33,18 @@ fn hex_all(hashes: &[[u8; 32]]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
 }
 
+/// Refuses a number beyond what the schema allows (2^53 - 1).
+fn in_range(field: &str, n: u64) -> Result<u64, Problem> {
+    if n > crate::audit::MAX_POSITION {
+        return Err(Problem::bad_request(format!(
+            "{field} is at most {}",
+            crate::audit::MAX_POSITION
+        ))
+        .with_field(field, "out of range"));
+    }
+    Ok(n)
+}
+
 fn unsatisfiable(field: &str, message: impl Into<String>) -> Problem {
     let message = message.into();
     Problem::new(
@@ -122,6 +134,7 @@ pub async fn list_checkpoints(
     Query(f): Query<CheckpointFilter>,
 ) -> Result<Response, Problem> {
     admin_or_auditor(&principal, "the audit log's checkpoints")?;
+    in_range("after", f.after)?;
     let limit = f.limit.unwrap_or(100);
     if !(1..=MAX_CHECKPOINTS).contains(&limit) {
         return Err(unsatisfiable("limit", "between 1 and 1000"));
@@ -187,6 +200,10 @@ pub async fn inclusion_proof(
     Query(q): Query<ProofQuery>,
 ) -> Result<Response, Problem> {
     admin_or_auditor(&principal, "the audit log's proofs")?;
+    in_range("position", q.position)?;
+    if let Some(size) = q.tree_size {
+        in_range("treeSize", size)?;
+    }
     let tree = tree(&state)?;
     wait_for(&state, &tree, q.position).await;
     let not_found =
@@ -291,6 +308,8 @@ pub async fn consistency_proof(
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Response, Problem> {
     admin_or_auditor(&principal, "the audit log's proofs")?;
+    in_range("from", q.from)?;
+    in_range("to", q.to)?;
     let tree = tree(&state)?;
     if q.from > q.to {
         return Err(unsatisfiable("from", "at most `to`"));

@@ -143,6 +143,11 @@ fn rows() -> Vec<Row> {
         // Audit: admins and auditors.
         row("GET", "/api/v1/events", &[Admin, Auditor], 200),
         row("GET", "/api/v1/events/stream", &[Admin, Auditor], 200),
+        row("GET", "/api/v1/audit/checkpoints", &[Admin, Auditor], 200),
+        row("POST", "/api/v1/audit/checkpoints", &[Admin, Auditor], 202).body(json!({"reason": "matrix"})),
+        row("GET", "/api/v1/audit/proof?position=1&treeSize=1", &[Admin, Auditor], 200),
+        row("GET", "/api/v1/audit/consistency?from=1&to=2", &[Admin, Auditor], 200),
+        row("GET", "/api/v1/audit/keys", &[Admin, Auditor], 200),
         // Only those it concerns; to everyone else it does not exist.
         row(
             "GET",
@@ -279,6 +284,7 @@ fn rows() -> Vec<Row> {
 
 /// The OpenAPI path a row stands for (its placeholders renamed back).
 fn openapi_path(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
     path.replace("{requestId}", "{id}")
         .replace("{appOwnerId}", "{userId}")
         .replace("{entOwnerId}", "{userId}")
