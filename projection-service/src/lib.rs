@@ -15,6 +15,7 @@ pub mod audit_tree;
 pub mod catalog;
 pub mod entitlements;
 pub mod grants;
+pub mod history;
 pub mod merkle;
 pub mod policies;
 pub mod provisioning;

@@ -518,6 +518,11 @@ impl ReadModels {
         Ok(self.log_tree.get_or_init(|| opened).clone())
     }
 
+    /// A tree nothing ever writes: under a scratch fold (`history`).
+    pub(crate) fn scratch(&self) -> Result<sled::Tree> {
+        Ok(self.db.open_tree("scratch.empty")?)
+    }
+
     /// Where reactor `name` keeps its checkpoint (tree `reactor.<name>`).
     pub fn reactor_checkpoint(&self, name: &str) -> Result<ReactorCheckpoint> {
         Ok(ReactorCheckpoint(

@@ -100,7 +100,7 @@ fn token_view_key(user_id: &str, token_id: &str) -> Vec<u8> {
     format!("tk/{user_id}/{token_id}").into_bytes()
 }
 
-fn user_key(id: &str) -> Vec<u8> {
+pub(crate) fn user_key(id: &str) -> Vec<u8> {
     format!("u/{id}").into_bytes()
 }
 

@@ -43,15 +43,33 @@ pub(crate) fn live(
     Ok(app)
 }
 
-/// One app; a deleted one (with `deletedAt`) only with `includeDeleted=true`.
-#[utoipa::path(get, path = "/apps/{appId}", tag = "catalog", params(("appId" = String, Path, description = "App id"), iga_http::page::ShowDeleted),
+/// One app, now or as it was at `?at=`; a deleted one (with `deletedAt`)
+/// only with `includeDeleted=true`.
+#[utoipa::path(get, path = "/apps/{appId}", tag = "catalog", params(("appId" = String, Path, description = "App id"), iga_http::page::ShowDeleted, crate::history::AsOf),
     responses((status = 200, description = "The app", body = App), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get_app(
     State(state): State<QueryState>,
     Path(id): Path<String>,
     Query(show): Query<iga_http::page::ShowDeleted>,
+    Query(as_of): Query<crate::history::AsOf>,
 ) -> Result<Response, Problem> {
-    let app = live(&state, &id, &show)?;
+    let app = match as_of.micros()? {
+        None => live(&state, &id, &show)?,
+        Some(at) => {
+            let events = crate::history::events_until(&state, &[format!("app-{id}")], at).await?;
+            let app = state
+                .models
+                .app_after(&id, &events)
+                .map_err(internal)?
+                .ok_or_else(|| crate::history::not_yet(&format!("app {id}"), &as_of))?;
+            if app.deleted_at_micros.is_some() && !show.include_deleted {
+                return Err(Problem::not_found(format!(
+                    "app {id} was deleted then (?includeDeleted=true shows it)"
+                )));
+            }
+            app
+        }
+    };
     Ok(object_response(
         StatusCode::OK,
         app.version,

@@ -48,16 +48,22 @@ pub(crate) fn entitlement(
         .ok_or_else(|| Problem::not_found(format!("entitlement {id} of app {app_id} not found")))
 }
 
-/// One entitlement; a deleted one (with `deletedAt`) only with `includeDeleted=true`.
+/// One entitlement, now or as it was at `?at=` (its `grantCount` then: the
+/// grants of it held at that instant); a deleted one (with `deletedAt`) only
+/// with `includeDeleted=true`.
 #[utoipa::path(get, path = "/apps/{appId}/entitlements/{entitlementId}", tag = "catalog",
-    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), iga_http::page::ShowDeleted),
+    params(("appId" = String, Path, description = "App id"), ("entitlementId" = String, Path, description = "Entitlement id"), iga_http::page::ShowDeleted, crate::history::AsOf),
     responses((status = 200, description = "The entitlement", body = Entitlement), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get_entitlement(
     State(state): State<QueryState>,
     Path((app_id, id)): Path<(String, String)>,
     Query(show): Query<iga_http::page::ShowDeleted>,
+    Query(as_of): Query<crate::history::AsOf>,
 ) -> Result<Response, Problem> {
-    let v = entitlement(&state, &app_id, &id)?;
+    let v = match as_of.micros()? {
+        None => entitlement(&state, &app_id, &id)?,
+        Some(at) => entitlement_at(&state, &app_id, &id, at, &as_of).await?,
+    };
     if v.meta.deleted_at_micros.is_some() && !show.include_deleted {
         return Err(Problem::not_found(format!(
             "entitlement {id} of app {app_id} is deleted (?includeDeleted=true shows it)"
@@ -69,6 +75,51 @@ pub async fn get_entitlement(
         None,
         &render_entitlement(v),
     ))
+}
+
+/// The entitlement as it was at `at`: its app's and its own events folded,
+/// and the grants of it held then counted from the grant ledger.
+async fn entitlement_at(
+    state: &QueryState,
+    app_id: &str,
+    id: &str,
+    at: i64,
+    as_of: &crate::history::AsOf,
+) -> Result<projection_service::entitlements::EntitlementView, Problem> {
+    let streams = [format!("app-{app_id}"), format!("entitlement-{id}")];
+    let events = crate::history::events_until(state, &streams, at).await?;
+    let mut v = state
+        .models
+        .entitlement_after(app_id, id, &events)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            crate::history::not_yet(&format!("entitlement {id} of app {app_id}"), as_of)
+        })?;
+    let instant = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1000)
+        .map_err(|e| Problem::bad_request(format!("at: {e}")))?;
+    let grants = state.models.grants().map_err(internal)?;
+    let scope = projection_service::grants::GrantScope::Entitlement(id.to_string());
+    let mut after: Option<String> = None;
+    let mut held = 0u64;
+    loop {
+        let page = grants
+            .page(
+                &scope,
+                projection_service::queries::Window {
+                    after: after.as_deref(),
+                    size: 1000,
+                },
+                |g| g.active_at(instant),
+            )
+            .map_err(internal)?;
+        held += page.items.len() as u64;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    v.grant_count = held;
+    Ok(v)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

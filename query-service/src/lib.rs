@@ -10,6 +10,7 @@ pub mod consistency;
 pub mod deleted;
 pub mod entitlements;
 pub mod grants;
+pub mod history;
 mod page;
 pub mod policies;
 pub mod provisioning;

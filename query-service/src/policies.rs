@@ -30,15 +30,36 @@ pub struct PolicyVersion {
     pub include_deleted: bool,
 }
 
-/// One policy, at its current version or at `?version=`.
+/// One policy, at its current version, at `?version=`, or as it was at `?at=`.
 #[utoipa::path(get, path = "/policies/{id}", tag = "policies",
-    params(("id" = String, Path, description = "Policy id"), PolicyVersion),
+    params(("id" = String, Path, description = "Policy id"), PolicyVersion, crate::history::AsOf),
     responses((status = 200, description = "The policy", body = Policy), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get_policy(
     State(state): State<QueryState>,
     Path(id): Path<String>,
     Query(at): Query<PolicyVersion>,
+    Query(as_of): Query<crate::history::AsOf>,
 ) -> Result<Response, Problem> {
+    if let Some(instant) = as_of.micros()? {
+        let events =
+            crate::history::events_until(&state, &[format!("policy-{id}")], instant).await?;
+        let v = state
+            .models
+            .policy_after(&id, &events)
+            .map_err(internal)?
+            .ok_or_else(|| crate::history::not_yet(&format!("policy {id}"), &as_of))?;
+        if v.meta.deleted_at_micros.is_some() && !at.include_deleted {
+            return Err(Problem::not_found(format!(
+                "policy {id} was deleted then (?includeDeleted=true shows it)"
+            )));
+        }
+        return Ok(object_response(
+            StatusCode::OK,
+            v.meta.version,
+            None,
+            &render(v),
+        ));
+    }
     let policies = state.models.policies().map_err(internal)?;
     let found = match at.version {
         None => policies.get(&id),

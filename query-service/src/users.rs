@@ -54,12 +54,12 @@ pub async fn me(
     found(&state, &principal.user_id)
 }
 
-/// One user.
+/// One user, now or as it was at `?at=`.
 #[utoipa::path(
     get,
     path = "/users/{id}",
     tag = "identities",
-    params(("id" = String, Path, description = "User id")),
+    params(("id" = String, Path, description = "User id"), crate::history::AsOf),
     responses(
         (status = 200, description = "The user", body = User),
         (status = 404, description = "No such user", body = Problem),
@@ -69,8 +69,23 @@ pub async fn me(
 pub async fn get_user(
     State(state): State<QueryState>,
     Path(id): Path<String>,
+    Query(as_of): Query<crate::history::AsOf>,
 ) -> Result<Response, Problem> {
-    found(&state, &id)
+    let Some(at) = as_of.micros()? else {
+        return found(&state, &id);
+    };
+    let events = crate::history::events_until(&state, &[format!("user-{id}")], at).await?;
+    let user = state
+        .models
+        .user_after(&id, &events)
+        .map_err(internal)?
+        .ok_or_else(|| crate::history::not_yet(&format!("user {id}"), &as_of))?;
+    Ok(object_response(
+        StatusCode::OK,
+        user.version,
+        None,
+        &render(user),
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
