@@ -38,6 +38,20 @@ impl std::ops::Deref for GrantView {
 }
 
 impl Grant {
+    /// Whether the grant was held at any moment of `[from, to)`: its held
+    /// interval (as for [`Grant::active_at`]) overlaps the window.
+    pub fn held_during(&self, from: time::OffsetDateTime, to: time::OffsetDateTime) -> bool {
+        self.provisioned_at
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .is_some_and(|start| start < to)
+            && self
+                .deprovisioned_at
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .is_none_or(|end| end > from)
+    }
+
     /// Whether the grant was held at instant `at`: from `provisionedAt`
     /// (inclusive; never while its provisioning is pending or failed) to
     /// `deprovisionedAt` (exclusive; still held while its deprovisioning is

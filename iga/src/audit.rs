@@ -132,7 +132,15 @@ fn trusted_keys(args: &AuditVerifyArgs) -> Result<Option<Vec<Vec<u8>>>> {
             .key
             .iter()
             .map(|k| {
-                let raw = k.rsplit('+').next().unwrap_or(k);
+                // A C2SP verifier key is `<name>+<key id: 8 hex>+<base64>`;
+                // anything else is the key's base64 (which may hold `+`).
+                let parts: Vec<&str> = k.splitn(3, '+').collect();
+                let raw = match parts.as_slice() {
+                    [_, id, key] if id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                        key
+                    }
+                    _ => k.as_str(),
+                };
                 let mut bytes = B64
                     .decode(raw.trim())
                     .map_err(|e| format!("--key {k:?}: {e}"))?;

@@ -41,6 +41,11 @@ pub struct EventFilter {
     /// e.g. `iga.v1.GrantIssued`.
     pub event_type: Option<String>,
     pub actor_id: Option<String>,
+    /// `json` (the default: a page), `ndjson` (every matching event up to
+    /// the log's head, or `limit` of them, one JSON object per line,
+    /// streamed) or `ocsf` (the same as OCSF events, one per line).
+    #[param(pattern = "^(json|ndjson|ocsf)$")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -126,15 +131,30 @@ pub(crate) fn admin_or_auditor(p: &Principal, what: &str) -> Result<(), Problem>
     }
 }
 
-/// Events in log order (admin, auditor).
+/// Events in log order (admin, auditor): a page, or with `format=ndjson`
+/// or `format=ocsf` every matching event as JSON Lines, streamed.
 #[utoipa::path(get, path = "/events", tag = "audit", params(EventFilter),
-    responses((status = 200, description = "A page of events", body = AuditPage), (status = 400, body = Problem), (status = 403, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, description = "A page of events (with format=ndjson or ocsf: application/x-ndjson, one event per line)", content(
+        (AuditPage = "application/json"),
+        (String = "application/x-ndjson"),
+    )), (status = 400, body = Problem), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn list_events(
     State(state): State<QueryState>,
     Extension(principal): Extension<Principal>,
     Query(f): Query<EventFilter>,
 ) -> Result<Response, Problem> {
     auditor(&principal)?;
+    match f.format.as_deref() {
+        None | Some("json") => {}
+        Some("ndjson") => return export(state, f, false).await,
+        Some("ocsf") => return export(state, f, true).await,
+        Some(other) => {
+            return Err(Problem::bad_request(format!(
+                "format {other:?} is not json, ndjson or ocsf"
+            ))
+            .with_field("format", "json, ndjson or ocsf"))
+        }
+    }
     let limit = f.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(
@@ -170,6 +190,69 @@ pub async fn list_events(
         next_position: after,
     })
     .into_response())
+}
+
+/// The events after `afterPosition` that match, up to the log's head when
+/// asked (or `limit` of them), as JSON Lines or OCSF, streamed.
+async fn export(state: QueryState, f: EventFilter, ocsf: bool) -> Result<Response, Problem> {
+    let mut after = position_in_range("afterPosition", f.after_position)?;
+    let head = state
+        .store
+        .head()
+        .await
+        .map_err(|e| Problem::unavailable(e.to_string(), 1))?;
+    if f.limit.is_some_and(|l| !(1..=MAX_LIMIT).contains(&l)) {
+        return Err(
+            Problem::bad_request(format!("limit must be between 1 and {MAX_LIMIT}"))
+                .with_field("limit", "out of range"),
+        );
+    }
+    let limit = f.limit.unwrap_or(usize::MAX);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut sent = 0usize;
+        while after < head && sent < limit {
+            let batch = match state.store.read_all(after, 1000).await {
+                Ok(b) => b,
+                Err(e) => {
+                    // A cut-off body, never a silent end.
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                break;
+            }
+            let mut chunk = Vec::new();
+            for r in &batch {
+                after = r.position;
+                if r.position > head || sent >= limit {
+                    break;
+                }
+                if keep(&f, r) {
+                    let line = if ocsf {
+                        serde_json::to_vec(&crate::ocsf::ocsf_event(r))
+                    } else {
+                        serde_json::to_vec(&audit_event(r))
+                    };
+                    chunk.extend(line.unwrap_or_default());
+                    chunk.push(b'\n');
+                    sent += 1;
+                }
+            }
+            if !chunk.is_empty() && tx.send(Ok(chunk)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        body,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -99,7 +99,7 @@ async fn entitlement_at(
         .map_err(|e| Problem::bad_request(format!("at: {e}")))?;
     let grants = state.models.grants().map_err(internal)?;
     let scope = projection_service::grants::GrantScope::Entitlement(id.to_string());
-    let mut after: Option<String> = None;
+    let mut after: Option<Vec<u8>> = None;
     let mut held = 0u64;
     loop {
         let page = grants

@@ -11,9 +11,11 @@ pub mod deleted;
 pub mod entitlements;
 pub mod grants;
 pub mod history;
+pub mod ocsf;
 mod page;
 pub mod policies;
 pub mod provisioning;
+pub mod reports;
 pub mod requests;
 pub mod reviews;
 pub mod users;
@@ -72,6 +74,8 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(utoipa_axum::routes!(requests::my_tasks))
         .routes(utoipa_axum::routes!(grants::list_grants))
         .routes(utoipa_axum::routes!(grants::grant_history))
+        .routes(utoipa_axum::routes!(grants::grant_diff))
+        .routes(utoipa_axum::routes!(reports::access_report))
         .routes(utoipa_axum::routes!(grants::entitlement_grants))
         .routes(utoipa_axum::routes!(audit::list_events))
         .routes(utoipa_axum::routes!(audit::stream_events))

@@ -138,6 +138,8 @@ fn rows() -> Vec<Row> {
         // Filtered to what the caller may see.
         row("GET", "/api/v1/grants", ACTIVE, 200),
         row("GET", "/api/v1/grants/history", ACTIVE, 200),
+        row("GET", "/api/v1/grants/diff?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z", ACTIVE, 200),
+        row("GET", "/api/v1/reports/access", ACTIVE, 200),
         row("GET", "/api/v1/requests", ACTIVE, 200),
         row("POST", "/api/v1/requests/search", ACTIVE, 200).body(json!({})),
         // Audit: admins and auditors.
