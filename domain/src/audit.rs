@@ -105,7 +105,8 @@ pub struct TreeFacts {
     pub content_size: u64,
     /// The largest tree size signed (0: none).
     pub signed_size: u64,
-    /// When that was signed (0: never).
+    /// When that was signed, or (before the first) when the notary started:
+    /// the period runs from then.
     pub signed_at_micros: i64,
     /// Whether a checkpoint request is in the tree beyond `signed_size`.
     pub requested: bool,
@@ -120,9 +121,7 @@ pub struct TreeFacts {
 /// asked, else once the period has passed.
 pub fn checkpoint_due(f: &TreeFacts) -> bool {
     f.content_size > f.signed_size
-        && (f.requested
-            || f.signed_at_micros == 0
-            || f.now_micros.saturating_sub(f.signed_at_micros) >= f.interval_micros)
+        && (f.requested || f.now_micros.saturating_sub(f.signed_at_micros) >= f.interval_micros)
 }
 
 #[cfg(test)]
@@ -250,10 +249,10 @@ mod tests {
             requested: true,
             ..facts()
         }));
-        // The first one: at once.
-        assert!(checkpoint_due(&TreeFacts {
+        // The first one: a period after the notary started, not at once
+        // (a restart does not sign).
+        assert!(!checkpoint_due(&TreeFacts {
             signed_size: 0,
-            signed_at_micros: 0,
             ..facts()
         }));
     }

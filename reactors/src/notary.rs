@@ -30,8 +30,9 @@ pub struct Notary {
 impl Notary {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
         let mut changes = self.tree.watch();
-        // What this notary signed, ahead of the tree seeing its event.
-        let (mut signed_size, mut signed_at) = (0u64, 0i64);
+        // What this notary signed, ahead of the tree seeing its event; the
+        // first period runs from its start.
+        let (mut signed_size, mut signed_at) = (0u64, command_service::now_unix_micros());
         let interval = self.interval.as_micros() as i64;
         let mut delay = Duration::from_millis(50);
         loop {

@@ -125,6 +125,18 @@ async fn history(s: &Server) {
     assert_eq!(status, 201, "{app}");
 }
 
+/// More history, after a checkpoint.
+async fn history_more(s: &Server) {
+    let (status, _, v) = send(
+        "POST",
+        s.url("/api/v1/apps"),
+        ADMIN,
+        Some(json!({"displayName": "Payroll"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+}
+
 /// Asks for a checkpoint and waits until one covers the request; answers
 /// the request's position and that checkpoint.
 async fn checkpoint_now(s: &Server) -> (u64, Value) {
@@ -168,7 +180,12 @@ async fn checkpoint_now(s: &Server) -> (u64, Value) {
 async fn an_auditor_checks_an_events_inclusion_against_a_signed_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path());
+    // Nothing is signed before it is due or asked for.
+    let (_, none) = get(&s, ADMIN, "/api/v1/audit/checkpoints").await;
+    assert_eq!(none["list"], json!([]), "{none}");
     history(&s).await;
+    let (_, first) = checkpoint_now(&s).await;
+    history_more(&s).await;
     let (position, checkpoint) = checkpoint_now(&s).await;
     let size = checkpoint["treeSize"].as_u64().unwrap();
 
@@ -229,8 +246,6 @@ async fn an_auditor_checks_an_events_inclusion_against_a_signed_checkpoint() {
     }
 
     // An earlier checkpoint's tree is a prefix of this one's.
-    let (_, first) = get(&s, ADMIN, "/api/v1/audit/checkpoints?limit=1").await;
-    let first = &first["list"][0];
     let from = first["treeSize"].as_u64().unwrap();
     assert!(from < size, "{first}");
     let (status, consistency) = get(
