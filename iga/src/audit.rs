@@ -3,9 +3,9 @@
 //! first position whose event does not match what was signed.
 //!
 //! The checkpoints come from the log itself (each `AuditCheckpointSigned`
-//! event) and, better, from somewhere the log's operator cannot edit: a
-//! file of checkpoints saved earlier (`--checkpoints`, the JSON of `GET
-//! /api/v1/audit/checkpoints`). Which keys are trusted: the ones given with
+//! event), from a running service's API (`--url`), and, better, from
+//! somewhere the log's operator cannot edit: a file of checkpoints saved
+//! earlier (`--checkpoints`, the JSON of `GET /api/v1/audit/checkpoints`). Which keys are trusted: the ones given with
 //! `--key`, else the data dir's own `audit-signing.key`, else (said loudly)
 //! whatever key signed.
 //!
@@ -125,6 +125,47 @@ fn load_saved(path: &PathBuf) -> Result<Vec<Claim>> {
         .collect()
 }
 
+/// Every checkpoint a running service serves, page by page.
+async fn fetch_served(url: &str, token: Option<&str>) -> Result<Vec<Claim>> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let base = url.trim_end_matches('/');
+    let mut claims = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let mut req = client.get(format!(
+            "{base}/api/v1/audit/checkpoints?after={after}&limit=1000"
+        ));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.map_err(|e| format!("{base}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!(
+                "{base}/api/v1/audit/checkpoints: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            )
+            .into());
+        }
+        let page: serde_json::Value = r.json().await.map_err(|e| format!("{base}: {e}"))?;
+        let list: Vec<SavedCheckpoint> =
+            serde_json::from_value(page["list"].clone()).map_err(|e| format!("{base}: {e}"))?;
+        for c in list {
+            claims.push(Claim {
+                head: saved_to_head(c)?,
+                source: base.to_string(),
+            });
+        }
+        match page["nextAfter"].as_u64() {
+            Some(n) if n > after => after = n,
+            _ => break,
+        }
+    }
+    Ok(claims)
+}
+
 /// The public keys trusted to sign: given, else the data dir's own.
 fn trusted_keys(args: &AuditVerifyArgs) -> Result<Option<Vec<Vec<u8>>>> {
     if !args.key.is_empty() {
@@ -212,6 +253,9 @@ pub async fn verify(args: AuditVerifyArgs) -> Result<()> {
     let hashing = started.elapsed().as_secs_f64();
     for path in &args.checkpoints {
         claims.extend(load_saved(path)?);
+    }
+    if let Some(url) = &args.url {
+        claims.extend(fetch_served(url, args.token.as_deref()).await?);
     }
     let tree = MemTree::new(leaves);
     let n = tree.size();

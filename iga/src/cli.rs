@@ -53,6 +53,14 @@ pub struct AuditVerifyArgs {
     /// data dir's own audit-signing.key.
     #[arg(long)]
     pub key: Vec<String>,
+    /// Also check the checkpoints a running service serves
+    /// (`GET <URL>/api/v1/audit/checkpoints`), e.g. a deployment on NATS
+    /// checked with `--event-log nats://...` against its own API.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The bearer token for `--url` (an admin's or auditor's).
+    #[arg(long, env = "IGA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -92,7 +92,11 @@ async fn main() {
             ));
         }
         store
-            .append(&format!("access-{grant_id}"), ExpectedVersion::NoStream, events)
+            .append(
+                &format!("access-{grant_id}"),
+                ExpectedVersion::NoStream,
+                events,
+            )
             .await
             .unwrap();
     }
@@ -108,7 +112,10 @@ async fn main() {
     let (child, base) = start(&bin, dir.path());
     let _server = KillOnDrop(child);
     support::wait_ready(&base).await;
-    println!("serve ready (read models built) in {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "serve ready (read models built) in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     let client = reqwest::Client::new();
     let head = {
         let r: serde_json::Value = client

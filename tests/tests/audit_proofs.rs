@@ -245,6 +245,27 @@ async fn an_auditor_checks_an_events_inclusion_against_a_signed_checkpoint() {
         assert_eq!(own.verifying_key().to_bytes(), public);
     }
 
+    // On JetStream the log is reachable from outside: `iga audit verify`
+    // recomputes it and checks the checkpoints the API serves, trusting the
+    // key named by its C2SP verifier key.
+    if let Some(log) = s.log.url().filter(|u| u.starts_with("nats://")) {
+        let scratch = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(common::iga_binary())
+            .args(["audit", "verify", "--data-dir"])
+            .arg(scratch.path())
+            .args(["--event-log", &log, "--url", &s.base, "--token", ADMIN])
+            .args(["--key", key["verifierKey"].as_str().unwrap()])
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("audit log ok"), "{said}");
+    }
+
     // An earlier checkpoint's tree is a prefix of this one's.
     let from = first["treeSize"].as_u64().unwrap();
     assert!(from < size, "{first}");
