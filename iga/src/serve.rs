@@ -412,6 +412,21 @@ fn open_models(data_dir: &Path, search: &Arc<SearchIndex>) -> Result<ReadModels>
 /// The admin token: given, or kept from an earlier start, or generated now.
 /// The key sealing webhook secrets: `--secrets-key`, else the data dir's
 /// `secrets.key`, created (mode 0600) on first start.
+/// Writes `text` and a newline to a new file at `path` that only this user
+/// may read (0600), durably; refuses to overwrite one.
+fn write_new_secret(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    writeln!(file, "{text}")?;
+    file.sync_all()?;
+    Ok(())
+}
+
 /// Where the checkpoint signing key is kept when not given.
 pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
 
@@ -439,19 +454,9 @@ fn audit_key(given: Option<&str>, data_dir: &Path) -> Result<ed25519_dalek::Sign
         return Ok(parse_audit_key(&text).map_err(|e| format!("{}: {e}", path.display()))?);
     }
     let seed = rand::random::<[u8; 32]>();
-    let mut file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?
-    };
-    writeln!(
-        file,
-        "{}",
-        base64::engine::general_purpose::STANDARD.encode(seed)
+    write_new_secret(
+        &path,
+        &base64::engine::general_purpose::STANDARD.encode(seed),
     )?;
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
@@ -465,16 +470,7 @@ fn secrets_key(given: Option<&str>, data_dir: &Path) -> Result<SecretsKey> {
         return Ok(SecretsKey::from_base64(&text).map_err(|e| format!("{}: {e}", path.display()))?);
     }
     let key = SecretsKey::generate();
-    let mut file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?
-    };
-    writeln!(file, "{}", key.to_base64())?;
+    write_new_secret(&path, &key.to_base64())?;
     Ok(key)
 }
 
@@ -494,17 +490,7 @@ fn admin_token(given: Option<&str>, data_dir: &Path) -> Result<String> {
         return Ok(t.trim().to_string());
     }
     let token = format!("iga_{}", hex::encode(rand::random::<[u8; 32]>()));
-    let mut file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?
-    };
-    writeln!(file, "{token}")?;
-    file.sync_all()?;
+    write_new_secret(&path, &token)?;
     println!(
         "admin token (shown once; also in {}): {token}",
         path.display()

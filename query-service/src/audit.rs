@@ -245,9 +245,7 @@ async fn export(state: QueryState, f: EventFilter, ocsf: bool) -> Result<Respons
             }
         }
     });
-    let body = axum::body::Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    }));
+    let body = crate::page::streamed(rx);
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
         body,

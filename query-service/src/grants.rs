@@ -302,6 +302,39 @@ pub async fn entitlement_grants(
     .into_response())
 }
 
+/// Refuses a window that ends before it starts (422).
+pub(crate) fn window(from: time::OffsetDateTime, to: time::OffsetDateTime) -> Result<(), Problem> {
+    if from > to {
+        return Err(Problem::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid from: after `to`",
+        )
+        .with_field("from", "after `to`"));
+    }
+    Ok(())
+}
+
+/// Every grant ever issued under these filters, ended and pending ones too.
+pub(crate) fn every_grant(
+    user_id: Option<String>,
+    app_id: Option<String>,
+    entitlement_id: Option<String>,
+) -> GrantFilter {
+    GrantFilter {
+        user_id,
+        app_id,
+        entitlement_id,
+        at: None,
+        include_expired: true,
+        include_pending: true,
+    }
+}
+
+/// An instant as the API writes it.
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    iga_http::rfc3339((t.unix_timestamp_nanos() / 1000) as i64)
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
@@ -345,29 +378,16 @@ pub async fn grant_diff(
 ) -> Result<Response, Problem> {
     let from = iga_http::parse_rfc3339("from", &f.from)?;
     let to = iga_http::parse_rfc3339("to", &f.to)?;
-    if from > to {
-        return Err(Problem::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid from: after `to`",
-        )
-        .with_field("from", "after `to`"));
-    }
-    let filter = GrantFilter {
-        user_id: f.user_id,
-        app_id: f.app_id,
-        entitlement_id: f.entitlement_id,
-        at: None,
-        include_expired: true,
-        include_pending: true,
-    };
+    window(from, to)?;
+    let filter = every_grant(f.user_id, f.app_id, f.entitlement_id);
     let (changed, next) = page_of(&state, &principal, &filter, false, &page, |g| {
         g.active_at(from) != g.active_at(to)
     })?;
     let (added, removed): (Vec<GrantView>, Vec<GrantView>) =
         changed.into_iter().partition(|g| g.active_at(to));
     Ok(Json(GrantDiff {
-        from: iga_http::rfc3339((from.unix_timestamp_nanos() / 1000) as i64),
-        to: iga_http::rfc3339((to.unix_timestamp_nanos() / 1000) as i64),
+        from: rfc3339(from),
+        to: rfc3339(to),
         added: added.into_iter().map(Grant::from).collect(),
         removed: removed.into_iter().map(Grant::from).collect(),
         next_page_token: next,

@@ -29,3 +29,14 @@ pub fn list<V, T>(
         next_page_token: found.next.as_deref().map(page_token),
     })
 }
+
+/// A response body sent chunk by chunk as a producer hands them over; an
+/// error ends it cut off, so a client never takes a partial answer for a
+/// whole one.
+pub fn streamed(
+    rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> axum::body::Body {
+    axum::body::Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }))
+}

@@ -3,7 +3,6 @@
 //! version) and how it ended, as JSON or CSV, streamed page by page from
 //! the grant ledger so a report of any size is sent as it is read.
 
-use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -13,7 +12,7 @@ use iga_http::page::PageParams;
 use iga_http::{Principal, Problem};
 use serde::{Deserialize, Serialize};
 
-use crate::grants::{page_of, GrantFilter};
+use crate::grants::{every_grant, page_of, rfc3339, window};
 use crate::QueryState;
 
 /// Grants read per page while a report streams.
@@ -128,23 +127,8 @@ pub async fn access_report(
         Some(t) => iga_http::parse_rfc3339("to", t)?,
         None => time::OffsetDateTime::now_utc(),
     };
-    if from > to {
-        return Err(Problem::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid from: after `to`",
-        )
-        .with_field("from", "after `to`"));
-    }
-    let filter = GrantFilter {
-        user_id: q.user_id,
-        app_id: q.app_id,
-        entitlement_id: q.entitlement_id,
-        at: None,
-        include_expired: true,
-        include_pending: true,
-    };
-    let micros =
-        |t: time::OffsetDateTime| iga_http::rfc3339((t.unix_timestamp_nanos() / 1000) as i64);
+    window(from, to)?;
+    let filter = every_grant(q.user_id, q.app_id, q.entitlement_id);
     // The first page now, so that a refusal is an answer, not a cut body.
     let first = page_of(&state, &principal, &filter, false, &page(None), |g| {
         g.held_during(from, to)
@@ -157,8 +141,8 @@ pub async fn access_report(
     } else {
         format!(
             "{{\"from\":{},\"to\":{},\"list\":[",
-            serde_json::Value::String(micros(from)),
-            serde_json::Value::String(micros(to))
+            serde_json::Value::String(rfc3339(from)),
+            serde_json::Value::String(rfc3339(to))
         )
         .into_bytes()
     };
@@ -211,9 +195,7 @@ pub async fn access_report(
             send(b"]}".to_vec());
         }
     });
-    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    }));
+    let body = crate::page::streamed(rx);
     let content_type = if csv {
         "text/csv; charset=utf-8"
     } else {

@@ -539,9 +539,7 @@ pub async fn review_report(
             send(b"]}".to_vec());
         }
     });
-    let body = axum::body::Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    }));
+    let body = crate::page::streamed(rx);
     let content_type = if csv {
         "text/csv; charset=utf-8"
     } else {
