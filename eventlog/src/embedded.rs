@@ -148,6 +148,12 @@ impl<E: Engine> EmbeddedLog<E> {
         rx.await.map_err(|_| stopped())?
     }
 
+    /// The engine under the log, for [`crate::migrate`], which copies one
+    /// log's keys into another's before either serves an append.
+    pub(crate) fn engine(&self) -> &E {
+        &self.inner.db
+    }
+
     fn read_all_sync(&self, after: Position, max: usize) -> Result<Vec<RecordedEvent>> {
         read_range(&self.inner.db, after, self.durable_head(), max)
     }
@@ -570,7 +576,7 @@ fn decode_recorded(position: Position, bytes: &[u8]) -> Result<RecordedEvent> {
     Ok(RecordedEvent { position, envelope })
 }
 
-fn last_position<E: Engine>(db: &E) -> Result<Position> {
+pub(crate) fn last_position<E: Engine>(db: &E) -> Result<Position> {
     match db.last_key(b"e")? {
         Some(k) => be_u64(&k.as_ref()[1..]),
         None => Ok(0),
@@ -610,7 +616,7 @@ fn id_key(event_id: &str) -> [u8; 17] {
     k
 }
 
-fn be_u64(bytes: &[u8]) -> Result<u64> {
+pub(crate) fn be_u64(bytes: &[u8]) -> Result<u64> {
     let arr: [u8; 8] = bytes
         .try_into()
         .map_err(|_| EventLogError::Corrupt(format!("expected 8 bytes, found {}", bytes.len())))?;

@@ -1,8 +1,9 @@
-//! The embedded log on fjall 2 (`--event-log fjall:`): the same log as the
-//! default ([`EmbeddedLog`]: layout, group commit, reads, `iga verify`) on
-//! another engine.
+//! The embedded log on fjall 2: the default (`iga serve` with no
+//! `--event-log` on a new data dir, or `--event-log fjall:`). The log itself
+//! is [`EmbeddedLog`] (layout, group commit, reads, `iga verify`); this is
+//! the engine.
 //!
-//! Why offer it: a group commit is one fjall batch made durable with
+//! Why it is the default: a group commit is one fjall batch made durable with
 //! `fdatasync`, so a power loss loses nothing acknowledged (sled's
 //! `sync_file_range` does not promise that); and fjall has no process-wide
 //! lock, so the log's writes do not stop the read models' reads and writes

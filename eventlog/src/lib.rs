@@ -1,7 +1,8 @@
 //! The event log: the [`EventStore`] trait every backend implements, and the
 //! backends, each behind a cargo feature (all on by default): the embedded
-//! log (`embedded::EmbeddedLog` on sled, `sled`, the default, or on fjall,
-//! `fjall`), NATS JetStream (`nats`, with downstream publishing and the
+//! log (`embedded::EmbeddedLog` on fjall, `fjall`, the default, or on sled,
+//! `sled`, the engine of data dirs created before fjall; `migrate` moves a
+//! log between them), NATS JetStream (`nats`, with downstream publishing and the
 //! [`WorkSharing`] reactors use across instances) and KurrentDB (`kurrent`).
 //! [`open`] turns an event-log URL into an [`EventLog`]; nothing outside this
 //! crate names a backend type. The `test-support` feature adds the
@@ -13,7 +14,7 @@
 //! - **Streams** are per aggregate (`user-<id>`, `app-<id>`), versioned from 1.
 //!   An append names the version it expects ([`ExpectedVersion`]), which is
 //!   KurrentDB's expected revision and JetStream's expected-last-subject-sequence.
-//! - **Positions** are global, increasing and unique (sled: a counter;
+//! - **Positions** are global, increasing and unique (embedded: a counter;
 //!   JetStream: the stream sequence; KurrentDB: the `$all` commit position).
 //!   They need not be contiguous. Position 0 means "before the first event".
 //! - **Idempotency** is by event id: appending events whose ids are already
@@ -38,6 +39,8 @@ pub mod fjall_store;
 pub mod jetstream;
 #[cfg(feature = "kurrent")]
 pub mod kurrent;
+#[cfg(all(feature = "sled", feature = "fjall"))]
+pub mod migrate;
 #[cfg(all(feature = "test-support", feature = "nats"))]
 pub mod nats_server;
 mod open;

@@ -3,10 +3,14 @@
 //! [`WorkSharing`] reactors use when the log has it, and the embedded log's
 //! own check. Nothing outside this crate names a backend type.
 //!
-//! - absent, `sled:` or `sled`: the embedded log in `<data dir>/eventlog`;
+//! - absent: the embedded log, on the engine the data dir already holds, or
+//!   on fjall for a new data dir;
 //! - `fjall:` or `fjall`: the embedded log on fjall, in `<data dir>/eventlog-fjall`
-//!   (see [`crate::fjall_store`]). A data dir keeps the engine it was
-//!   created with: its read models were built from that log's positions;
+//!   (see [`crate::fjall_store`]);
+//! - `sled:` or `sled`: the embedded log on sled, in `<data dir>/eventlog`
+//!   (the default before fjall). A data dir keeps the engine it was created
+//!   with (its read models were built from that log's positions) until
+//!   `iga migrate` ([`crate::migrate`]) moves it;
 //! - `nats://host:port[,host:port...][?stream=..&prefix=..&replicas=..]`: NATS
 //!   JetStream (options in [`crate::jetstream::JetStreamConfig::from_url`]);
 //! - `kurrentdb://`, `esdb://`, `kdb://` (and `+discover`): KurrentDB
@@ -60,7 +64,14 @@ impl EventLog {
 /// Opens the event log named by `url`.
 pub async fn open(url: Option<&str>, data_dir: &Path, limits: Limits) -> Result<EventLog> {
     match url.map(str::trim) {
-        None | Some("") | Some("sled:") | Some("sled") => open_sled(data_dir, limits),
+        None | Some("") => match (
+            data_dir.join(SLED_DIR).exists(),
+            data_dir.join(FJALL_DIR).exists(),
+        ) {
+            (true, false) => open_sled(data_dir, limits),
+            _ => open_fjall(data_dir, limits),
+        },
+        Some("sled:") | Some("sled") => open_sled(data_dir, limits),
         Some("fjall:") | Some("fjall") => open_fjall(data_dir, limits),
         Some(url) if url.starts_with("nats://") => open_nats(url, limits).await,
         Some(url) if is_kurrentdb(url) => open_kurrent(url, limits).await,
@@ -160,23 +171,27 @@ fn not_built(scheme: &str, feature: &str) -> OpenError {
 }
 
 /// Where each embedded engine keeps the log in a data dir.
-#[allow(dead_code)]
-const SLED_DIR: &str = "eventlog";
-#[allow(dead_code)]
-const FJALL_DIR: &str = "eventlog-fjall";
+pub(crate) const SLED_DIR: &str = "eventlog";
+pub(crate) const FJALL_DIR: &str = "eventlog-fjall";
 
 /// Where an embedded log on one engine lives in `data_dir` (`own_dir`).
 /// Refuses a data dir whose embedded log is on the other engine (`other`:
 /// its dir and URL): its read models hold positions of that log, not of a
-/// new empty one.
+/// new empty one. Refuses one holding both (an interrupted migration).
 #[allow(dead_code)]
 fn embedded_path(data_dir: &Path, own_dir: &str, other: (&str, &str)) -> Result<PathBuf> {
     let (other_dir, other_url) = other;
     let other = data_dir.join(other_dir);
     if other.exists() {
+        #[cfg(all(feature = "sled", feature = "fjall"))]
+        if data_dir.join(own_dir).exists() {
+            return Err(crate::migrate::unfinished(data_dir));
+        }
+        let own = own_dir.strip_prefix("eventlog-").unwrap_or("sled");
         return Err(format!(
             "the data dir {} holds its event log in {}; open it with --event-log {other_url} \
-             (a data dir keeps the engine it was created with)",
+             (a data dir keeps the engine it was created with), or move it with \
+             `iga migrate --to {own}`",
             data_dir.display(),
             other.display()
         )
@@ -187,7 +202,7 @@ fn embedded_path(data_dir: &Path, own_dir: &str, other: (&str, &str)) -> Result<
 
 /// An embedded log that would not open: most often another process has it.
 #[allow(dead_code)]
-fn busy(path: &Path, e: crate::EventLogError) -> String {
+pub(crate) fn busy(path: &Path, e: crate::EventLogError) -> String {
     format!(
         "event log {}: {e} (is another iga process using this data dir?)",
         path.display()

@@ -1,5 +1,7 @@
-//! The embedded log on sled 0.34: the default (`iga serve` with no
-//! `--event-log`). The log itself is [`EmbeddedLog`]; this is the engine.
+//! The embedded log on sled 0.34: the default before fjall, still opened
+//! for data dirs created on it (`--event-log sled:`, or no flag when the
+//! data dir holds `eventlog/`); `iga migrate --to fjall` moves such a log.
+//! The log itself is [`EmbeddedLog`]; this is the engine.
 //!
 //! A group commit is one `apply_batch` and one `flush`. sled flushes with
 //! `sync_file_range`: a process crash loses nothing acknowledged, a power

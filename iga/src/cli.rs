@@ -24,6 +24,14 @@ pub enum Command {
     Rebuild(DataArgs),
     /// Check the embedded event log: contiguous positions, indexes, decodable events.
     Verify(DataArgs),
+    /// Move the data dir's embedded event log to another engine (copy, check
+    /// event by event, switch; the old log is kept), or remove what an
+    /// earlier move kept. Run it while `serve` is stopped.
+    Migrate(MigrateArgs),
+    /// Ask a running instance whether it is alive (`/healthz`) or ready
+    /// (`/readyz`); exit status 0 if so. For container health checks (the
+    /// image has no shell or curl).
+    Health(HealthArgs),
     /// Downstream events published on NATS.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -63,6 +71,37 @@ pub struct AuditVerifyArgs {
     pub token: Option<String>,
 }
 
+#[derive(Args, Clone, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["to", "remove_old"])))]
+pub struct MigrateArgs {
+    /// Directory holding the embedded event log and the read models.
+    #[arg(long, env = "IGA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The engine to move the log to: `fjall` (the default for new data
+    /// dirs: durable against power loss) or `sled` (back).
+    #[arg(long, value_parser = ["fjall", "sled"])]
+    pub to: Option<String>,
+    /// Delete the old log an earlier migration kept (`eventlog.old`,
+    /// `eventlog-fjall.old`) and any copy an interrupted one left.
+    #[arg(long)]
+    pub remove_old: bool,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct HealthArgs {
+    /// The instance's address, as given to its `--listen` (an unspecified
+    /// address such as 0.0.0.0 is asked on loopback).
+    #[arg(long, env = "IGA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Ask `/readyz` (caught up with the log, able to answer) instead of
+    /// `/healthz` (the process answers).
+    #[arg(long)]
+    pub ready: bool,
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
+}
+
 #[derive(Subcommand)]
 pub enum EventsCommand {
     /// Print published events as they arrive, one JSON object per line.
@@ -91,9 +130,10 @@ pub struct DataArgs {
     /// Directory holding the embedded event log and the read models.
     #[arg(long, env = "IGA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// The event log: absent or `sled:` for the embedded log under the data
-    /// dir, `fjall:` for the embedded log on fjall (power-loss durable), or
-    /// a `nats://` or `kurrentdb://` URL.
+    /// The event log: absent for the embedded log under the data dir (on
+    /// fjall, or on sled for a data dir created on sled before fjall was the
+    /// default: `iga migrate --to fjall` moves it), `fjall:` or `sled:` to
+    /// name the engine, or a `nats://` or `kurrentdb://` URL.
     #[arg(long, env = "IGA_EVENT_LOG")]
     pub event_log: Option<String>,
 }

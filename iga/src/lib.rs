@@ -2,11 +2,14 @@
 //! start-up and shutdown of each role. `iga serve` runs every role in one
 //! process; `command-service`, `query-service` and `projection-service` (the
 //! other binaries of this crate) run one role each, for the distributed
-//! deployment. `rebuild`, `verify`, `audit verify` and `events tail` are for operators.
+//! deployment. `rebuild`, `verify`, `migrate`, `audit verify`, `events tail` and `health`
+//! are for operators.
 
 pub mod audit;
 pub mod cli;
+pub mod health;
 pub mod http;
+pub mod migrate;
 pub mod openapi;
 pub mod role;
 pub mod serve;
@@ -19,6 +22,8 @@ pub async fn run_cli(cli: cli::Cli) -> cli::anyhow_like::Result<()> {
         Command::Serve(args) => serve::serve(*args).await,
         Command::Rebuild(args) => serve::rebuild(args).await,
         Command::Verify(args) => serve::verify(args).await,
+        Command::Migrate(args) => migrate::migrate(args),
+        Command::Health(args) => health::health(args).await,
         Command::Events(EventsCommand::Tail(args)) => tail::tail(args).await,
         Command::Audit(AuditCommand::Verify(args)) => audit::verify(args).await,
     }

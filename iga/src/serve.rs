@@ -63,6 +63,16 @@ pub async fn serve_role(args: ServeArgs, role: Role) -> Result<()> {
     };
     let log = iga_eventlog::open(args.data.event_log.as_deref(), data_dir, limits).await?;
     let store = log.store();
+    if args.data.event_log.is_none()
+        && iga_eventlog::migrate::embedded_engines(data_dir)
+            == [iga_eventlog::migrate::EmbeddedEngine::Sled]
+    {
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            "this data dir's event log is on sled, which a power loss can cut short; \
+             stop iga and run `iga migrate --to fjall` to move it (checked event by event)"
+        );
+    }
     let search = SearchIndex::new();
     // A command-service keeps its read models (tokens, references) in a
     // temporary directory, rebuilt from the log at start: any number of

@@ -11,7 +11,7 @@
 //! cargo build --release -p iga && cargo bench -p iga-tests --bench request_workflow
 //! ```
 //! Each cell runs `IGA_BENCH_SECS` seconds (default 3). `IGA_BENCH_EVENT_LOG`
-//! picks the log: `sled` (default), `fjall` (the embedded log on fjall),
+//! picks the log: `fjall` (default, the embedded log), `sled` (the embedded log on sled),
 //! `nats` (JetStream R1) or `nats-r3`
 //! (three local nodes, R3); the raw cells then append to the same kind.
 //! `IGA_BENCH_DATA_DIR` names a data dir to use and keep (for profiling

@@ -112,6 +112,28 @@ async fn operations_endpoints() {
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["logHead"], ready["readModelPosition"]);
 
+    // `iga health`, the image's health check, asks the same endpoints and
+    // fails where nothing answers.
+    let listen = server.base.trim_start_matches("http://").to_string();
+    let health = |listen: &str, extra: &[&str]| {
+        Command::new(iga_binary())
+            .arg("health")
+            .args(extra)
+            .env("IGA_LISTEN", listen)
+            .output()
+            .unwrap()
+    };
+    for extra in [&[][..], &["--ready"][..]] {
+        let out = health(&listen, extra);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = unused.local_addr().unwrap().to_string();
+    drop(unused);
+    let out = health(&closed, &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/healthz"));
+
     // Metrics in Prometheus text, counting what happened: the bootstrap's
     // four events and the token's first use (recorded just after).
     c.get(server.url("/api/v1/me"))
@@ -272,8 +294,8 @@ async fn sigterm_stops_cleanly_and_state_survives_restart_verify_and_rebuild() {
             .args(["verify", "--data-dir"])
             .arg(dir.path())
             .args(
-                common::on_fjall()
-                    .then_some(["--event-log", "fjall:"])
+                common::on_sled()
+                    .then_some(["--event-log", "sled:"])
                     .iter()
                     .flatten(),
             )
@@ -341,8 +363,8 @@ fn bad_event_log_and_busy_data_dir_fail_fast_with_a_clear_error() {
         dir.path(),
         &[("IGA_ADMIN_TOKEN", "fail-token-0123456789abcdef-0123456789")],
     );
-    let same_log: &[&str] = if common::on_fjall() {
-        &["--event-log", "fjall:"]
+    let same_log: &[&str] = if common::on_sled() {
+        &["--event-log", "sled:"]
     } else {
         &[]
     };

@@ -24,8 +24,8 @@ pub fn iga_binary() -> std::path::PathBuf {
     bin
 }
 
-/// The event log a benchmark runs on, from `IGA_BENCH_EVENT_LOG`: `sled`
-/// (the default), `fjall` (the embedded log on fjall), `nats` (one
+/// The event log a benchmark runs on, from `IGA_BENCH_EVENT_LOG`: `fjall`
+/// (the default, the embedded log), `sled` (the embedded log on sled), `nats` (one
 /// JetStream server, R1) or `nats-r3` (a three-node cluster on loopback,
 /// R3). The NATS servers are started here and killed when this is dropped.
 pub enum BenchLog {
@@ -39,8 +39,8 @@ impl BenchLog {
     pub fn from_env() -> BenchLog {
         use iga_eventlog::nats_server::{NatsCluster, NatsServer};
         match std::env::var("IGA_BENCH_EVENT_LOG").as_deref() {
-            Err(_) | Ok("") | Ok("sled") => BenchLog::Sled,
-            Ok("fjall") => BenchLog::Fjall,
+            Ok("sled") => BenchLog::Sled,
+            Err(_) | Ok("") | Ok("fjall") => BenchLog::Fjall,
             Ok("nats") => BenchLog::Nats(NatsServer::start().expect("start nats-server")),
             Ok("nats-r3") => BenchLog::NatsR3(NatsCluster::start().expect("start nats cluster")),
             Ok(other) => panic!("IGA_BENCH_EVENT_LOG={other}: use sled, fjall, nats or nats-r3"),
@@ -50,8 +50,8 @@ impl BenchLog {
     /// `--event-log` for the server, with JetStream stream `stream`.
     pub fn url(&self, stream: &str) -> Option<String> {
         match self {
-            BenchLog::Sled => None,
-            BenchLog::Fjall => Some("fjall:".into()),
+            BenchLog::Sled => Some("sled:".into()),
+            BenchLog::Fjall => None,
             BenchLog::Nats(n) => Some(format!("{}?stream={stream}", n.url)),
             BenchLog::NatsR3(c) => Some(format!("nats://{}?replicas=3&stream={stream}", c.urls())),
         }
@@ -69,7 +69,7 @@ impl BenchLog {
     /// A fresh log of the same kind for the raw append cells.
     pub async fn raw_store(&self, dir: &std::path::Path, cell: usize) -> Arc<dyn EventStore> {
         let url = match self.raw_jetstream_url(cell) {
-            None if matches!(self, BenchLog::Fjall) => Some("fjall:".to_string()),
+            None if matches!(self, BenchLog::Sled) => Some("sled:".to_string()),
             None => None,
             Some(url) => Some(format!("{url}&prefix=raw{cell}")),
         };

@@ -25,23 +25,24 @@ pub fn iga_binary() -> PathBuf {
 
 /// Whether this run puts the servers' event log on NATS JetStream
 /// (`IGA_TEST_EVENT_LOG=nats`) rather than the embedded log (the default:
-/// sled; `IGA_TEST_EVENT_LOG=fjall`: the embedded log on fjall).
+/// on fjall; `IGA_TEST_EVENT_LOG=sled`: the embedded log on sled).
 /// `./scripts/test` runs the end-to-end suite each way.
 pub fn on_jetstream() -> bool {
     distributed() || test_event_log() == "nats"
 }
 
-/// Whether this run puts the servers' event log on the embedded log's fjall
-/// engine (`IGA_TEST_EVENT_LOG=fjall`).
-pub fn on_fjall() -> bool {
-    !distributed() && test_event_log() == "fjall"
+/// Whether this run puts the servers' event log on the embedded log's sled
+/// engine (`IGA_TEST_EVENT_LOG=sled`, `--event-log sled:`), the default
+/// before fjall, which data dirs created then still use.
+pub fn on_sled() -> bool {
+    !distributed() && test_event_log() == "sled"
 }
 
 fn test_event_log() -> &'static str {
     match std::env::var("IGA_TEST_EVENT_LOG").as_deref() {
         Ok("nats") => "nats",
-        Ok("fjall") => "fjall",
-        Ok("sled") | Ok("") | Err(_) => "sled",
+        Ok("sled") => "sled",
+        Ok("fjall") | Ok("") | Err(_) => "fjall",
         Ok(other) => panic!("IGA_TEST_EVENT_LOG={other}: use sled, fjall or nats"),
     }
 }
@@ -101,7 +102,7 @@ impl TestEventLog {
     pub fn url(&self) -> Option<String> {
         match &self.nats {
             Some(n) => Some(n.url.clone()),
-            None => on_fjall().then(|| "fjall:".to_string()),
+            None => on_sled().then(|| "sled:".to_string()),
         }
     }
 }
