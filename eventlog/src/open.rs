@@ -69,7 +69,9 @@ pub async fn open(url: Option<&str>, data_dir: &Path, limits: Limits) -> Result<
             data_dir.join(FJALL_DIR).exists(),
         ) {
             (true, false) => open_sled(data_dir, limits),
-            _ => open_fjall(data_dir, limits),
+            _ if cfg!(feature = "fjall") => open_fjall(data_dir, limits),
+            // A build without fjall (cargo features) keeps the older default.
+            _ => open_sled(data_dir, limits),
         },
         Some("sled:") | Some("sled") => open_sled(data_dir, limits),
         Some("fjall:") | Some("fjall") => open_fjall(data_dir, limits),

@@ -136,7 +136,7 @@ impl AppCatalog {
         Ok(id.to_string())
     }
 
-    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<AppView>> {
+    pub(crate) fn get(tree: &crate::store::Tree, id: &str) -> Result<Option<AppView>> {
         Staged::new(tree).get_value(&app_key(id))
     }
 }

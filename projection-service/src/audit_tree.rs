@@ -161,7 +161,7 @@ pub struct KeyRecord {
 
 /// The stored nodes, with a batch's not yet stored over them.
 struct Overlay<'a> {
-    tree: &'a sled::Tree,
+    tree: &'a crate::store::Tree,
     pending: &'a HashMap<(u32, u64), Hash>,
 }
 
@@ -176,7 +176,7 @@ impl Nodes for Overlay<'_> {
     }
 }
 
-fn stored_node(tree: &sled::Tree, level: u32, index: u64) -> Result<Hash> {
+fn stored_node(tree: &crate::store::Tree, level: u32, index: u64) -> Result<Hash> {
     let missing =
         || ProjectionError::Corrupt(format!("audit tree node {level}/{index} is missing"));
     let bytes = tree
@@ -190,7 +190,7 @@ fn stored_node(tree: &sled::Tree, level: u32, index: u64) -> Result<Hash> {
         .map_err(|_| missing())
 }
 
-struct Stored<'a>(&'a sled::Tree);
+struct Stored<'a>(&'a crate::store::Tree);
 
 impl Nodes for Stored<'_> {
     type Error = ProjectionError;
@@ -201,7 +201,7 @@ impl Nodes for Stored<'_> {
 
 /// The log's Merkle tree, its checkpoints and their keys.
 pub struct LogTree {
-    tree: sled::Tree,
+    tree: crate::store::Tree,
     /// The right edge: `edge[level]` is the last perfect subtree of
     /// `2^level` leaves when bit `level` of the size is set. Only the
     /// follower touches it.
@@ -210,7 +210,7 @@ pub struct LogTree {
 }
 
 impl LogTree {
-    pub(crate) fn open(tree: sled::Tree) -> Result<Self> {
+    pub(crate) fn open(tree: crate::store::Tree) -> Result<Self> {
         let status = match tree.get(STATUS)? {
             Some(b) => TreeStatus::decode(&b)?,
             None => TreeStatus::default(),
@@ -252,7 +252,7 @@ impl LogTree {
         let mut status = self.status();
         let mut edge = self.edge.lock().expect("audit tree edge lock");
         let mut pending: HashMap<(u32, u64), Hash> = HashMap::new();
-        let mut batch = sled::Batch::default();
+        let mut batch = self.tree.batch();
         let mut changed = false;
         for event in events {
             if event.position <= status.position {
@@ -276,8 +276,8 @@ impl LogTree {
             // Positions in runs: a run starts wherever the log's positions
             // are not contiguous (on the embedded log, only at leaf 0).
             if index == 0 || event.position != previous + 1 {
-                batch.insert(u64_key(b"q/", event.position), &index.to_be_bytes());
-                batch.insert(u64_key(b"r/", index), &event.position.to_be_bytes());
+                batch.insert(u64_key(b"q/", event.position), index.to_be_bytes());
+                batch.insert(u64_key(b"r/", index), event.position.to_be_bytes());
             }
             match event.envelope.event_type.as_str() {
                 SIGNED => {
@@ -333,7 +333,7 @@ impl LogTree {
             batch.insert(chunk_key(level, chunk), bytes);
         }
         batch.insert(STATUS, status.encode());
-        self.tree.apply_batch(batch)?;
+        batch.commit()?;
         drop(edge);
         metrics::gauge!("iga_audit_tree_size").set(status.size as f64);
         self.status.send_replace(status);
@@ -387,7 +387,11 @@ impl LogTree {
         })
     }
 
-    fn note_key(&self, head: &AuditCheckpointSigned, batch: &mut sled::Batch) -> Result<()> {
+    fn note_key(
+        &self,
+        head: &AuditCheckpointSigned,
+        batch: &mut crate::store::TreeBatch,
+    ) -> Result<()> {
         let key = format!("k/{}", head.key_id).into_bytes();
         let record = match self.tree.get(&key)? {
             Some(b) => {
@@ -602,7 +606,7 @@ mod tests {
 
     #[test]
     fn positions_with_gaps_map_to_leaves_and_back_and_chunks_span_batches() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
+        let db = crate::store::Db::temporary().unwrap();
         let tree = LogTree::open(db.open_tree(NAME).unwrap()).unwrap();
         // Gaps as a log with holes in its positions (JetStream) would have;
         // batches of odd sizes so chunks and subtrees span them.

@@ -176,7 +176,7 @@ impl Projection for CatalogSearch {
         Ok(())
     }
 
-    fn opened(&self, tree: &sled::Tree) -> Result<()> {
+    fn opened(&self, tree: &crate::store::Tree) -> Result<()> {
         let mut items = Vec::new();
         for kv in tree.scan_prefix(b"i/") {
             let (_, v) = kv?;

@@ -211,7 +211,7 @@ fn change(
 
 impl EntitlementCatalog {
     pub(crate) fn entitlement(
-        tree: &sled::Tree,
+        tree: &crate::store::Tree,
         app_id: &str,
         id: &str,
     ) -> Result<Option<EntitlementView>> {
@@ -219,14 +219,14 @@ impl EntitlementCatalog {
     }
 
     /// The app an entitlement belongs to.
-    pub(crate) fn app_of(tree: &sled::Tree, id: &str) -> Result<Option<String>> {
+    pub(crate) fn app_of(tree: &crate::store::Tree, id: &str) -> Result<Option<String>> {
         Ok(tree
             .get(app_of_key(id))?
             .map(|a| String::from_utf8_lossy(&a).into_owned()))
     }
 
     pub(crate) fn resource_type(
-        tree: &sled::Tree,
+        tree: &crate::store::Tree,
         app_id: &str,
         id: &str,
     ) -> Result<Option<ResourceTypeView>> {
@@ -234,7 +234,7 @@ impl EntitlementCatalog {
     }
 
     pub(crate) fn resource(
-        tree: &sled::Tree,
+        tree: &crate::store::Tree,
         app_id: &str,
         type_id: &str,
         id: &str,

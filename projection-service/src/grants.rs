@@ -285,7 +285,7 @@ impl GrantLedger {
     /// order (issue order, but for what a user holds now: by entitlement),
     /// starting after key `after` (a page's `next`).
     pub(crate) fn page(
-        tree: &sled::Tree,
+        tree: &crate::store::Tree,
         scope: &GrantScope,
         after: Option<&[u8]>,
         size: usize,
@@ -341,7 +341,7 @@ impl GrantLedger {
         Ok(page)
     }
 
-    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<GrantView>> {
+    pub(crate) fn get(tree: &crate::store::Tree, id: &str) -> Result<Option<GrantView>> {
         Staged::new(tree).get_value(&grant_key(id))
     }
 }

@@ -1,11 +1,11 @@
 //! The read side's engine: the projection runner and the read models it
-//! builds in sled, reached from outside only through typed queries (key
-//! layouts, encodings and sled stay in this crate).
+//! builds in fjall ([`store`]), reached from outside only through typed
+//! queries (key layouts, encodings and the store stay in this crate).
 //!
-//! A [`Projection`] turns events into key/value writes on its own sled tree.
+//! A [`Projection`] turns events into key/value writes on its own tree.
 //! The [`runner::ProjectionRunner`] feeds it events in batches from a log
 //! subscription and commits each batch's writes *and* the projections'
-//! checkpoints in one sled transaction, so after any crash a read model is
+//! checkpoints in one atomic batch, so after any crash a read model is
 //! exactly the fold of the events up to its checkpoint. Read models are
 //! disposable: [`runner::rebuild`] replays the log from position 0 into fresh
 //! trees and switches to them.
@@ -24,6 +24,7 @@ pub mod requests;
 pub mod reviews;
 pub mod runner;
 pub mod staged;
+pub mod store;
 pub mod timers;
 pub mod tree_head;
 pub mod users;
@@ -38,7 +39,9 @@ use iga_schemas::DomainEvent;
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     #[error("read model storage: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] fjall::Error),
+    #[error("read model storage: {0}")]
+    Io(#[source] std::io::Error),
     #[error("event log: {0}")]
     EventLog(#[from] iga_eventlog::EventLogError),
     #[error("event at position {position} cannot be decoded: {source}")]
@@ -61,7 +64,7 @@ pub type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// A read model built from events.
 pub trait Projection: Send + Sync + 'static {
-    /// Stable name; also names its sled tree and its checkpoint.
+    /// Stable name; also names its tree and its checkpoint.
     fn name(&self) -> &'static str;
 
     /// Stage the writes `event` causes. Must be deterministic: the same events
@@ -84,7 +87,7 @@ pub trait Projection: Send + Sync + 'static {
 
     /// Called once the live tree is opened, to load whatever the projection
     /// keeps in memory beside it (the catalog search index).
-    fn opened(&self, _tree: &sled::Tree) -> Result<()> {
+    fn opened(&self, _tree: &crate::store::Tree) -> Result<()> {
         Ok(())
     }
 

@@ -75,13 +75,13 @@ impl Projection for PolicyDirectory {
 }
 
 impl PolicyDirectory {
-    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<PolicyView>> {
+    pub(crate) fn get(tree: &crate::store::Tree, id: &str) -> Result<Option<PolicyView>> {
         Staged::new(tree).get_value(&policy_key(id))
     }
 
     /// The policy as it stood at `version`.
     pub(crate) fn at_version(
-        tree: &sled::Tree,
+        tree: &crate::store::Tree,
         id: &str,
         version: u64,
     ) -> Result<Option<PolicyView>> {

@@ -65,7 +65,7 @@ impl TaskScope {
 pub struct TaskQueue;
 
 impl TaskQueue {
-    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<TaskRecord>> {
+    pub(crate) fn get(tree: &crate::store::Tree, id: &str) -> Result<Option<TaskRecord>> {
         Staged::new(tree).get_value(&task_key(id))
     }
 }

@@ -46,7 +46,7 @@ pub struct Paged<T> {
 }
 
 impl ReadModels {
-    fn model(&self, name: &'static str) -> Result<&sled::Tree> {
+    fn model(&self, name: &'static str) -> Result<&crate::store::Tree> {
         self.tree(name)
             .ok_or_else(|| ProjectionError::Corrupt(format!("the {name} read model is not open")))
     }
@@ -92,7 +92,7 @@ impl ReadModels {
 /// `<prefix><seq: 8 bytes>/<id>`: the provisioning tasks' and the reviews'
 /// indexes), in key order, in `window`; `found` answers `None` to skip one.
 fn by_index<V>(
-    tree: &sled::Tree,
+    tree: &crate::store::Tree,
     prefix: &[u8],
     window: Window<'_>,
     mut found: impl FnMut(&str) -> Result<Option<V>>,
@@ -133,7 +133,7 @@ fn by_index<V>(
 
 /// The values under `prefix` that pass `keep`, in key order, in `window`.
 fn page_under<V: DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &crate::store::Tree,
     prefix: &[u8],
     window: Window<'_>,
     keep: impl Fn(&V) -> bool,
@@ -171,7 +171,7 @@ fn page_under<V: DeserializeOwned>(
 }
 
 /// Users and their API tokens.
-pub struct Users<'a>(&'a sled::Tree);
+pub struct Users<'a>(&'a crate::store::Tree);
 
 impl Users<'_> {
     pub fn get(&self, id: &str) -> Result<Option<UserView>> {
@@ -203,7 +203,7 @@ impl Users<'_> {
 }
 
 /// Apps and every version of each.
-pub struct Apps<'a>(&'a sled::Tree);
+pub struct Apps<'a>(&'a crate::store::Tree);
 
 impl Apps<'_> {
     pub fn get(&self, id: &str) -> Result<Option<AppView>> {
@@ -226,7 +226,7 @@ impl Apps<'_> {
 }
 
 /// Resource types, resources and entitlements, by app.
-pub struct Entitlements<'a>(&'a sled::Tree);
+pub struct Entitlements<'a>(&'a crate::store::Tree);
 
 impl Entitlements<'_> {
     pub fn entitlement(&self, app_id: &str, id: &str) -> Result<Option<EntitlementView>> {
@@ -279,7 +279,7 @@ impl Entitlements<'_> {
 }
 
 /// Approval policies and every version of each.
-pub struct Policies<'a>(&'a sled::Tree);
+pub struct Policies<'a>(&'a crate::store::Tree);
 
 impl Policies<'_> {
     pub fn get(&self, id: &str) -> Result<Option<PolicyView>> {
@@ -301,7 +301,7 @@ impl Policies<'_> {
 }
 
 /// Grants: what is held now, and every interval anyone held anything.
-pub struct Grants<'a>(&'a sled::Tree);
+pub struct Grants<'a>(&'a crate::store::Tree);
 
 impl Grants<'_> {
     pub fn get(&self, id: &str) -> Result<Option<GrantView>> {
@@ -342,7 +342,7 @@ pub enum RequestScope<'a> {
 pub type Selected<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, RequestView)>> + 'a>;
 
 /// Access requests as the API shows them, and the task inboxes.
-pub struct Requests<'a>(&'a sled::Tree);
+pub struct Requests<'a>(&'a crate::store::Tree);
 
 /// A page of requests and how many in all passed the filter.
 #[derive(Debug)]
@@ -461,7 +461,7 @@ impl<'a> Requests<'a> {
 }
 
 /// Webhooks and their deliveries.
-pub struct Webhooks<'a>(&'a sled::Tree);
+pub struct Webhooks<'a>(&'a crate::store::Tree);
 
 impl Webhooks<'_> {
     pub fn get(&self, id: &str) -> Result<Option<WebhookView>> {
@@ -502,7 +502,7 @@ impl Webhooks<'_> {
 }
 
 /// Provisioning tasks, oldest first.
-pub struct Tasks<'a>(&'a sled::Tree);
+pub struct Tasks<'a>(&'a crate::store::Tree);
 
 impl Tasks<'_> {
     pub fn get(&self, id: &str) -> Result<Option<iga_api::ProvisioningTask>> {
@@ -526,7 +526,7 @@ impl Tasks<'_> {
 }
 
 /// Access review campaigns and their items.
-pub struct Reviews<'a>(&'a sled::Tree);
+pub struct Reviews<'a>(&'a crate::store::Tree);
 
 impl Reviews<'_> {
     /// A campaign, with its progress.

@@ -259,14 +259,14 @@ fn tasks(tx: &Staged<'_>, view: &RequestView) -> Result<BTreeSet<(String, bool)>
 }
 
 impl RequestDirectory {
-    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<RequestView>> {
+    pub(crate) fn get(tree: &crate::store::Tree, id: &str) -> Result<Option<RequestView>> {
         Staged::new(tree).get_value(&request_key(id))
     }
 
     /// The requests `user_id` made or that were made for them (`party`):
     /// `(created, id)`, oldest first.
     pub(crate) fn of_party(
-        tree: &sled::Tree,
+        tree: &crate::store::Tree,
         party: Party,
         user_id: &str,
     ) -> Result<Vec<(i64, String)>> {
@@ -287,7 +287,10 @@ impl RequestDirectory {
     /// Every request `user_id` takes part in (made, is the beneficiary of,
     /// acts or acted on): `(created, id)`, oldest first, each once. What it
     /// reads is that user's share of the requests, not all of them.
-    pub(crate) fn involving(tree: &sled::Tree, user_id: &str) -> Result<Vec<(i64, String)>> {
+    pub(crate) fn involving(
+        tree: &crate::store::Tree,
+        user_id: &str,
+    ) -> Result<Vec<(i64, String)>> {
         let mut all: BTreeSet<(i64, String)> = BTreeSet::new();
         all.extend(Self::of_party(tree, Party::Requester, user_id)?);
         all.extend(Self::of_party(tree, Party::Beneficiary, user_id)?);

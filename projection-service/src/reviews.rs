@@ -193,11 +193,11 @@ fn index_reviewers(tx: &mut Staged<'_>, record: &ItemRecord, add: bool) -> Resul
 }
 
 impl ReviewBoard {
-    pub(crate) fn review(tree: &sled::Tree, id: &str) -> Result<Option<ReviewRecord>> {
+    pub(crate) fn review(tree: &crate::store::Tree, id: &str) -> Result<Option<ReviewRecord>> {
         Staged::new(tree).get_value(&review_key(id))
     }
 
-    pub(crate) fn item(tree: &sled::Tree, id: &str) -> Result<Option<ItemRecord>> {
+    pub(crate) fn item(tree: &crate::store::Tree, id: &str) -> Result<Option<ItemRecord>> {
         Staged::new(tree).get_value(&item_key(id))
     }
 }

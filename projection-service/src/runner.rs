@@ -1,7 +1,7 @@
 //! Runs projections over the event log, in batches, with exactly-once effect.
 //!
-//! Each projection owns a sled tree named `<name>.<generation>`; its
-//! checkpoint is a key inside that same tree, and one sled transaction over
+//! Each projection owns a tree named `<name>.<generation>`; its
+//! checkpoint is a key inside that same tree, and one atomic batch over
 //! the trees writes every projection's changes and checkpoint for a batch
 //! together. Events at or below a projection's checkpoint are skipped. The
 //! current generation of each projection is recorded in the `meta` tree; a
@@ -26,11 +26,11 @@ const CHECKPOINT_EVERY: Position = 4096;
 /// Most events applied per committed batch.
 const MAX_BATCH: usize = 1000;
 
-/// The read models of one replica: a sled database with one tree per projection.
+/// The read models of one replica: a database with one tree per projection.
 pub struct ReadModels {
-    db: sled::Db,
+    db: crate::store::Db,
     log_tree: std::sync::OnceLock<Arc<crate::audit_tree::LogTree>>,
-    projections: Vec<(Arc<dyn Projection>, sled::Tree)>,
+    projections: Vec<(Arc<dyn Projection>, crate::store::Tree)>,
     position: watch::Sender<Position>,
 }
 
@@ -52,38 +52,18 @@ impl ReadModels {
         Self::with_db(Self::db(path.as_ref())?, projections, false)
     }
 
-    /// Opens the database at `path`. sled releases its file lock from its I/O
-    /// threads a moment after the last handle is dropped, so a reopen in the
-    /// same process (a rebuild, then serve) waits for it a bounded while.
-    fn db(path: &std::path::Path) -> Result<sled::Db> {
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(256 * 1024 * 1024);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match config.open() {
-                Err(sled::Error::Io(e))
-                    if e.to_string().starts_with("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                opened => return Ok(opened?),
-            }
-        }
+    /// Opens the database at `path`.
+    fn db(path: &std::path::Path) -> Result<crate::store::Db> {
+        crate::store::Db::open(path)
     }
 
     /// Read models in a temporary directory, removed on drop.
     pub fn open_temporary(projections: Vec<Arc<dyn Projection>>) -> Result<Self> {
-        Self::with_db(
-            sled::Config::new().temporary(true).open()?,
-            projections,
-            true,
-        )
+        Self::with_db(crate::store::Db::temporary()?, projections, true)
     }
 
     fn with_db(
-        db: sled::Db,
+        db: crate::store::Db,
         projections: Vec<Arc<dyn Projection>>,
         load_memory: bool,
     ) -> Result<Self> {
@@ -97,7 +77,7 @@ impl ReadModels {
             let stored_layout = match stored {
                 Some(l) => l,
                 // A new read model: whatever this version writes.
-                None if tree.is_empty() => layout,
+                None if tree.is_empty()? => layout,
                 // Written before layouts were recorded.
                 None => 1,
             };
@@ -112,13 +92,12 @@ impl ReadModels {
                 );
                 drop(tree);
                 db.drop_tree(tree_name(p.name(), gen))?;
-                gen += 1;
-                db.drop_tree(tree_name(p.name(), gen))?;
-                meta.insert(gen_key(p.name()), &gen.to_be_bytes())?;
+                gen = next_generation(&db, p.name(), gen);
+                meta.insert(gen_key(p.name()), gen.to_be_bytes())?;
                 tree = db.open_tree(tree_name(p.name(), gen))?;
             }
             if stored != Some(layout) {
-                meta.insert(layout_key(p.name()), &layout.to_be_bytes())?;
+                meta.insert(layout_key(p.name()), layout.to_be_bytes())?;
                 meta.flush()?;
             }
             if load_memory {
@@ -137,7 +116,7 @@ impl ReadModels {
     }
 
     /// The tree of projection `name`, for the typed queries (`queries`).
-    pub(crate) fn tree(&self, name: &str) -> Option<&sled::Tree> {
+    pub(crate) fn tree(&self, name: &str) -> Option<&crate::store::Tree> {
         self.projections
             .iter()
             .find(|(p, _)| p.name() == name)
@@ -192,7 +171,7 @@ impl ReadModels {
             }
         }
         if !changed.is_empty() {
-            commit(&changed)?;
+            commit(&self.db, &changed)?;
             for (projection, _, writes) in &changed {
                 projection.committed(writes);
             }
@@ -220,12 +199,10 @@ impl ReadModels {
         let meta = self.db.open_tree("meta")?;
         let mut fresh = Vec::new();
         for (p, _) in &self.projections {
-            let gen = generation(&meta, p.name())? + 1;
-            let name = tree_name(p.name(), gen);
-            self.db.drop_tree(&name)?;
-            fresh.push((p.clone(), self.db.open_tree(&name)?, gen));
+            let gen = next_generation(&self.db, p.name(), generation(&meta, p.name())?);
+            fresh.push((p.clone(), self.db.open_tree(tree_name(p.name(), gen))?, gen));
         }
-        let targets: Arc<Vec<(Arc<dyn Projection>, sled::Tree)>> = Arc::new(
+        let targets: Arc<Vec<(Arc<dyn Projection>, crate::store::Tree)>> = Arc::new(
             fresh
                 .iter()
                 .map(|(p, t, _)| (p.clone(), t.clone()))
@@ -267,9 +244,9 @@ impl ReadModels {
 const REBUILD_BATCH: usize = 20000;
 
 /// Applies a batch to every projection, spread over one thread per core;
-/// each projection's writes go to its own tree as plain inserts.
+/// each projection's writes go to its own tree in a batch of its own.
 fn apply_in_parallel(
-    targets: &[(Arc<dyn Projection>, sled::Tree)],
+    targets: &[(Arc<dyn Projection>, crate::store::Tree)],
     events: &[RecordedEvent],
     decoded: &[DomainEvent],
 ) -> Result<()> {
@@ -279,20 +256,15 @@ fn apply_in_parallel(
         for (event, domain) in events.iter().zip(decoded) {
             projection.apply(event, domain, &mut staged)?;
         }
-        for (k, v) in staged.into_writes()? {
-            match v {
-                Some(v) => tree.insert(k, v)?,
-                None => tree.remove(k)?,
-            };
-        }
-        Ok(())
+        // One batch per tree: one journal write, not one per key.
+        tree.apply(&staged.into_writes()?)
     })
 }
 
 /// Trees filled by [`ReadModels::rebuild`], not yet in use.
 pub struct Rebuilt<'a> {
     models: &'a ReadModels,
-    fresh: Vec<(Arc<dyn Projection>, sled::Tree, u64)>,
+    fresh: Vec<(Arc<dyn Projection>, crate::store::Tree, u64)>,
 }
 
 impl Rebuilt<'_> {
@@ -310,15 +282,21 @@ impl Rebuilt<'_> {
     pub fn switch(self) -> Result<()> {
         let meta = self.models.db.open_tree("meta")?;
         for (p, _, gen) in &self.fresh {
-            meta.insert(gen_key(p.name()), &gen.to_be_bytes())?;
+            meta.insert(gen_key(p.name()), gen.to_be_bytes())?;
             meta.insert(
                 layout_key(p.name()),
-                &stored_layout(p.as_ref()).to_be_bytes(),
+                stored_layout(p.as_ref()).to_be_bytes(),
             )?;
         }
         meta.flush()?;
+        // Every other generation: the one replaced, and any a rebuild cut
+        // short left.
         for (p, _, gen) in &self.fresh {
-            self.models.db.drop_tree(tree_name(p.name(), gen - 1))?;
+            for old in generations(&self.models.db, p.name()) {
+                if old != *gen {
+                    self.models.db.drop_tree(tree_name(p.name(), old))?;
+                }
+            }
         }
         self.models.db.flush()?;
         Ok(())
@@ -391,7 +369,7 @@ fn decode_all(events: &[RecordedEvent]) -> Result<Vec<DomainEvent>> {
 /// write.
 fn stage(
     projection: &dyn Projection,
-    tree: &sled::Tree,
+    tree: &crate::store::Tree,
     events: &[RecordedEvent],
     decoded: &[DomainEvent],
 ) -> Result<Option<crate::Writes>> {
@@ -416,42 +394,32 @@ fn stage(
     Ok(Some(staged.into_writes()?))
 }
 
-/// Writes every changed projection's writes in one sled transaction.
-fn commit(changed: &[(&Arc<dyn Projection>, &sled::Tree, crate::Writes)]) -> Result<()> {
-    use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-    let trees: Vec<&sled::Tree> = changed.iter().map(|(_, tree, _)| *tree).collect();
-    let batches: Vec<sled::Batch> = changed
-        .iter()
-        .map(|(_, _, writes)| crate::staged::batch_of(writes))
-        .collect();
-    trees
-        .as_slice()
-        .transaction(|trees| {
-            for (tree, batch) in trees.iter().zip(&batches) {
-                tree.apply_batch(batch)?;
-            }
-            Ok::<(), ConflictableTransactionError<()>>(())
-        })
-        .map_err(|e| match e {
-            TransactionError::Storage(e) => e.into(),
-            TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
-        })
+/// Writes every changed projection's writes in one atomic batch.
+fn commit(
+    db: &crate::store::Db,
+    changed: &[(&Arc<dyn Projection>, &crate::store::Tree, crate::Writes)],
+) -> Result<()> {
+    let mut batch = db.batch();
+    for (_, tree, writes) in changed {
+        batch.write_all(tree, writes);
+    }
+    batch.commit()
 }
 
 /// Moves a tree's checkpoint forward to `position` (never back).
-fn store_checkpoint(tree: &sled::Tree, position: Position) -> Result<()> {
+fn store_checkpoint(tree: &crate::store::Tree, position: Position) -> Result<()> {
     if read_checkpoint(tree)? < position {
-        tree.insert(CHECKPOINT_KEY, &position.to_be_bytes())?;
+        tree.insert(CHECKPOINT_KEY, position.to_be_bytes())?;
     }
     Ok(())
 }
 
-fn read_checkpoint(tree: &sled::Tree) -> Result<Position> {
+fn read_checkpoint(tree: &crate::store::Tree) -> Result<Position> {
     Ok(stored_u64(tree, CHECKPOINT_KEY, "checkpoint")?.unwrap_or(0))
 }
 
 /// A big-endian `u64` stored under `key`; `what` names it if corrupt.
-fn stored_u64(tree: &sled::Tree, key: &[u8], what: &str) -> Result<Option<u64>> {
+fn stored_u64(tree: &crate::store::Tree, key: &[u8], what: &str) -> Result<Option<u64>> {
     tree.get(key)?
         .map(|v| {
             v.as_ref()
@@ -478,7 +446,7 @@ fn layout_key(name: &str) -> Vec<u8> {
     format!("layout/{name}").into_bytes()
 }
 
-fn generation(meta: &sled::Tree, name: &str) -> Result<u64> {
+fn generation(meta: &crate::store::Tree, name: &str) -> Result<u64> {
     Ok(stored_u64(meta, &gen_key(name), "generation")?.unwrap_or(1))
 }
 
@@ -486,13 +454,27 @@ fn tree_name(name: &str, gen: u64) -> String {
     format!("{name}.{gen}")
 }
 
+/// The generations of projection `name` the database holds trees for.
+fn generations(db: &crate::store::Db, name: &str) -> Vec<u64> {
+    let prefix = tree_name(name, 0);
+    let prefix = prefix.trim_end_matches('0');
+    db.tree_names()
+        .iter()
+        .filter_map(|t| t.strip_prefix(prefix)?.parse().ok())
+        .collect()
+}
+
+/// A generation above `current` and above every one the database holds:
+/// a dropped tree's name is never used again (its files go when its last
+/// handle does, which may be after a new tree of that name is made).
+fn next_generation(db: &crate::store::Db, name: &str, current: u64) -> u64 {
+    generations(db, name).into_iter().fold(current, u64::max) + 1
+}
+
 /// Every key/value of a tree, for comparing read models.
-fn dump(tree: &sled::Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn dump(tree: &crate::store::Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     tree.iter()
-        .map(|kv| {
-            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(Into::into)
-        })
+        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
         .collect()
 }
 
@@ -519,8 +501,8 @@ impl ReadModels {
     }
 
     /// A tree nothing ever writes: under a scratch fold (`history`).
-    pub(crate) fn scratch(&self) -> Result<sled::Tree> {
-        Ok(self.db.open_tree("scratch.empty")?)
+    pub(crate) fn scratch(&self) -> Result<crate::store::Tree> {
+        self.db.open_tree("scratch.empty")
     }
 
     /// Where reactor `name` keeps its checkpoint (tree `reactor.<name>`).
@@ -551,7 +533,7 @@ impl ReadModels {
 }
 
 /// The position up to which a reactor has acted, kept with the read models.
-pub struct ReactorCheckpoint(sled::Tree);
+pub struct ReactorCheckpoint(crate::store::Tree);
 
 impl ReactorCheckpoint {
     const KEY: &'static [u8] = b"checkpoint";
@@ -568,7 +550,7 @@ impl ReactorCheckpoint {
     }
 
     pub fn set(&self, position: Position) -> Result<()> {
-        self.0.insert(Self::KEY, &position.to_be_bytes())?;
+        self.0.insert(Self::KEY, position.to_be_bytes())?;
         Ok(())
     }
 }

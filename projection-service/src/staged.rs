@@ -62,12 +62,12 @@ impl Value {
 }
 
 pub struct Staged<'a> {
-    tree: &'a sled::Tree,
+    tree: &'a crate::store::Tree,
     writes: BTreeMap<Vec<u8>, Value>,
 }
 
 impl<'a> Staged<'a> {
-    pub fn new(tree: &'a sled::Tree) -> Self {
+    pub fn new(tree: &'a crate::store::Tree) -> Self {
         Staged {
             tree,
             writes: BTreeMap::new(),
@@ -181,25 +181,13 @@ impl<'a> Staged<'a> {
     }
 }
 
-/// One sled batch of `writes`.
-pub(crate) fn batch_of(writes: &crate::Writes) -> sled::Batch {
-    let mut batch = sled::Batch::default();
-    for (k, v) in writes {
-        match v {
-            Some(v) => batch.insert(k.as_slice(), v.as_slice()),
-            None => batch.remove(k.as_slice()),
-        }
-    }
-    batch
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_taken_value_is_the_staged_one_and_comes_back_when_put() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
+        let db = crate::store::Db::temporary().unwrap();
         let tree = db.open_tree("t").unwrap();
         tree.insert(b"v", encode_value(&vec![1u32])).unwrap();
         let mut staged = Staged::new(&tree);
@@ -228,7 +216,7 @@ mod tests {
 
     #[test]
     fn removing_what_the_tree_never_held_writes_nothing() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
+        let db = crate::store::Db::temporary().unwrap();
         let tree = db.open_tree("t").unwrap();
         tree.insert(b"held", b"1").unwrap();
         let mut staged = Staged::new(&tree);

@@ -213,7 +213,7 @@ impl TimerIndex {
     /// when the next timer is due, if after `now`. Only due timers are
     /// decoded: the scan runs after every batch the read models apply, and
     /// the index holds a timer for every grant with an end.
-    pub(crate) fn due(tree: &sled::Tree, now: i64, max: usize) -> Result<Due> {
+    pub(crate) fn due(tree: &crate::store::Tree, now: i64, max: usize) -> Result<Due> {
         let mut timers = Vec::new();
         for kv in tree.scan_prefix(b"d/") {
             let (k, v) = kv?;
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn due_answers_what_is_due_and_when_the_next_one_is() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
+        let db = crate::store::Db::temporary().unwrap();
         let tree = db.open_tree("timers").unwrap();
         let mut tx = Staged::new(&tree);
         for (id, due) in [("a", 10), ("b", 20), ("c", 30), ("d", 40)] {
@@ -245,8 +245,7 @@ mod tests {
             };
             set(&mut tx, "r", id, due, &timer);
         }
-        tree.apply_batch(crate::staged::batch_of(&tx.into_writes().unwrap()))
-            .unwrap();
+        tree.apply(&tx.into_writes().unwrap()).unwrap();
         let ids = |d: &Due| {
             d.timers
                 .iter()

@@ -205,13 +205,13 @@ fn bump_version(tx: &mut Staged<'_>, user_id: &str, version: u64, at: i64) -> Re
 }
 
 impl UserDirectory {
-    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<UserView>> {
+    pub(crate) fn get(tree: &crate::store::Tree, id: &str) -> Result<Option<UserView>> {
         Staged::new(tree).get_value(&user_key(id))
     }
 
     /// The live token with this SHA-256 and the user holding it.
     pub(crate) fn token_holder(
-        tree: &sled::Tree,
+        tree: &crate::store::Tree,
         sha256_hex: &str,
         now_micros: i64,
     ) -> Result<Option<(TokenHolder, UserView)>> {
@@ -225,7 +225,7 @@ impl UserDirectory {
     }
 
     /// The live tokens of `user_id`, oldest first (ids are UUID v7).
-    pub(crate) fn tokens(tree: &sled::Tree, user_id: &str) -> Result<Vec<TokenView>> {
+    pub(crate) fn tokens(tree: &crate::store::Tree, user_id: &str) -> Result<Vec<TokenView>> {
         let staged = Staged::new(tree);
         let mut list = Vec::new();
         for kv in tree.scan_prefix(format!("tk/{user_id}/").as_bytes()) {

@@ -163,7 +163,7 @@ fn change(
 }
 
 impl WebhookDirectory {
-    pub(crate) fn get(tree: &sled::Tree, id: &str) -> Result<Option<WebhookView>> {
+    pub(crate) fn get(tree: &crate::store::Tree, id: &str) -> Result<Option<WebhookView>> {
         Staged::new(tree).get_value(&webhook_key(id))
     }
 }

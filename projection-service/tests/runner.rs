@@ -39,7 +39,8 @@ fn once_unlocked<T, E: std::fmt::Display>(
         match open() {
             Ok(opened) => return opened,
             Err(e)
-                if e.to_string().contains("could not acquire lock")
+                if (e.to_string().contains("could not acquire lock")
+                    || e.to_string().contains("in use"))
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(1));
@@ -293,10 +294,10 @@ async fn read_models_stored_in_the_old_value_encoding_are_refilled() {
     // What a version that stored JSON values recorded: the projections' own
     // layouts, with no encoding beside them.
     {
-        let db = once_unlocked(&rm_path, || sled::open(&rm_path));
+        let db = once_unlocked(&rm_path, || projection_service::store::Db::open(&rm_path));
         let meta = db.open_tree("meta").unwrap();
         for name in ["a", "b"] {
-            meta.insert(format!("layout/{name}"), &1u64.to_be_bytes())
+            meta.insert(format!("layout/{name}"), 1u64.to_be_bytes())
                 .unwrap();
         }
         db.flush().unwrap();
@@ -376,4 +377,51 @@ async fn a_batch_is_committed_to_all_read_models_or_to_none() {
     assert_eq!(models.dump(NAME).unwrap(), users);
     assert_eq!(models.dump("fails-on-revocation").unwrap(), seen);
     assert_eq!(models.checkpoint().unwrap(), events[revoked - 1].position);
+}
+
+/// Read models sled kept (before the store moved to fjall) are moved aside
+/// and refilled from the log; the reactors' checkpoints come along, so no
+/// reactor acts on the history again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_models_sled_kept_are_refilled_and_reactor_checkpoints_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let rm_path = dir.path().join("readmodels");
+    {
+        let old = sled::open(&rm_path).unwrap();
+        let users = old.open_tree("users.1").unwrap();
+        users.insert(b"stale", b"value").unwrap();
+        let reactor = old.open_tree("reactor.publishing").unwrap();
+        reactor
+            .insert(b"checkpoint", &1234u64.to_be_bytes())
+            .unwrap();
+        old.flush().unwrap();
+    }
+    let models = once_unlocked(&rm_path, || {
+        ReadModels::open(&rm_path, projections()).map_err(|e| e.to_string())
+    });
+    assert!(dir.path().join("readmodels.sled-old").join("conf").exists());
+    assert_eq!(models.checkpoint().unwrap(), 0, "refilled from the start");
+    assert_eq!(
+        models
+            .reactor_checkpoint("publishing")
+            .unwrap()
+            .get()
+            .unwrap(),
+        1234
+    );
+    assert_eq!(
+        models.reactor_checkpoint("other").unwrap().get().unwrap(),
+        0
+    );
+    drop(models);
+    // Opened again: nothing more to move.
+    let models = open(&rm_path, projections());
+    assert_eq!(
+        models
+            .reactor_checkpoint("publishing")
+            .unwrap()
+            .get()
+            .unwrap(),
+        1234
+    );
 }

@@ -52,17 +52,6 @@ async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -
     v
 }
 
-/// CPU time (user + system) the process `pid` has used, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ")".
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15, so 11 and 12 after the state.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn main() {
     let grants: usize = std::env::var("IGA_BENCH_GRANTS")
         .ok()
@@ -152,7 +141,7 @@ fn main() {
         )
         .await;
         let id = review["id"].as_str().unwrap().to_string();
-        let cpu0 = cpu_secs(pid);
+        let cpu0 = support::cpu_secs(pid);
         let t0 = Instant::now();
         post(c, format!("{base}/api/v1/reviews/{id}/launch"), TOKEN, json!({})).await;
         let answered = t0.elapsed();
@@ -171,7 +160,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (listed, counted) = (listed.unwrap(), counted.unwrap());
-        let launch_cpu = cpu_secs(pid) - cpu0;
+        let launch_cpu = support::cpu_secs(pid) - cpu0;
         let raw = raw_cell(64, Duration::from_secs(3)).await;
         println!("| grants in scope | launch answered | every item open | every item in the inboxes | items/s (launch) | server CPU per item | raw log appends/s (64 writers) | server RSS |");
         println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
@@ -238,7 +227,7 @@ fn main() {
         }
         let total: usize = batches.iter().map(|(_, i)| i.len()).sum();
         let id_ref = &id;
-        let cpu0 = cpu_secs(pid);
+        let cpu0 = support::cpu_secs(pid);
         let t0 = Instant::now();
         let decided: Vec<u64> = futures::stream::iter(batches)
             .map(|(token, items)| async move {
@@ -255,7 +244,7 @@ fn main() {
             .collect()
             .await;
         let took = t0.elapsed();
-        let bulk_cpu = cpu_secs(pid) - cpu0;
+        let bulk_cpu = support::cpu_secs(pid) - cpu0;
         assert_eq!(decided.iter().sum::<u64>() as usize, total);
         println!("| bulk decisions | calls (1,000 items each, 4 at once) | decisions/s | server CPU per decision |");
         println!("| ---: | ---: | ---: | ---: |");

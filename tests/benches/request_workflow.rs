@@ -21,6 +21,14 @@
 //! pending until its task is delivered, and the lag column is the time
 //! from the approval's answer to the grant being held (polled), the
 //! delivery included; `none` (the default) records grants only.
+//!
+//! Every cell also reports the server's CPU time (user + system, from
+//! `/proc`) per command. After the saturated cells, paced cells drive the
+//! workflow at fixed rates (`IGA_BENCH_RATES`, workflows/s, default
+//! `50,100,200`; 16 clients, each starting its workflows on its own clock)
+//! to show what a modest load costs; `IGA_BENCH_CLIENTS` (default `1,16,64`)
+//! picks the saturated cells, and an idle cell measures the server doing
+//! nothing.
 
 mod support;
 
@@ -68,22 +76,44 @@ fn main() {
             None
         };
         let (owner_token, ents) = setup(&client, &base, hook.as_deref()).await;
-        println!("| clients | commands/s | workflows/s | command p50 | command p99 | projection lag p99 | raw log appends/s (same concurrency) |");
-        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        for clients in [1usize, 16, 64] {
-            let cell = workflow_cell(&client, &base, &owner_token, &ents, clients, Duration::from_secs(secs), webhook).await;
+        let pid = child.0.id();
+        let idle0 = support::cpu_secs(pid);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        println!(
+            "server idle: {:.1} ms of CPU per second\n",
+            (support::cpu_secs(pid) - idle0) * 1000.0 / secs as f64
+        );
+        println!("| clients | commands/s | workflows/s | command p50 | command p99 | projection lag p99 | server CPU per command | server cores | raw log appends/s (same concurrency) |");
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let rates: Vec<f64> = list_var("IGA_BENCH_RATES", "50,100,200");
+        let cells: Vec<(usize, Option<f64>)> = list_var("IGA_BENCH_CLIENTS", "1,16,64")
+            .into_iter()
+            .map(|c| (c, None))
+            .chain(rates.into_iter().map(|r| (16, Some(r))))
+            .collect();
+        for (clients, pace) in cells {
+            let cpu0 = support::cpu_secs(pid);
+            let load = Load { clients, d: Duration::from_secs(secs), pace };
+            let cell = workflow_cell(&client, &base, &owner_token, &ents, load, webhook).await;
+            let cpu = support::cpu_secs(pid) - cpu0;
             let raw_dir = tempfile::tempdir().unwrap();
             let raw_store = log.raw_store(raw_dir.path(), clients).await;
             let raw = raw_cell_on(raw_store, clients, Duration::from_secs(secs)).await;
             // The raw cell's messages must not weigh on the next workflow cell.
             log.drop_raw_store(clients).await;
+            let label = match pace {
+                Some(rate) => format!("{clients}, paced at {rate:.0} workflows/s"),
+                None => clients.to_string(),
+            };
             println!(
-                "| {clients} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {raw:.0} |",
+                "| {label} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.0} µs | {:.2} | {raw:.0} |",
                 cell.commands_per_sec,
                 cell.commands_per_sec / 2.0,
                 cell.command.value_at_quantile(0.5) as f64 / 1000.0,
                 cell.command.value_at_quantile(0.99) as f64 / 1000.0,
                 cell.lag.value_at_quantile(0.99) as f64 / 1000.0,
+                cpu * 1e6 / cell.commands as f64,
+                cpu / cell.secs,
             );
         }
         if webhook {
@@ -187,8 +217,28 @@ async fn setup(client: &reqwest::Client, base: &str, hook: Option<&str>) -> (Str
     (owner_token, ents)
 }
 
+/// A comma-separated list from the environment, or `default`.
+fn list_var<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("{name}: {s:?}")))
+        .collect()
+}
+
+/// How a cell drives the server: `clients` at once for `d`, each as fast
+/// as it can or, `pace`d, at that many workflows/s in all.
+struct Load {
+    clients: usize,
+    d: Duration,
+    pace: Option<f64>,
+}
+
 struct Cell {
     commands_per_sec: f64,
+    commands: u64,
+    secs: f64,
     command: Histogram<u64>,
     lag: Histogram<u64>,
 }
@@ -198,10 +248,10 @@ async fn workflow_cell(
     base: &str,
     owner_token: &str,
     ents: &[String],
-    clients: usize,
-    d: Duration,
+    load: Load,
     webhook: bool,
 ) -> Cell {
+    let Load { clients, d, pace } = load;
     // A fresh user per client, so every (user, entitlement) pair is new.
     let mut users = Vec::new();
     for _ in 0..clients {
@@ -238,7 +288,8 @@ async fn workflow_cell(
     let started = Instant::now();
     let tasks: Vec<_> = users
         .into_iter()
-        .map(|(user_id, token)| {
+        .enumerate()
+        .map(|(n, (user_id, token))| {
             let (client, stop, exhausted, base, owner_token, ents) = (
                 client.clone(),
                 stop.clone(),
@@ -250,7 +301,20 @@ async fn workflow_cell(
             tokio::spawn(async move {
                 let mut command = Histogram::<u64>::new(3).unwrap();
                 let mut lag = Histogram::<u64>::new(3).unwrap();
+                // Paced: this client starts a workflow every clients/rate
+                // seconds, the clients spread evenly over that period,
+                // skipping starts it missed.
+                let mut clock = pace.map(|rate| {
+                    let every = Duration::from_secs_f64(clients as f64 / rate);
+                    let offset = every.mul_f64(n as f64 / clients as f64);
+                    let mut clock = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+                    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    clock
+                });
                 for ent in &ents {
+                    if let Some(clock) = clock.as_mut() {
+                        clock.tick().await;
+                    }
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
@@ -308,8 +372,11 @@ async fn workflow_cell(
         command.add(c).unwrap();
         lag.add(l).unwrap();
     }
+    let secs = started.elapsed().as_secs_f64();
     Cell {
-        commands_per_sec: command.len() as f64 / started.elapsed().as_secs_f64(),
+        commands_per_sec: command.len() as f64 / secs,
+        commands: command.len(),
+        secs,
         command,
         lag,
     }

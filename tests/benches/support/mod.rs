@@ -209,6 +209,18 @@ pub async fn raw_cell_on(store: Arc<dyn EventStore>, writers: usize, d: Duration
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// CPU time (user + system) the process `pid` has used, in seconds.
+#[allow(dead_code)]
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ")".
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15, so 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Resident memory of a process, in MiB.
 pub fn rss_mib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
