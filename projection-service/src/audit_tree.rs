@@ -465,11 +465,17 @@ impl LogTree {
                     _ => break,
                 }
             }
-            let tree = self.clone();
             let events = std::mem::take(&mut batch);
-            tokio::task::spawn_blocking(move || tree.append(&events))
-                .await
-                .expect("audit tree batch panicked")?;
+            if events.len() <= crate::runner::INLINE_BATCH {
+                // As the projection runner does: a few hashes and one fjall
+                // batch cost less than a thread hand-off.
+                self.append(&events)?;
+            } else {
+                let tree = self.clone();
+                tokio::task::spawn_blocking(move || tree.append(&events))
+                    .await
+                    .expect("audit tree batch panicked")?;
+            }
         }
     }
 

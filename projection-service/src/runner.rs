@@ -25,6 +25,9 @@ pub const CHECKPOINT_KEY: &[u8] = b"\xff__checkpoint";
 const CHECKPOINT_EVERY: Position = 4096;
 /// Most events applied per committed batch.
 const MAX_BATCH: usize = 1000;
+/// Batches of at most this many events are applied on the async worker
+/// that read them; larger ones on a blocking thread.
+pub(crate) const INLINE_BATCH: usize = 16;
 
 /// The read models of one replica: a database with one tree per projection.
 pub struct ReadModels {
@@ -338,12 +341,18 @@ impl ProjectionRunner {
                 }
             }
             let started = Instant::now();
-            let models = self.models.clone();
             let events = std::mem::take(&mut batch);
-            // sled writes block; keep them off the async workers.
-            tokio::task::spawn_blocking(move || models.apply(&events))
-                .await
-                .expect("projection batch panicked")?;
+            if events.len() <= INLINE_BATCH {
+                // A few events apply in tens of microseconds (a fjall batch
+                // does not wait on the disk): handing them to a blocking
+                // thread would cost more in wake-ups than it spares.
+                self.models.apply(&events)?;
+            } else {
+                let models = self.models.clone();
+                tokio::task::spawn_blocking(move || models.apply(&events))
+                    .await
+                    .expect("projection batch panicked")?;
+            }
             metrics::histogram!("iga_projection_batch_seconds")
                 .record(started.elapsed().as_secs_f64());
         }
