@@ -16,7 +16,7 @@
 //! tree (one subtree per set bit of the size) is kept in memory to add the
 //! next leaf without reading.
 //!
-//! Keys (sled tree `audit_tree`): `n/<level: 1 byte><chunk BE>` -> the
+//! Keys (tree `audit_tree`): `n/<level: 1 byte><chunk BE>` -> the
 //! hashes of up to 64 nodes of a level, node `i` of the level (the hash of
 //! the `2^level` leaves from `i << level`) in chunk `i / 64`; `q/<position
 //! BE>` -> leaf index and `r/<index BE>` -> position, where a run of
@@ -46,7 +46,7 @@ use tokio::sync::watch;
 use crate::merkle::{self, leaf_hash, node_hash, Hash, Nodes};
 use crate::{ProjectionError, Result};
 
-/// The sled tree the store lives in.
+/// The tree the store lives in.
 pub const NAME: &str = "audit_tree";
 /// Most events hashed per stored batch.
 const MAX_BATCH: usize = 8192;
@@ -55,7 +55,7 @@ const STATUS: &[u8] = b"status";
 const SIGNED: &str = "iga.v1.AuditCheckpointSigned";
 const REQUESTED: &str = "iga.v1.AuditCheckpointRequested";
 
-/// Nodes are stored [`CHUNK`] to a key: one sled write per 64 hashes, not
+/// Nodes are stored [`CHUNK`] to a key: one write per 64 hashes, not
 /// one per hash (measured: a write per node held the follower to 16-20k
 /// events/s).
 const CHUNK: u64 = 64;

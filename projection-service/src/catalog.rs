@@ -1,7 +1,7 @@
 //! `CatalogSearch`: the requestable catalog (apps and entitlements) and the
 //! word index that answers `GET /catalog?query=`.
 //!
-//! The projection keeps, in its sled tree, one [`CatalogItem`] per app and per
+//! The projection keeps, in its tree, one [`CatalogItem`] per app and per
 //! entitlement (`i/<id>`), plus what it needs to recompute them when an app
 //! changes (`a/<appId>`, `e/<entitlementId>`, `m/<appId>/<entitlementId>`).
 //! The [`SearchIndex`] lives in memory beside the tree: it is loaded from the

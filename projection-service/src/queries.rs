@@ -1,6 +1,6 @@
 //! Typed queries: the only way in to the read models from outside this
 //! crate. `models.requests()?.page(scope, window, keep)`, `models.users()?
-//! .get(id)` and the like answer views; key layouts, encodings and sled stay
+//! .get(id)` and the like answer views; key layouts, encodings and the store stay
 //! here.
 //!
 //! Lists are paged by a [`Window`]: at most `size` items after an opaque

@@ -187,7 +187,7 @@ impl Projection for RequestDirectory {
         }
         let new_tasks = tasks(tx, &view)?;
         // Inboxes are newest first by creation; read off the view rather than
-        // stored beside it (a key per request is a sled insert per request).
+        // stored beside it (a key per request is an insert per request).
         let created = if old_tasks == new_tasks {
             0
         } else {

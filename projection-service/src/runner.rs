@@ -156,12 +156,9 @@ impl ReadModels {
     }
 
     /// Applies `events` to every projection that has not seen them, all of
-    /// them in one transaction, then publishes the new position.
-    ///
-    /// One transaction, not one batch per projection: sled 0.34 stops every
-    /// read and write in the process while it commits (ARCHITECTURE.md, "What
-    /// sled imposes"), so once per runner batch rather than once per read
-    /// model; and a reader sees all read models at the same batch.
+    /// them in one atomic batch, then publishes the new position: a reader
+    /// sees all read models at the same batch, and one journal write serves
+    /// them all.
     pub fn apply(&self, events: &[RecordedEvent]) -> Result<()> {
         let Some(last) = events.last() else {
             return Ok(());
@@ -189,11 +186,11 @@ impl ReadModels {
     ///
     /// Faster than the live runner, for three reasons: the next batch is read
     /// and decoded while the current one is applied; projections are applied
-    /// on as many threads as there are cores (each to its own tree); and their
-    /// writes are plain inserts, not atomic batches (sled serializes atomic
-    /// batches across trees). Nothing reads the fresh trees until `switch`,
-    /// and a rebuild cut short leaves a generation that the next one drops,
-    /// so the batches need not be atomic.
+    /// on as many threads as there are cores (each to its own tree); and each
+    /// tree's writes for a batch are one batch of its own, not one across all
+    /// trees. Nothing reads the fresh trees until `switch`, and a rebuild cut
+    /// short leaves a generation that the next one drops, so the trees need
+    /// not be written together.
     pub async fn rebuild(
         &self,
         store: &dyn EventStore,
@@ -394,7 +391,7 @@ fn stage(
     }
     // A batch that changes nothing here only moves the checkpoint; that is
     // written now and then (and at shutdown), not for every batch: replaying
-    // events that change nothing is harmless, and it spares a sled batch per
+    // events that change nothing is harmless, and it spares a write per
     // projection per runner batch.
     if last == checkpoint || (staged.is_empty() && last - checkpoint < CHECKPOINT_EVERY) {
         return Ok(None);

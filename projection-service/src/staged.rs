@@ -36,7 +36,7 @@ pub const VALUE_ENCODING: u32 = 1;
 
 /// Encodes a typed read-model value: MessagePack with structs as arrays.
 /// No field names are stored, so a request view takes half its JSON size;
-/// that matters because sled copies a leaf's values on every insert. The
+/// smaller values are cheaper to write, cache and read. The
 /// price: adding, removing or reordering a stored type's fields changes its
 /// projection's [`crate::Projection::layout`].
 pub fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
