@@ -399,29 +399,14 @@ async fn read_models_sled_kept_are_refilled_and_reactor_checkpoints_kept() {
     let models = once_unlocked(&rm_path, || {
         ReadModels::open(&rm_path, projections()).map_err(|e| e.to_string())
     });
+    let reactor =
+        |models: &ReadModels, name: &str| models.reactor_checkpoint(name).unwrap().get().unwrap();
     assert!(dir.path().join("readmodels.sled-old").join("conf").exists());
     assert_eq!(models.checkpoint().unwrap(), 0, "refilled from the start");
-    assert_eq!(
-        models
-            .reactor_checkpoint("publishing")
-            .unwrap()
-            .get()
-            .unwrap(),
-        1234
-    );
-    assert_eq!(
-        models.reactor_checkpoint("other").unwrap().get().unwrap(),
-        0
-    );
+    assert_eq!(reactor(&models, "publishing"), 1234);
+    assert_eq!(reactor(&models, "other"), 0);
     drop(models);
     // Opened again: nothing more to move.
     let models = open(&rm_path, projections());
-    assert_eq!(
-        models
-            .reactor_checkpoint("publishing")
-            .unwrap()
-            .get()
-            .unwrap(),
-        1234
-    );
+    assert_eq!(reactor(&models, "publishing"), 1234);
 }

@@ -15,25 +15,13 @@ mod support;
 
 use std::time::Instant;
 
-use iga_eventlog::{EventEnvelope, ExpectedVersion, Limits};
-use iga_schemas::{v1, DomainEvent};
+use iga_eventlog::{ExpectedVersion, Limits};
+use iga_schemas::v1;
 use support::{start, KillOnDrop, TOKEN};
 
 const APPS: u64 = 20;
 const YEAR_START: i64 = 1_735_689_600_000_000; // 2025-01-01T00:00:00Z
 const DAY: i64 = 86_400_000_000;
-
-fn envelope(event: DomainEvent, at: i64) -> EventEnvelope {
-    EventEnvelope {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        occurred_at_unix_micros: at,
-        actor_id: "admin".into(),
-        event_type: event.event_type().into(),
-        schema_version: event.schema_version(),
-        payload: event.encode_payload(),
-        ..Default::default()
-    }
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -62,7 +50,7 @@ async fn main() {
         let user = format!("user-{}", next() % 5_000);
         let entitlement = format!("{app}-ent-{}", next() % 10);
         let grant_id = format!("grant-{g}");
-        let mut events = vec![envelope(
+        let mut events = vec![support::envelope_at(
             v1::GrantIssued {
                 grant_id: grant_id.clone(),
                 user_id: user.clone(),
@@ -77,7 +65,7 @@ async fn main() {
         )];
         if starts + lasts < YEAR_START + 365 * DAY {
             ended += 1;
-            events.push(envelope(
+            events.push(support::envelope_at(
                 v1::GrantEnded {
                     grant_id: grant_id.clone(),
                     user_id: user,

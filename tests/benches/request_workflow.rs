@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use support::{raw_cell_on, receiver, start_on, BenchLog, TOKEN};
+use support::{post, raw_cell_on, receiver, start_on, BenchLog, TOKEN};
 
 /// Entitlements to request: each client walks them for its own user.
 const ENTITLEMENTS: usize = 2000;
@@ -138,28 +138,6 @@ fn main() {
         "\n`iga rebuild` of the run's log: {}",
         String::from_utf8_lossy(&out.stdout).trim()
     );
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    token: &str,
-    body: Value,
-) -> (u16, String, Value) {
-    let r = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let pos = r
-        .headers()
-        .get("x-consistency-token")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, pos, r.json().await.unwrap_or(Value::Null))
 }
 
 /// An owner with a token and one app of `ENTITLEMENTS` entitlements (its

@@ -37,15 +37,7 @@ const APPS: u64 = 1000;
 const AT: i64 = 1_735_689_600_000_000; // 2025-01-01T00:00:00Z
 
 fn envelope(event: DomainEvent) -> EventEnvelope {
-    EventEnvelope {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        occurred_at_unix_micros: AT,
-        actor_id: "admin".into(),
-        event_type: event.event_type().into(),
-        schema_version: event.schema_version(),
-        payload: event.encode_payload(),
-        ..Default::default()
-    }
+    support::envelope_at(event, AT)
 }
 
 /// A stream and the events of one append to it.
@@ -303,23 +295,15 @@ async fn main() {
 
     // A user's grants.
     let users = (events / 100).max(10);
-    let mut h = Histogram::<u64>::new(3).unwrap();
     let mut held = 0;
-    for i in 0..1000u64 {
-        let user = (i * 7919) % users;
-        let t = Instant::now();
-        let page: Value = client
-            .get(format!("{base}/api/v1/grants?userId=user-{user}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        h.record(t.elapsed().as_micros() as u64).unwrap();
-        held += page["list"].as_array().map_or(0, Vec::len);
-    }
+    let h = timed_gets(
+        &client,
+        TOKEN,
+        1000,
+        |i| format!("{base}/api/v1/grants?userId=user-{}", (i * 7919) % users),
+        |page| held += page["list"].as_array().map_or(0, Vec::len),
+    )
+    .await;
     println!(
         "a user's grants (1,000 users, {:.1} grants each on average): {}",
         held as f64 / 1000.0,
@@ -328,12 +312,35 @@ async fn main() {
 
     // An approver's inbox.
     let inbox = inbox(&client, &base, 300).await;
+    let h = timed_gets(
+        &client,
+        &inbox,
+        500,
+        |_| format!("{base}/api/v1/me/tasks?pageSize=50"),
+        |page| assert_eq!(page["list"].as_array().map(Vec::len), Some(50), "{page}"),
+    )
+    .await;
+    println!(
+        "an approver's inbox (300 pending, first page of 50): {}",
+        p(&h)
+    );
+}
+
+/// `n` reads as `token`, the `i`-th of `url(i)`, timed one after another;
+/// `each` sees every answer.
+async fn timed_gets(
+    client: &reqwest::Client,
+    token: &str,
+    n: u64,
+    url: impl Fn(u64) -> String,
+    mut each: impl FnMut(&Value),
+) -> Histogram<u64> {
     let mut h = Histogram::<u64>::new(3).unwrap();
-    for _ in 0..500 {
+    for i in 0..n {
         let t = Instant::now();
         let page: Value = client
-            .get(format!("{base}/api/v1/me/tasks?pageSize=50"))
-            .bearer_auth(&inbox)
+            .get(url(i))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
@@ -341,29 +348,16 @@ async fn main() {
             .await
             .unwrap();
         h.record(t.elapsed().as_micros() as u64).unwrap();
-        assert_eq!(page["list"].as_array().map(Vec::len), Some(50), "{page}");
+        each(&page);
     }
-    println!(
-        "an approver's inbox (300 pending, first page of 50): {}",
-        p(&h)
-    );
+    h
 }
 
+/// A POST that must succeed; answers its consistency token and body.
 async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -> (String, Value) {
-    let r = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    let pos = r
-        .headers()
-        .get("x-consistency-token")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (pos, r.json().await.unwrap())
+    let (status, pos, v) = support::post(client, url, token, body).await;
+    assert!((200..300).contains(&status), "{status}: {v}");
+    (pos, v)
 }
 
 /// An app owner with `n` requests waiting for their approval; their token.

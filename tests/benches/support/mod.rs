@@ -209,6 +209,48 @@ pub async fn raw_cell_on(store: Arc<dyn EventStore>, writers: usize, d: Duration
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// `event` as the command service would have stored it, recorded at `at`
+/// (micros) by `admin`: for benchmarks that write a log straight.
+pub fn envelope_at(event: iga_schemas::DomainEvent, at: i64) -> iga_schemas::EventEnvelope {
+    iga_schemas::EventEnvelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        occurred_at_unix_micros: at,
+        actor_id: "admin".into(),
+        event_type: event.event_type().into(),
+        schema_version: event.schema_version(),
+        payload: event.encode_payload(),
+        ..Default::default()
+    }
+}
+
+/// A POST of `body` as `token`; answers the status, the consistency token
+/// (empty if none) and the JSON body (null if none).
+pub async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: serde_json::Value,
+) -> (u16, String, serde_json::Value) {
+    let r = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let pos = r
+        .headers()
+        .get("x-consistency-token")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (
+        status,
+        pos,
+        r.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// CPU time (user + system) the process `pid` has used, in seconds.
 #[allow(dead_code)]
 pub fn cpu_secs(pid: u32) -> f64 {
