@@ -566,6 +566,148 @@ pub async fn append_streams_is_all_or_nothing(store: Arc<dyn EventStore>) {
     assert_eq!(store.read_stream(&d, 1, 10).await.unwrap().len(), 2);
 }
 
+/// Many appends to several streams at once, as concurrent commands make
+/// them (a log may send them to its server together): each is answered on
+/// its own merits. The ones whose versions hold are stored whole, where
+/// they say; a stale one is refused with its conflict and stores nothing,
+/// whatever else is in flight; of two racing for one stream, one wins; a
+/// retry among them answers its original result.
+pub async fn concurrent_multi_stream_appends_keep_their_own_outcomes(store: Arc<dyn EventStore>) {
+    if !store.appends_streams_atomically() {
+        eprintln!("{}: no multi-stream append", store.describe());
+        return;
+    }
+    let new = || unique_stream("g");
+    // Streams at version 1 to build on.
+    let mut at_one = Vec::new();
+    for _ in 0..16 {
+        let s = new();
+        store
+            .append(&s, ExpectedVersion::NoStream, events(1))
+            .await
+            .unwrap();
+        at_one.push(s);
+    }
+    let retried = vec![
+        part(&new(), ExpectedVersion::NoStream, events(1)),
+        part(&new(), ExpectedVersion::NoStream, events(2)),
+    ];
+    let original = store.append_streams(retried.clone()).await.unwrap();
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Kind {
+        Good,
+        Stale,
+        Rival,
+        Retry,
+    }
+    let mut commits: Vec<(Kind, Vec<StreamAppend>)> = Vec::new();
+    for s in &at_one[0..8] {
+        commits.push((
+            Kind::Good,
+            vec![
+                part(s, ExpectedVersion::Exact(1), events(2)),
+                part(&new(), ExpectedVersion::NoStream, events(1)),
+            ],
+        ));
+    }
+    for s in &at_one[8..12] {
+        commits.push((
+            Kind::Stale,
+            vec![
+                part(&new(), ExpectedVersion::NoStream, events(1)),
+                part(s, ExpectedVersion::Exact(3), events(1)),
+            ],
+        ));
+    }
+    for s in &at_one[12..16] {
+        for _ in 0..2 {
+            commits.push((
+                Kind::Rival,
+                vec![
+                    part(&new(), ExpectedVersion::NoStream, events(1)),
+                    part(s, ExpectedVersion::Exact(1), events(1)),
+                ],
+            ));
+        }
+    }
+    commits.push((Kind::Retry, retried));
+    let tasks: Vec<_> = commits
+        .iter()
+        .map(|(_, parts)| {
+            let (store, parts) = (store.clone(), parts.clone());
+            tokio::spawn(async move { store.append_streams(parts).await })
+        })
+        .collect();
+    let outcomes: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut rival_wins = std::collections::HashMap::new();
+    for ((kind, parts), outcome) in commits.iter().zip(&outcomes) {
+        match (kind, outcome) {
+            (Kind::Retry, Ok(results)) => assert_eq!(results, &original),
+            (Kind::Good | Kind::Rival, Ok(results)) => {
+                if *kind == Kind::Rival {
+                    *rival_wins.entry(parts[1].stream.clone()).or_insert(0) += 1;
+                }
+                // Stored whole, at the positions and versions answered.
+                for (p, r) in parts.iter().zip(results) {
+                    let recorded = store
+                        .read_stream(&p.stream, r.first_version, 10)
+                        .await
+                        .unwrap();
+                    let ids: Vec<_> = recorded.iter().map(|e| &e.envelope.event_id).collect();
+                    let sent: Vec<_> = p.events.iter().map(|e| &e.event_id).collect();
+                    assert_eq!(ids, sent, "{kind:?} part {}", p.stream);
+                    assert_eq!(recorded.last().unwrap().position, r.position);
+                    assert_eq!(
+                        recorded.last().unwrap().envelope.stream_version,
+                        r.last_version
+                    );
+                }
+            }
+            (Kind::Stale | Kind::Rival, Err(EventLogError::Conflict { stream, .. })) => {
+                assert_eq!(stream, &parts[1].stream, "{kind:?}");
+                // Nothing of it stored, not even its new stream.
+                assert!(store
+                    .read_stream(&parts[0].stream, 1, 10)
+                    .await
+                    .unwrap()
+                    .is_empty());
+            }
+            (kind, outcome) => panic!("{kind:?} answered {outcome:?}"),
+        }
+    }
+    assert_eq!(rival_wins.len(), 4, "each contested stream has one winner");
+    assert!(rival_wins.values().all(|&n| n == 1), "{rival_wins:?}");
+    for s in &at_one[8..12] {
+        assert_eq!(store.read_stream(s, 1, 10).await.unwrap().len(), 1);
+    }
+    for s in &at_one[12..16] {
+        assert_eq!(store.read_stream(s, 1, 10).await.unwrap().len(), 2);
+    }
+    // Every stored commit is contiguous in the log.
+    let all = store.read_all(0, 10_000).await.unwrap();
+    for ((kind, parts), outcome) in commits.iter().zip(&outcomes) {
+        if let (Kind::Good | Kind::Rival, Ok(_)) = (kind, outcome) {
+            let ids: Vec<&str> = parts
+                .iter()
+                .flat_map(|p| p.events.iter().map(|e| e.event_id.as_str()))
+                .collect();
+            let start = all
+                .iter()
+                .position(|r| r.envelope.event_id == ids[0])
+                .unwrap();
+            let stored: Vec<&str> = all[start..start + ids.len()]
+                .iter()
+                .map(|r| r.envelope.event_id.as_str())
+                .collect();
+            assert_eq!(stored, ids, "{kind:?} commit interleaved with another");
+        }
+    }
+}
+
 /// A store under test, and whatever must live as long as it (a server process).
 pub struct ContractStore {
     pub store: Arc<dyn EventStore>,
@@ -600,6 +742,7 @@ macro_rules! event_store_contract {
             thousands_of_streams,
             oversize_and_invalid_appends_store_nothing,
             append_streams_is_all_or_nothing,
+            concurrent_multi_stream_appends_keep_their_own_outcomes,
         );
     };
     (@cases $make:expr; $($case:ident,)*) => {

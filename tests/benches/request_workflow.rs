@@ -29,6 +29,13 @@
 //! to show what a modest load costs; `IGA_BENCH_CLIENTS` (default `1,16,64`)
 //! picks the saturated cells, and an idle cell measures the server doing
 //! nothing.
+//!
+//! `IGA_BENCH_COMMAND_SERVICES=n` (JetStream only) starts `n`
+//! `command-service` processes on the same log beside `iga serve`, and the
+//! clients send their commands to them (client `k` to service `k mod n`,
+//! as an ingress spreading connections would), their reads to `iga serve`:
+//! what a second command-service adds. The CPU column then counts every
+//! `iga` process; the log servers' cores are reported beside it.
 
 mod support;
 
@@ -38,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use support::{post, raw_cell_on, receiver, start_on, BenchLog, TOKEN};
+use support::{post, raw_cell_on, raw_commit_cell_on, receiver, start_on, BenchLog, TOKEN};
 
 /// Entitlements to request: each client walks them for its own user.
 const ENTITLEMENTS: usize = 2000;
@@ -63,6 +70,28 @@ fn main() {
     );
     let (child, base) = start_on(&bin, &dir_path, log.url("IGA_EVENTS").as_deref());
     let child = support::KillOnDrop(child);
+    let command_services: usize = list_var("IGA_BENCH_COMMAND_SERVICES", "0")
+        .first()
+        .copied()
+        .unwrap_or(0);
+    let commanders: Vec<(support::KillOnDrop, String)> = (0..command_services)
+        .map(|n| {
+            let url = log
+                .url("IGA_EVENTS")
+                .filter(|u| u.starts_with("nats://"))
+                .expect("IGA_BENCH_COMMAND_SERVICES needs a JetStream log (IGA_BENCH_EVENT_LOG=nats or nats-r3)");
+            let dir = dir_path.join(format!("command-{n}"));
+            let (c, b) = support::start_process(&bin.with_file_name("command-service"), &[], &dir, Some(&url));
+            (support::KillOnDrop(c), b)
+        })
+        .collect();
+    let command_bases: Vec<String> = commanders.iter().map(|(_, b)| b.clone()).collect();
+    if !command_bases.is_empty() {
+        println!(
+            "commands sent to {} command-service processes; reads to iga serve\n",
+            command_bases.len()
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,15 +105,20 @@ fn main() {
             None
         };
         let (owner_token, ents) = setup(&client, &base, hook.as_deref()).await;
-        let pid = child.0.id();
-        let idle0 = support::cpu_secs(pid);
+        // Every iga process; the log's servers apart.
+        let pids: Vec<u32> = std::iter::once(child.0.id())
+            .chain(commanders.iter().map(|(c, _)| c.0.id()))
+            .collect();
+        let cpu_of = |pids: &[u32]| pids.iter().map(|p| support::cpu_secs(*p)).sum::<f64>();
+        let log_pids = log.server_pids();
+        let idle0 = cpu_of(&pids);
         tokio::time::sleep(Duration::from_secs(secs)).await;
         println!(
             "server idle: {:.1} ms of CPU per second\n",
-            (support::cpu_secs(pid) - idle0) * 1000.0 / secs as f64
+            (cpu_of(&pids) - idle0) * 1000.0 / secs as f64
         );
-        println!("| clients | commands/s | workflows/s | command p50 | command p99 | projection lag p99 | server CPU per command | server cores | raw log appends/s (same concurrency) |");
-        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        println!("| clients | commands/s | workflows/s | command p50 | command p99 | projection lag p99 | server CPU per command | server cores | raw log appends/s (same concurrency) | raw two-stream commits/s | commands/s ÷ raw commits/s | log server cores |");
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         let rates: Vec<f64> = list_var("IGA_BENCH_RATES", "50,100,200");
         let cells: Vec<(usize, Option<f64>)> = list_var("IGA_BENCH_CLIENTS", "1,16,64")
             .into_iter()
@@ -92,13 +126,17 @@ fn main() {
             .chain(rates.into_iter().map(|r| (16, Some(r))))
             .collect();
         for (clients, pace) in cells {
-            let cpu0 = support::cpu_secs(pid);
+            let (cpu0, log_cpu0) = (cpu_of(&pids), cpu_of(&log_pids));
             let load = Load { clients, d: Duration::from_secs(secs), pace };
-            let cell = workflow_cell(&client, &base, &owner_token, &ents, load, webhook).await;
-            let cpu = support::cpu_secs(pid) - cpu0;
+            let cell = workflow_cell(&client, &base, &command_bases, &owner_token, &ents, load, webhook).await;
+            let cpu = cpu_of(&pids) - cpu0;
+            let log_cpu = cpu_of(&log_pids) - log_cpu0;
             let raw_dir = tempfile::tempdir().unwrap();
             let raw_store = log.raw_store(raw_dir.path(), clients).await;
-            let raw = raw_cell_on(raw_store, clients, Duration::from_secs(secs)).await;
+            let raw = raw_cell_on(raw_store.clone(), clients, Duration::from_secs(secs)).await;
+            // Each workflow command is one commit to two streams: the raw
+            // rate of that shape is what the log alone allows.
+            let commits = raw_commit_cell_on(raw_store, clients, Duration::from_secs(secs)).await;
             // The raw cell's messages must not weigh on the next workflow cell.
             log.drop_raw_store(clients).await;
             let label = match pace {
@@ -106,7 +144,7 @@ fn main() {
                 None => clients.to_string(),
             };
             println!(
-                "| {label} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.0} µs | {:.2} | {raw:.0} |",
+                "| {label} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.0} µs | {:.2} | {raw:.0} | {} | {} | {} |",
                 cell.commands_per_sec,
                 cell.commands_per_sec / 2.0,
                 cell.command.value_at_quantile(0.5) as f64 / 1000.0,
@@ -114,6 +152,9 @@ fn main() {
                 cell.lag.value_at_quantile(0.99) as f64 / 1000.0,
                 cpu * 1e6 / cell.commands as f64,
                 cpu / cell.secs,
+                commits.map_or("-".into(), |c| format!("{c:.0}")),
+                commits.map_or("-".into(), |c| format!("{:.0} %", cell.commands_per_sec * 100.0 / c)),
+                if log_pids.is_empty() { "-".to_string() } else { format!("{:.2}", log_cpu / cell.secs) },
             );
         }
         if webhook {
@@ -123,6 +164,7 @@ fn main() {
             );
         }
     });
+    drop(commanders);
     drop(child);
     let mut rebuild = std::process::Command::new(&bin);
     if let Some(url) = log.url("IGA_EVENTS") {
@@ -221,9 +263,12 @@ struct Cell {
     lag: Histogram<u64>,
 }
 
+/// `command_bases`: where the clients send their commands (client `k` to
+/// the `k mod n`th); none: to `base`, which serves the reads.
 async fn workflow_cell(
     client: &reqwest::Client,
     base: &str,
+    command_bases: &[String],
     owner_token: &str,
     ents: &[String],
     load: Load,
@@ -268,6 +313,10 @@ async fn workflow_cell(
         .into_iter()
         .enumerate()
         .map(|(n, (user_id, token))| {
+            let commands = match command_bases {
+                [] => base.to_string(),
+                bases => bases[n % bases.len()].clone(),
+            };
             let (client, stop, exhausted, base, owner_token, ents) = (
                 client.clone(),
                 stop.clone(),
@@ -299,7 +348,7 @@ async fn workflow_cell(
                     let t = Instant::now();
                     let (s, _, v) = post(
                         &client,
-                        format!("{base}/api/v1/requests"),
+                        format!("{commands}/api/v1/requests"),
                         &token,
                         json!({"catalogs": [{"type": "entitlement", "id": ent}], "justification": "bench"}),
                     )
@@ -309,7 +358,7 @@ async fn workflow_cell(
                     let rid = v["result"][0].as_str().unwrap().to_string();
                     let t = Instant::now();
                     let (s, pos, v) =
-                        post(&client, format!("{base}/api/v1/requests/{rid}/approve"), &owner_token, json!({})).await;
+                        post(&client, format!("{commands}/api/v1/requests/{rid}/approve"), &owner_token, json!({})).await;
                     assert_eq!(s, 200, "{v}");
                     command.record(t.elapsed().as_micros() as u64).unwrap();
                     let t = Instant::now();

@@ -76,9 +76,101 @@ pub(super) const ERR_BATCH_DUPLICATE_ID: u64 = 10201;
 /// "atomic publish too many inflight": the server's limit on batches being
 /// staged at once (per stream); the batch was refused whole.
 pub(super) const ERR_BATCH_TOO_MANY_INFLIGHT: u64 = 10210;
-/// Atomic batches one process sends at once, under the server's limit (50 per
-/// stream by default) so that a few instances together rarely reach it.
-pub(super) const MAX_BATCHES_IN_FLIGHT: usize = 16;
+/// Atomic batches one process has in flight at once (far under the server's
+/// limit of 50 per stream). The stream stores batches one after the other,
+/// so more in flight would only queue there; two let one travel while the
+/// server stores the other, and what arrives meanwhile goes in the next.
+pub(super) const GROUPS_IN_FLIGHT: usize = 2;
+/// Most messages one group puts in a batch (the server accepts 1,000); an
+/// append larger than this goes alone.
+pub(super) const MAX_GROUP_MESSAGES: usize = 256;
+
+/// An append waiting for its group: its parts, owned, and where to answer.
+pub(super) struct Submission {
+    parts: Vec<OwnedPart>,
+    answer: tokio::sync::oneshot::Sender<Result<Published>>,
+}
+
+struct OwnedPart {
+    stream: String,
+    tail: Tail,
+    events: Vec<EventEnvelope>,
+}
+
+impl Submission {
+    fn messages(&self) -> usize {
+        self.parts.iter().map(|p| p.events.len()).sum()
+    }
+
+    fn outgoing(&self) -> impl Iterator<Item = Outgoing<'_>> {
+        self.parts.iter().map(|p| Outgoing {
+            stream: &p.stream,
+            tail: p.tail,
+            events: &p.events,
+        })
+    }
+}
+
+/// The group committer of one log handle: takes the queued appends that
+/// need an atomic batch, puts those on disjoint streams together (up to
+/// [`MAX_GROUP_MESSAGES`]), and keeps at most [`GROUPS_IN_FLIGHT`] batches
+/// in flight. Appends on a stream already in the group wait for the next
+/// one: a batch names each stream's expected sequence once. Ends when the
+/// log is dropped.
+pub(super) async fn group_commits(
+    inner: std::sync::Weak<super::Inner>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Submission>,
+) {
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(GROUPS_IN_FLIGHT));
+    let mut waiting: std::collections::VecDeque<Submission> = Default::default();
+    loop {
+        // A free slot first: appends pile up while the batches are out.
+        let slot = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(s) => waiting.push_back(s),
+                None => return,
+            }
+        }
+        while let Ok(s) = queue.try_recv() {
+            waiting.push_back(s);
+        }
+        let group = take_group(&mut waiting);
+        let Some(inner) = inner.upgrade() else { return };
+        let log = JetStreamEventStore { inner };
+        tokio::spawn(async move {
+            log.publish_group(group).await;
+            drop(slot);
+        });
+    }
+}
+
+/// The first waiting append and every later one on streams none before it
+/// in the group touches, while the group stays within
+/// [`MAX_GROUP_MESSAGES`]; the rest keep their order.
+fn take_group(waiting: &mut std::collections::VecDeque<Submission>) -> Vec<Submission> {
+    let mut group = Vec::new();
+    let mut streams = std::collections::HashSet::new();
+    let mut messages = 0;
+    let mut rest = std::collections::VecDeque::with_capacity(waiting.len());
+    for s in waiting.drain(..) {
+        let n = s.messages();
+        let disjoint = s.parts.iter().all(|p| !streams.contains(&p.stream));
+        if group.is_empty() || (disjoint && messages + n <= MAX_GROUP_MESSAGES) {
+            streams.extend(s.parts.iter().map(|p| p.stream.clone()));
+            messages += n;
+            group.push(s);
+        } else {
+            rest.push_back(s);
+        }
+    }
+    *waiting = rest;
+    group
+}
 
 impl JetStreamEventStore {
     pub(super) fn remember(&self, stream: &str, tail: Tail) {
@@ -207,15 +299,83 @@ impl JetStreamEventStore {
         self.publish_parts(&[part]).await
     }
 
-    /// Publishes every part, in order, as one message or one atomic batch
-    /// (see [`JetStreamEventStore::publish`]).
+    /// Publishes every part, in order, as one message or, through the group
+    /// committer, in one atomic batch (with other appends, if some are
+    /// waiting; see [`group_commits`]).
     pub(super) async fn publish_parts(&self, parts: &[Outgoing<'_>]) -> Result<Published> {
         let n: usize = parts.iter().map(|p| p.events.len()).sum();
-        let _permit = if n > 1 {
-            Some(self.inner.batches.acquire().await.expect("never closed"))
-        } else {
-            None
+        if n == 1 {
+            return self.publish_alone(parts).await;
+        }
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let submission = Submission {
+            parts: parts
+                .iter()
+                .map(|p| OwnedPart {
+                    stream: p.stream.to_string(),
+                    tail: p.tail,
+                    events: p.events.to_vec(),
+                })
+                .collect(),
+            answer,
         };
+        self.inner
+            .grouper
+            .send(submission)
+            .map_err(|_| self.unavailable("append", "the log is closing"))?;
+        answered
+            .await
+            .map_err(|_| self.unavailable("append", "the log is closing"))?
+    }
+
+    /// Publishes a group of appends as one atomic batch and answers each
+    /// with where its own events landed. If the server refuses the batch
+    /// (some append's expected sequence is stale, or some event is stored
+    /// already), nothing of it is stored: each append is sent again on its
+    /// own, so only the ones at fault are refused.
+    async fn publish_group(&self, group: Vec<Submission>) {
+        metrics::histogram!("iga_eventlog_group_commit_appends").record(group.len() as f64);
+        if group.len() > 1 {
+            let together: Vec<Outgoing<'_>> = group.iter().flat_map(Submission::outgoing).collect();
+            match self.publish_alone(&together).await {
+                Ok(Published::Stored { last_sequence }) => {
+                    let total: usize = group.iter().map(Submission::messages).sum();
+                    let mut last = last_sequence - total as u64;
+                    for s in group {
+                        last += s.messages() as u64;
+                        let _ = s.answer.send(Ok(Published::Stored {
+                            last_sequence: last,
+                        }));
+                    }
+                    return;
+                }
+                Ok(_) => metrics::counter!("iga_eventlog_group_commits_split_total").increment(1),
+                Err(e) => {
+                    // All or nothing was stored: each append learns the same
+                    // (and a retry with its ids finds out which).
+                    let why = match &e {
+                        EventLogError::Unavailable(why) => why.clone(),
+                        other => other.to_string(),
+                    };
+                    for s in group {
+                        let _ = s.answer.send(Err(EventLogError::Unavailable(why.clone())));
+                    }
+                    return;
+                }
+            }
+        }
+        let alone = group.into_iter().map(|s| async move {
+            let outgoing: Vec<Outgoing<'_>> = s.outgoing().collect();
+            let published = self.publish_alone(&outgoing).await;
+            let _ = s.answer.send(published);
+        });
+        futures::future::join_all(alone).await;
+    }
+
+    /// Publishes `parts` as one message or one atomic batch, sending a batch
+    /// the server refused for having too many in flight (it stored none of
+    /// it) again after a short pause, until the timeout.
+    async fn publish_alone(&self, parts: &[Outgoing<'_>]) -> Result<Published> {
         let deadline = tokio::time::Instant::now() + self.inner.config.timeout;
         let mut pause = Duration::from_millis(2);
         loop {

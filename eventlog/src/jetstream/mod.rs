@@ -21,6 +21,13 @@
 //! all; so is an append to several streams (`append_streams`), one batch
 //! across their subjects, where the first message of each stream carries its
 //! expected sequence and a stream's later parts follow inside the batch.
+//! **Group commit**: the stream handles atomic batches one at a time, at a
+//! fixed price each (nats-server stages an R1 file stream's batch in a file
+//! store of its own), so a process keeps at most two in flight and sends the
+//! appends that arrive meanwhile together, as one batch, when one returns
+//! (appends to disjoint streams only, each part with its own expected
+//! sequence; if the server refuses the batch, each append is sent again on
+//! its own and answered on its own).
 //! **Idempotency** has two layers: JetStream drops a message whose
 //! `Nats-Msg-Id` it saw within the duplicate window, and when an append is
 //! refused (stale expected version, or duplicate ids) the aggregate's own
@@ -56,7 +63,7 @@ mod append;
 mod read;
 pub mod shared;
 
-use append::{Tail, MAX_BATCHES_IN_FLIGHT};
+use append::{Submission, Tail};
 use read::{stored_prefix, MAX_TAILS, READ_BATCH};
 
 use crate::{
@@ -208,8 +215,9 @@ struct Inner {
     tails: Mutex<HashMap<String, Tail>>,
     /// Routes the answers of batched reads, which come as many messages.
     replies: ReplyRouter,
-    /// Atomic batches this process may have in flight at once.
-    batches: tokio::sync::Semaphore,
+    /// Where appends that need an atomic batch queue to be published
+    /// together (see `append::group_commits`).
+    grouper: tokio::sync::mpsc::UnboundedSender<Submission>,
 }
 
 /// One wildcard inbox subscription for every batched read, its answers routed
@@ -363,14 +371,20 @@ impl JetStreamEventStore {
             .await
             .map_err(|e| unavailable("cannot subscribe for reads", &e))?;
         Ok(JetStreamEventStore {
-            inner: Arc::new(Inner {
-                replies,
-                client,
-                stream,
-                config,
-                limits,
-                tails: Mutex::new(HashMap::new()),
-                batches: tokio::sync::Semaphore::new(MAX_BATCHES_IN_FLIGHT),
+            // The group committer holds the log weakly: it ends when the
+            // last handle is dropped (its queue closes).
+            inner: Arc::new_cyclic(|inner| {
+                let (grouper, queue) = tokio::sync::mpsc::unbounded_channel();
+                tokio::spawn(append::group_commits(inner.clone(), queue));
+                Inner {
+                    replies,
+                    client,
+                    stream,
+                    config,
+                    limits,
+                    tails: Mutex::new(HashMap::new()),
+                    grouper,
+                }
             }),
         })
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iga_eventlog::contract::event;
-use iga_eventlog::{EventStore, ExpectedVersion, Limits};
+use iga_eventlog::{EventStore, ExpectedVersion, Limits, StreamAppend};
 
 pub const TOKEN: &str = "bench-admin-token-0123456789-abcd";
 
@@ -54,6 +54,15 @@ impl BenchLog {
             BenchLog::Fjall => None,
             BenchLog::Nats(n) => Some(format!("{}?stream={stream}", n.url)),
             BenchLog::NatsR3(c) => Some(format!("nats://{}?replicas=3&stream={stream}", c.urls())),
+        }
+    }
+
+    /// The processes of the log's servers (none for the embedded logs).
+    pub fn server_pids(&self) -> Vec<u32> {
+        match self {
+            BenchLog::Sled | BenchLog::Fjall => Vec::new(),
+            BenchLog::Nats(n) => n.pid().into_iter().collect(),
+            BenchLog::NatsR3(c) => c.servers.iter().filter_map(|s| s.pid()).collect(),
         }
     }
 
@@ -118,13 +127,27 @@ pub fn start_on(
     dir: &std::path::Path,
     event_log: Option<&str>,
 ) -> (Child, String) {
+    start_process(bin, &["serve"], dir, event_log)
+}
+
+/// Starts `bin` `args` (`iga serve`, or a single-role binary such as
+/// `command-service` with no args) on a free port with `--event-log
+/// event_log` and the bench's admin token; answers the child and its base
+/// URL once it listens.
+pub fn start_process(
+    bin: &std::path::Path,
+    args: &[&str],
+    dir: &std::path::Path,
+    event_log: Option<&str>,
+) -> (Child, String) {
     use std::io::{BufRead, BufReader};
     let mut cmd = Command::new(bin);
     if let Some(url) = event_log {
         cmd.env("IGA_EVENT_LOG", url);
     }
     let mut child = cmd
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("IGA_ADMIN_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
@@ -178,6 +201,28 @@ pub async fn raw_cell(writers: usize, d: Duration) -> f64 {
 
 /// [`raw_cell`] on a given log.
 pub async fn raw_cell_on(store: Arc<dyn EventStore>, writers: usize, d: Duration) -> f64 {
+    raw_rate(store, writers, d, 1).await
+}
+
+/// The log alone, in the shape of a workflow command's commit: each writer
+/// appends one event to each of two new streams as one atomic append
+/// ([`EventStore::append_streams`], as the request and its pair are
+/// written). Answers commits per second; `None` on a log that cannot
+/// append to several streams at once.
+pub async fn raw_commit_cell_on(
+    store: Arc<dyn EventStore>,
+    writers: usize,
+    d: Duration,
+) -> Option<f64> {
+    if !store.appends_streams_atomically() {
+        return None;
+    }
+    Some(raw_rate(store, writers, d, 2).await)
+}
+
+/// Appends per second by `writers` concurrent writers for `d`, each append
+/// one event to each of `streams` new streams (one stream: a plain append).
+async fn raw_rate(store: Arc<dyn EventStore>, writers: usize, d: Duration, streams: usize) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let tasks: Vec<_> = (0..writers)
@@ -186,14 +231,19 @@ pub async fn raw_cell_on(store: Arc<dyn EventStore>, writers: usize, d: Duration
             tokio::spawn(async move {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    store
-                        .append(
-                            &format!("raw-{w}-{n}"),
-                            ExpectedVersion::NoStream,
-                            vec![event("bench.AppCreated", 200)],
-                        )
-                        .await
-                        .unwrap();
+                    let parts: Vec<StreamAppend> = (0..streams)
+                        .map(|s| StreamAppend {
+                            stream: format!("raw{streams}-{w}-{n}-{s}"),
+                            expected: ExpectedVersion::NoStream,
+                            events: vec![event("bench.AppCreated", 200)],
+                        })
+                        .collect();
+                    if streams == 1 {
+                        let p = parts.into_iter().next().unwrap();
+                        store.append(&p.stream, p.expected, p.events).await.unwrap();
+                    } else {
+                        store.append_streams(parts).await.unwrap();
+                    }
                     n += 1;
                 }
                 n
