@@ -76,14 +76,12 @@ pub(super) const ERR_BATCH_DUPLICATE_ID: u64 = 10201;
 /// "atomic publish too many inflight": the server's limit on batches being
 /// staged at once (per stream); the batch was refused whole.
 pub(super) const ERR_BATCH_TOO_MANY_INFLIGHT: u64 = 10210;
-/// Atomic batches one process has in flight at once (far under the server's
-/// limit of 50 per stream). The stream stores batches one after the other,
-/// so more in flight would only queue there; two let one travel while the
-/// server stores the other, and what arrives meanwhile goes in the next.
-pub(super) const GROUPS_IN_FLIGHT: usize = 2;
 /// Most messages one group puts in a batch (the server accepts 1,000); an
 /// append larger than this goes alone.
 pub(super) const MAX_GROUP_MESSAGES: usize = 256;
+
+/// Appends of a refused group sent again at once, each on its own.
+const RESENT_AT_ONCE: usize = 8;
 
 /// An append waiting for its group: its parts, owned, and where to answer.
 pub(super) struct Submission {
@@ -113,15 +111,16 @@ impl Submission {
 
 /// The group committer of one log handle: takes the queued appends that
 /// need an atomic batch, puts those on disjoint streams together (up to
-/// [`MAX_GROUP_MESSAGES`]), and keeps at most [`GROUPS_IN_FLIGHT`] batches
-/// in flight. Appends on a stream already in the group wait for the next
+/// [`MAX_GROUP_MESSAGES`]), and keeps at most `in_flight` batches in flight
+/// (`batches_in_flight`, far under the server's limit of 50 per stream). Appends on a stream already in the group wait for the next
 /// one: a batch names each stream's expected sequence once. Ends when the
 /// log is dropped.
 pub(super) async fn group_commits(
     inner: std::sync::Weak<super::Inner>,
     mut queue: tokio::sync::mpsc::UnboundedReceiver<Submission>,
+    in_flight: usize,
 ) {
-    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(GROUPS_IN_FLIGHT));
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
     let mut waiting: std::collections::VecDeque<Submission> = Default::default();
     loop {
         // A free slot first: appends pile up while the batches are out.
@@ -364,12 +363,17 @@ impl JetStreamEventStore {
                 }
             }
         }
-        let alone = group.into_iter().map(|s| async move {
-            let outgoing: Vec<Outgoing<'_>> = s.outgoing().collect();
-            let published = self.publish_alone(&outgoing).await;
-            let _ = s.answer.send(published);
-        });
-        futures::future::join_all(alone).await;
+        // A few at once, well under the server's limit on batches in flight.
+        use futures::StreamExt;
+        futures::stream::iter(group)
+            .map(|s| async move {
+                let outgoing: Vec<Outgoing<'_>> = s.outgoing().collect();
+                let published = self.publish_alone(&outgoing).await;
+                let _ = s.answer.send(published);
+            })
+            .buffer_unordered(RESENT_AT_ONCE)
+            .collect::<()>()
+            .await;
     }
 
     /// Publishes `parts` as one message or one atomic batch, sending a batch

@@ -21,13 +21,15 @@
 //! all; so is an append to several streams (`append_streams`), one batch
 //! across their subjects, where the first message of each stream carries its
 //! expected sequence and a stream's later parts follow inside the batch.
-//! **Group commit**: the stream handles atomic batches one at a time, at a
+//! **Group commit**: the stream stores atomic batches one at a time, at a
 //! fixed price each (nats-server stages an R1 file stream's batch in a file
-//! store of its own), so a process keeps at most two in flight and sends the
-//! appends that arrive meanwhile together, as one batch, when one returns
-//! (appends to disjoint streams only, each part with its own expected
-//! sequence; if the server refuses the batch, each append is sent again on
-//! its own and answered on its own).
+//! store of its own, a few milliseconds of file creation and `fsync`), so a
+//! process keeps one batch in flight (`batches_in_flight`) and sends the
+//! appends that arrived meanwhile together, as the next batch: appends to
+//! disjoint streams only, each stream's first message with its own expected
+//! sequence. If the server refuses such a batch (one append's version is
+//! stale, or its events are stored already), nothing of it is stored, and
+//! each append is sent again on its own and answered on its own.
 //! **Idempotency** has two layers: JetStream drops a message whose
 //! `Nats-Msg-Id` it saw within the duplicate window, and when an append is
 //! refused (stale expected version, or duplicate ids) the aggregate's own
@@ -92,6 +94,11 @@ pub struct JetStreamConfig {
     /// retried (reads here, appends by the caller with the same event ids)
     /// once the cluster has a new leader.
     pub request_timeout: Duration,
+    /// Atomic batches this process keeps in flight at once (1 to 16,
+    /// default 1). The stream stores batches one after the other, so more
+    /// only queue at the server, while fewer make bigger groups (see the
+    /// module docs; 2 and 4 measured slower than 1 in BENCHMARKS.md).
+    pub batches_in_flight: usize,
 }
 
 impl JetStreamConfig {
@@ -106,10 +113,11 @@ impl JetStreamConfig {
             duplicate_window: Duration::from_secs(120),
             timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(3),
+            batches_in_flight: 1,
         }
     }
 
-    /// Parses `nats://servers[?stream=..&prefix=..&replicas=..&duplicate_window_secs=..&timeout_secs=..&request_timeout_ms=..]`.
+    /// Parses `nats://servers[?stream=..&prefix=..&replicas=..&duplicate_window_secs=..&timeout_secs=..&request_timeout_ms=..&batches_in_flight=..]`.
     pub fn from_url(url: &str) -> Result<Self> {
         let bad = |why: String| EventLogError::Unavailable(format!("event log URL {url:?}: {why}"));
         let rest = url
@@ -144,12 +152,19 @@ impl JetStreamConfig {
                 "duplicate_window_secs" => config.duplicate_window = Duration::from_secs(number()?),
                 "timeout_secs" => config.timeout = Duration::from_secs(number()?),
                 "request_timeout_ms" => config.request_timeout = Duration::from_millis(number()?),
+                "batches_in_flight" => config.batches_in_flight = number()? as usize,
                 other => {
                     return Err(bad(format!(
-                        "unknown option {other:?} (known: stream, prefix, replicas, duplicate_window_secs, timeout_secs, request_timeout_ms)"
+                        "unknown option {other:?} (known: stream, prefix, replicas, duplicate_window_secs, timeout_secs, request_timeout_ms, batches_in_flight)"
                     )))
                 }
             }
+        }
+        if !(1..=16).contains(&config.batches_in_flight) {
+            return Err(bad(format!(
+                "batches_in_flight must be 1 to 16, not {}",
+                config.batches_in_flight
+            )));
         }
         if !matches!(config.replicas, 1 | 3 | 5) {
             return Err(bad(format!(
@@ -375,7 +390,11 @@ impl JetStreamEventStore {
             // last handle is dropped (its queue closes).
             inner: Arc::new_cyclic(|inner| {
                 let (grouper, queue) = tokio::sync::mpsc::unbounded_channel();
-                tokio::spawn(append::group_commits(inner.clone(), queue));
+                tokio::spawn(append::group_commits(
+                    inner.clone(),
+                    queue,
+                    config.batches_in_flight,
+                ));
                 Inner {
                     replies,
                     client,
@@ -470,5 +489,34 @@ impl EventStore for JetStreamEventStore {
     /// One atomic batch across the parts' subjects (see `append`).
     async fn append_streams(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>> {
         self.append_batch(parts).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JetStreamConfig;
+
+    #[test]
+    fn batches_in_flight_defaults_to_one_and_takes_one_to_sixteen() {
+        let url = |q: &str| JetStreamConfig::from_url(&format!("nats://a:4222,b:4222{q}"));
+        assert_eq!(url("").unwrap().batches_in_flight, 1);
+        assert_eq!(url("?batches_in_flight=2").unwrap().batches_in_flight, 2);
+        assert_eq!(
+            url("?replicas=3&batches_in_flight=16")
+                .unwrap()
+                .batches_in_flight,
+            16
+        );
+        for bad in ["0", "17", "two", ""] {
+            let err = url(&format!("?batches_in_flight={bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("batches_in_flight"), "{bad}: {err}");
+        }
+        let err = url("?batches=2").unwrap_err().to_string();
+        assert!(
+            err.contains("batches_in_flight"),
+            "the known options are listed: {err}"
+        );
     }
 }

@@ -47,13 +47,20 @@ impl BenchLog {
         }
     }
 
-    /// `--event-log` for the server, with JetStream stream `stream`.
+    /// `--event-log` for the server, with JetStream stream `stream` and
+    /// the options in `IGA_BENCH_NATS_OPTIONS` (e.g. `batches_in_flight=1`).
     pub fn url(&self, stream: &str) -> Option<String> {
+        let options = std::env::var("IGA_BENCH_NATS_OPTIONS")
+            .map(|o| format!("&{o}"))
+            .unwrap_or_default();
         match self {
             BenchLog::Sled => Some("sled:".into()),
             BenchLog::Fjall => None,
-            BenchLog::Nats(n) => Some(format!("{}?stream={stream}", n.url)),
-            BenchLog::NatsR3(c) => Some(format!("nats://{}?replicas=3&stream={stream}", c.urls())),
+            BenchLog::Nats(n) => Some(format!("{}?stream={stream}{options}", n.url)),
+            BenchLog::NatsR3(c) => Some(format!(
+                "nats://{}?replicas=3&stream={stream}{options}",
+                c.urls()
+            )),
         }
     }
 
