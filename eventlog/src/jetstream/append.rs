@@ -49,6 +49,12 @@ pub(super) enum Published {
     DuplicateInBatch,
     /// The server had too many atomic batches in flight and stored nothing.
     Busy,
+    /// The server refused it for another reason and stored nothing (only
+    /// inside this module: a group refused so is sent again append by
+    /// append; callers get `Unavailable`).
+    Refused {
+        why: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -80,6 +86,11 @@ pub(super) const ERR_BATCH_TOO_MANY_INFLIGHT: u64 = 10210;
 /// append larger than this goes alone.
 pub(super) const MAX_GROUP_MESSAGES: usize = 256;
 
+/// Largest encoded event an append may hold and still be grouped with
+/// others. A larger one goes alone: a message over the connection's payload
+/// limit fails in the client, and it must fail only its own append.
+pub(super) const MAX_GROUPED_EVENT_BYTES: usize = 64 * 1024;
+
 /// Appends of a refused group sent again at once, each on its own.
 const RESENT_AT_ONCE: usize = 8;
 
@@ -98,6 +109,14 @@ struct OwnedPart {
 impl Submission {
     fn messages(&self) -> usize {
         self.parts.iter().map(|p| p.events.len()).sum()
+    }
+
+    /// Whether it may share a batch with others (see [`MAX_GROUPED_EVENT_BYTES`]).
+    fn groups(&self) -> bool {
+        self.parts
+            .iter()
+            .flat_map(|p| &p.events)
+            .all(|e| e.encoded_len() <= MAX_GROUPED_EVENT_BYTES)
     }
 
     fn outgoing(&self) -> impl Iterator<Item = Outgoing<'_>> {
@@ -150,7 +169,8 @@ pub(super) async fn group_commits(
 
 /// The first waiting append and every later one on streams none before it
 /// in the group touches, while the group stays within
-/// [`MAX_GROUP_MESSAGES`]; the rest keep their order.
+/// [`MAX_GROUP_MESSAGES`]; an append with a large event goes alone. The
+/// rest keep their order.
 fn take_group(waiting: &mut std::collections::VecDeque<Submission>) -> Vec<Submission> {
     let mut group = Vec::new();
     let mut streams = std::collections::HashSet::new();
@@ -159,7 +179,8 @@ fn take_group(waiting: &mut std::collections::VecDeque<Submission>) -> Vec<Submi
     for s in waiting.drain(..) {
         let n = s.messages();
         let disjoint = s.parts.iter().all(|p| !streams.contains(&p.stream));
-        if group.is_empty() || (disjoint && messages + n <= MAX_GROUP_MESSAGES) {
+        let alone = group.first().is_some_and(|f: &Submission| !f.groups()) || !s.groups();
+        if group.is_empty() || (disjoint && !alone && messages + n <= MAX_GROUP_MESSAGES) {
             streams.extend(s.parts.iter().map(|p| p.stream.clone()));
             messages += n;
             group.push(s);
@@ -258,6 +279,8 @@ impl JetStreamEventStore {
     /// The aggregate's last event, read from the stream leader.
     pub(super) async fn tail(&self, stream: &str) -> Result<Tail> {
         use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        metrics::counter!("iga_eventlog_read_requests_total", "kind" => "last_by_subject")
+            .increment(1);
         match self
             .inner
             .stream
@@ -302,6 +325,14 @@ impl JetStreamEventStore {
     /// committer, in one atomic batch (with other appends, if some are
     /// waiting; see [`group_commits`]).
     pub(super) async fn publish_parts(&self, parts: &[Outgoing<'_>]) -> Result<Published> {
+        let published = self.publish_parts_refusing(parts).await;
+        match published {
+            Ok(Published::Refused { why }) => Err(self.unavailable("append refused", why)),
+            other => other,
+        }
+    }
+
+    async fn publish_parts_refusing(&self, parts: &[Outgoing<'_>]) -> Result<Published> {
         let n: usize = parts.iter().map(|p| p.events.len()).sum();
         if n == 1 {
             return self.publish_alone(parts).await;
@@ -329,9 +360,11 @@ impl JetStreamEventStore {
 
     /// Publishes a group of appends as one atomic batch and answers each
     /// with where its own events landed. If the server refuses the batch
-    /// (some append's expected sequence is stale, or some event is stored
-    /// already), nothing of it is stored: each append is sent again on its
-    /// own, so only the ones at fault are refused.
+    /// (some append's expected sequence is stale, some event is stored
+    /// already, or anything else), nothing of it is stored: each append is
+    /// sent again on its own, so only the ones at fault are refused. If the
+    /// batch's answer never came, each append gets that error (and a retry
+    /// with its ids finds out whether it was stored).
     async fn publish_group(&self, group: Vec<Submission>) {
         metrics::histogram!("iga_eventlog_group_commit_appends").record(group.len() as f64);
         if group.len() > 1 {
@@ -476,10 +509,9 @@ impl JetStreamEventStore {
             }
             Some(e) if e.err_code == ERR_BATCH_DUPLICATE_ID => Ok(Published::DuplicateInBatch),
             Some(e) if e.err_code == ERR_BATCH_TOO_MANY_INFLIGHT => Ok(Published::Busy),
-            Some(e) => Err(self.unavailable(
-                "append refused",
-                format!("{} (code {})", e.description, e.err_code),
-            )),
+            Some(e) => Ok(Published::Refused {
+                why: format!("{} (code {})", e.description, e.err_code),
+            }),
         }
     }
 
@@ -549,6 +581,7 @@ impl JetStreamEventStore {
             };
             match outcome {
                 Published::Busy => unreachable!("publish retries a busy server itself"),
+                Published::Refused { .. } => unreachable!("publish answers a refusal as an error"),
                 Published::Stored { last_sequence } => {
                     let result = self.stored(stream, tail, n, last_sequence);
                     count_appended(n, started);
@@ -635,6 +668,7 @@ impl JetStreamEventStore {
             };
             match outcome {
                 Published::Busy => unreachable!("publish retries a busy server itself"),
+                Published::Refused { .. } => unreachable!("publish answers a refusal as an error"),
                 Published::Stored { last_sequence } => {
                     let total: u64 = parts.iter().map(|p| p.events.len() as u64).sum();
                     let mut sequence = last_sequence + 1 - total;

@@ -469,6 +469,7 @@ impl EventStore for JetStreamEventStore {
     }
 
     async fn head(&self) -> Result<Position> {
+        metrics::counter!("iga_eventlog_read_requests_total", "kind" => "stream_info").increment(1);
         let info = self
             .inner
             .stream

@@ -88,6 +88,7 @@ impl JetStreamEventStore {
         request: &serde_json::Value,
         max: usize,
     ) -> Result<Vec<(u64, bytes::Bytes)>> {
+        metrics::counter!("iga_eventlog_read_requests_total", "kind" => "direct_get").increment(1);
         let mut route = self.inner.replies.route();
         self.inner
             .client
@@ -202,6 +203,7 @@ impl JetStreamEventStore {
             ready: std::collections::VecDeque::new(),
             failures: 0,
             announced: 0,
+            at_head: false,
         };
         Ok(futures::stream::unfold(state, |mut t| async move {
             let next = t.next().await;
@@ -223,9 +225,19 @@ pub(super) struct Tailing {
     pub(super) failures: u32,
     /// The highest sequence announced as stored.
     pub(super) announced: Position,
+    /// The last read answered less than a full batch: it reached the log's
+    /// head, and whatever is stored after it will be announced.
+    pub(super) at_head: bool,
 }
 
 impl Tailing {
+    /// Notes every announcement already waiting (one read covers them all).
+    fn take_announcements(&mut self) {
+        while let Some(Some(m)) = self.announcements.next().now_or_never() {
+            self.note(&m);
+        }
+    }
+
     pub(super) fn note(&mut self, announcement: &async_nats::Message) {
         let sequence = announcement
             .headers
@@ -242,9 +254,35 @@ impl Tailing {
                 self.position = event.position;
                 return Ok(event);
             }
+            if self.at_head {
+                // Everything up to the head was read: read again only once
+                // something after it is announced (the announcements of what
+                // was just read are skipped), so each wake-up costs one read.
+                self.at_head = false;
+                self.take_announcements();
+                let poll = tokio::time::Instant::now() + SUBSCRIPTION_POLL;
+                while self.announced <= self.position {
+                    match tokio::time::timeout_at(poll, self.announcements.next()).await {
+                        Ok(Some(m)) => {
+                            self.note(&m);
+                            self.take_announcements();
+                        }
+                        // The announcements ended (the connection closed):
+                        // read at the poll interval.
+                        Ok(None) => {
+                            tokio::time::sleep_until(poll).await;
+                            break;
+                        }
+                        // Nothing announced in a while: read anyway (an
+                        // announcement is not stored, and may be lost).
+                        Err(_) => break,
+                    }
+                }
+            }
             match self.store.read_all(self.position, READ_BATCH).await {
                 Ok(batch) if !batch.is_empty() => {
                     self.failures = 0;
+                    self.at_head = batch.len() < READ_BATCH;
                     self.ready.extend(batch);
                 }
                 Ok(_) => {
@@ -255,16 +293,7 @@ impl Tailing {
                         tokio::time::sleep(Duration::from_millis(2)).await;
                         continue;
                     }
-                    // Caught up: wait for news, then take every announcement
-                    // already waiting, since one read covers them all.
-                    if let Ok(Some(m)) =
-                        tokio::time::timeout(SUBSCRIPTION_POLL, self.announcements.next()).await
-                    {
-                        self.note(&m);
-                    }
-                    while let Some(Some(m)) = self.announcements.next().now_or_never() {
-                        self.note(&m);
-                    }
+                    self.at_head = true;
                 }
                 Err(e @ EventLogError::Corrupt(_)) => return Err(e),
                 Err(e) => {
