@@ -131,9 +131,9 @@ impl Submission {
 /// The group committer of one log handle: takes the queued appends that
 /// need an atomic batch, puts those on disjoint streams together (up to
 /// [`MAX_GROUP_MESSAGES`]), and keeps at most `in_flight` batches in flight
-/// (`batches_in_flight`, far under the server's limit of 50 per stream). Appends on a stream already in the group wait for the next
-/// one: a batch names each stream's expected sequence once. Ends when the
-/// log is dropped.
+/// (`batches_in_flight`, far under the server's limit of 50 per stream).
+/// Appends on a stream already in the group wait for the next one: a batch
+/// names each stream's expected sequence once. Ends when the log is dropped.
 pub(super) async fn group_commits(
     inner: std::sync::Weak<super::Inner>,
     mut queue: tokio::sync::mpsc::UnboundedReceiver<Submission>,
