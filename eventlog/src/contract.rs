@@ -19,7 +19,8 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use crate::{
-    EventEnvelope, EventLogError, EventStore, ExpectedVersion, RecordedEvent, StreamAppend,
+    AppendResult, EventEnvelope, EventLogError, EventStore, ExpectedVersion, RecordedEvent, Result,
+    StreamAppend,
 };
 
 /// A test event with a fresh UUID v7 id and a payload of `payload_len` bytes.
@@ -631,18 +632,7 @@ pub async fn concurrent_multi_stream_appends_keep_their_own_outcomes(store: Arc<
         }
     }
     commits.push((Kind::Retry, retried));
-    let tasks: Vec<_> = commits
-        .iter()
-        .map(|(_, parts)| {
-            let (store, parts) = (store.clone(), parts.clone());
-            tokio::spawn(async move { store.append_streams(parts).await })
-        })
-        .collect();
-    let outcomes: Vec<_> = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let outcomes = append_streams_at_once(&store, commits.iter().map(|(_, p)| p.clone())).await;
     let mut rival_wins = std::collections::HashMap::new();
     for ((kind, parts), outcome) in commits.iter().zip(&outcomes) {
         match (kind, outcome) {
@@ -706,6 +696,25 @@ pub async fn concurrent_multi_stream_appends_keep_their_own_outcomes(store: Arc<
             assert_eq!(stored, ids, "{kind:?} commit interleaved with another");
         }
     }
+}
+
+/// Sends every multi-stream append of `commits` at once, each from its own
+/// task (as concurrent commands do), and answers their outcomes in order.
+pub async fn append_streams_at_once(
+    store: &Arc<dyn EventStore>,
+    commits: impl Iterator<Item = Vec<StreamAppend>>,
+) -> Vec<Result<Vec<AppendResult>>> {
+    let tasks: Vec<_> = commits
+        .map(|parts| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append_streams(parts).await })
+        })
+        .collect();
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|t| t.expect("an append task panicked"))
+        .collect()
 }
 
 /// A store under test, and whatever must live as long as it (a server process).

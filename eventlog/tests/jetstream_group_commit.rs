@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use iga_eventlog::contract::event;
+use iga_eventlog::contract::{append_streams_at_once, event};
 use iga_eventlog::jetstream::{JetStreamConfig, JetStreamEventStore};
 use iga_eventlog::nats_server::NatsServer;
 use iga_eventlog::{EventLogError, EventStore, ExpectedVersion, Limits, StreamAppend};
@@ -44,15 +44,9 @@ async fn an_append_the_client_cannot_send_fails_alone() {
             .map(|n| (false, two_streams(&tag, n, 100)))
             .collect();
         commits.insert(6, (true, two_streams(&tag, 99, 2 * 1024 * 1024)));
-        let tasks: Vec<_> = commits
-            .iter()
-            .map(|(_, parts)| {
-                let (store, parts) = (store.clone(), parts.clone());
-                tokio::spawn(async move { store.append_streams(parts).await })
-            })
-            .collect();
-        for ((large, parts), task) in commits.iter().zip(tasks) {
-            match (large, task.await.unwrap()) {
+        let outcomes = append_streams_at_once(&store, commits.iter().map(|(_, p)| p.clone())).await;
+        for ((large, parts), outcome) in commits.iter().zip(outcomes) {
+            match (large, outcome) {
                 (false, Ok(results)) => assert_eq!(results.len(), 2),
                 (true, Err(EventLogError::Unavailable(why))) => {
                     assert!(!why.is_empty());
