@@ -26,6 +26,12 @@
 //! (a process crash loses nothing acknowledged, a power loss may); fjall with
 //! `fdatasync` (a power loss loses nothing acknowledged either). Deployments
 //! that need replicated durability use JetStream or KurrentDB.
+//!
+//! **The tail.** The writer keeps the events it last committed in memory
+//! ([`Tail`]), decoded. A follower at the head (each subscription: the
+//! projection runner, the Merkle tree, every reactor) is handed copies from
+//! there instead of reading the database and decoding each event again;
+//! one further behind reads the database as before.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -45,6 +51,55 @@ use crate::{
 const MAX_GROUP: usize = 2048;
 /// Events a subscription reads from the log per round trip.
 const SUBSCRIPTION_BATCH: usize = 1024;
+
+/// Most events, and most bytes of encoded events, the [`Tail`] keeps.
+const TAIL_EVENTS: usize = 8192;
+const TAIL_BYTES: usize = 16 * 1024 * 1024;
+
+/// The events of the last group commits, decoded, at contiguous positions
+/// up to the durable head: what the log's followers read next.
+#[derive(Default)]
+struct Tail {
+    events: std::collections::VecDeque<(RecordedEvent, usize)>,
+    bytes: usize,
+}
+
+impl Tail {
+    /// Adds a committed group's events (contiguous after the last ones).
+    fn extend(&mut self, committed: Vec<(Position, EventEnvelope)>) {
+        for (position, envelope) in committed {
+            let size = envelope.encoded_len();
+            self.bytes += size;
+            self.events
+                .push_back((RecordedEvent { position, envelope }, size));
+        }
+        while self.events.len() > TAIL_EVENTS || self.bytes > TAIL_BYTES {
+            let Some((_, size)) = self.events.pop_front() else {
+                break;
+            };
+            self.bytes -= size;
+        }
+    }
+
+    /// Up to `max` events after `after` and up to `durable`, if the tail
+    /// holds every one of them (`None`: read the database).
+    fn read(&self, after: Position, durable: Position, max: usize) -> Option<Vec<RecordedEvent>> {
+        let first = self.events.front()?.0.position;
+        if after + 1 < first {
+            return None;
+        }
+        let skip = (after + 1 - first) as usize;
+        Some(
+            self.events
+                .iter()
+                .skip(skip)
+                .take_while(|(e, _)| e.position <= durable)
+                .take(max)
+                .map(|(e, _)| e.clone())
+                .collect(),
+        )
+    }
+}
 
 /// One append: a single stream's, or several streams' stored as one.
 struct AppendRequest {
@@ -102,6 +157,7 @@ struct Inner<E: Engine> {
     writer: Option<std::thread::JoinHandle<()>>,
     /// The last flushed position; readers stop here.
     durable_head: watch::Receiver<Position>,
+    tail: Arc<std::sync::RwLock<Tail>>,
 }
 
 impl<E: Engine> EmbeddedLog<E> {
@@ -110,10 +166,12 @@ impl<E: Engine> EmbeddedLog<E> {
         let head = last_position(&db)?;
         let (head_tx, head_rx) = watch::channel(head);
         let (tx, rx) = mpsc::channel(8192);
+        let tail = Arc::new(std::sync::RwLock::new(Tail::default()));
         let writer = Writer {
             db: db.clone(),
             head,
             durable_head: head_tx,
+            tail: tail.clone(),
             failed: None,
         };
         let writer = std::thread::Builder::new()
@@ -128,6 +186,7 @@ impl<E: Engine> EmbeddedLog<E> {
                 appends: Some(tx),
                 writer: Some(writer),
                 durable_head: head_rx,
+                tail,
             }),
         })
     }
@@ -150,12 +209,23 @@ impl<E: Engine> EmbeddedLog<E> {
 
     /// The engine under the log, for [`crate::migrate`], which copies one
     /// log's keys into another's before either serves an append.
+    #[cfg(all(feature = "sled", feature = "fjall"))]
     pub(crate) fn engine(&self) -> &E {
         &self.inner.db
     }
 
     fn read_all_sync(&self, after: Position, max: usize) -> Result<Vec<RecordedEvent>> {
-        read_range(&self.inner.db, after, self.durable_head(), max)
+        let durable = self.durable_head();
+        let from_tail = self
+            .inner
+            .tail
+            .read()
+            .expect("tail lock")
+            .read(after, durable, max);
+        match from_tail {
+            Some(events) => Ok(events),
+            None => read_range(&self.inner.db, after, durable, max),
+        }
     }
 
     /// Checks the whole log: positions contiguous from 1, every envelope
@@ -332,6 +402,7 @@ struct Writer<E: Engine> {
     db: E,
     head: Position,
     durable_head: watch::Sender<Position>,
+    tail: Arc<std::sync::RwLock<Tail>>,
     /// Set when a group commit failed; the writer refuses appends from then on.
     failed: Option<String>,
 }
@@ -388,6 +459,12 @@ impl<E: Engine> Writer<E> {
         match &outcome {
             Ok(()) => {
                 if wrote {
+                    // Into the tail first: a reader that sees the new head
+                    // finds its events there.
+                    self.tail
+                        .write()
+                        .expect("tail lock")
+                        .extend(std::mem::take(&mut pending_events));
                     self.durable_head.send_replace(self.head);
                 }
             }
@@ -626,4 +703,56 @@ pub(crate) fn be_u64(bytes: &[u8]) -> Result<u64> {
 /// An engine's error, as the log reports it.
 pub(crate) fn storage(e: impl std::fmt::Display) -> EventLogError {
     EventLogError::Storage(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed(
+        positions: std::ops::RangeInclusive<Position>,
+        payload: usize,
+    ) -> Vec<(Position, EventEnvelope)> {
+        positions
+            .map(|p| {
+                let mut e = crate::contract::event("test.E", payload);
+                e.stream_version = p;
+                (p, e)
+            })
+            .collect()
+    }
+
+    fn positions(events: Option<Vec<RecordedEvent>>) -> Option<Vec<Position>> {
+        events.map(|es| es.iter().map(|e| e.position).collect())
+    }
+
+    #[test]
+    fn the_tail_answers_only_reads_it_holds_whole() {
+        let mut tail = Tail::default();
+        // Given a log whose tail holds positions 11..=20,
+        tail.extend(committed(11..=20, 8));
+        // a read from 10 on is answered from it, up to the durable head and `max`;
+        assert_eq!(positions(tail.read(10, 20, 3)), Some(vec![11, 12, 13]));
+        assert_eq!(positions(tail.read(17, 18, 100)), Some(vec![18]));
+        assert_eq!(positions(tail.read(20, 20, 100)), Some(vec![]));
+        // a read that starts before it is not (the database answers it).
+        assert_eq!(positions(tail.read(9, 20, 100)), None);
+        assert_eq!(positions(Tail::default().read(0, 20, 100)), None);
+    }
+
+    #[test]
+    fn the_tail_keeps_the_newest_events_within_its_limits() {
+        let mut tail = Tail::default();
+        tail.extend(committed(1..=(TAIL_EVENTS as u64 + 5), 8));
+        assert_eq!(tail.events.len(), TAIL_EVENTS);
+        assert_eq!(tail.events.front().unwrap().0.position, 6);
+        assert_eq!(positions(tail.read(5, 10, 100)), Some(vec![6, 7, 8, 9, 10]));
+        assert_eq!(tail.read(4, 10, 100).map(|e| e.len()), None);
+        // Large events: the byte limit holds, whatever the count.
+        let mut tail = Tail::default();
+        tail.extend(committed(1..=40, 1024 * 1024));
+        assert!(tail.bytes <= TAIL_BYTES, "{} bytes kept", tail.bytes);
+        assert!(tail.events.len() < 16);
+        assert_eq!(tail.events.back().unwrap().0.position, 40);
+    }
 }
