@@ -1,9 +1,12 @@
-//! Benchmark of the sled event log: append throughput and latency with 1, 16
-//! and 256 concurrent writers and 1 and 5 events per append, then `read_all`
-//! throughput over everything written.
+//! Benchmark of the embedded event log: append throughput and latency with
+//! 1, 16 and 256 concurrent writers and 1 and 5 events per append, then
+//! `read_all` throughput over everything written, then `read_stream` the two
+//! ways a command reads: a whole short stream (a cold load) and past a
+//! stream's head (a fold it has cached, with nothing new).
 //!
 //! `cargo bench -p iga-eventlog --bench append` (each cell runs
-//! `IGA_BENCH_SECS` seconds, default 3). Prints a markdown table.
+//! `IGA_BENCH_SECS` seconds, default 3; `IGA_BENCH_LOG=sled` measures the
+//! sled engine instead of fjall, the default). Prints markdown tables.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use iga_eventlog::contract::event;
+use iga_eventlog::fjall_store::FjallEventStore;
 use iga_eventlog::sled_store::SledEventStore;
 use iga_eventlog::{EventStore, ExpectedVersion, Limits};
 
@@ -27,8 +31,14 @@ fn main() {
         .unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Arc::new(SledEventStore::open(dir.path().join("log"), Limits::default()).unwrap());
+        let path = dir.path().join("log");
+        let engine = std::env::var("IGA_BENCH_LOG").unwrap_or_else(|_| "fjall".into());
+        let store: Arc<dyn EventStore> = match engine.as_str() {
+            "sled" => Arc::new(SledEventStore::open(path, Limits::default()).unwrap()),
+            "fjall" => Arc::new(FjallEventStore::open(path, Limits::default()).unwrap()),
+            other => panic!("IGA_BENCH_LOG={other}: expected fjall or sled"),
+        };
+        println!("log: {}\n", store.describe());
         println!("| writers | events/append | appends/s | events/s | p50 append | p99 append |");
         println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
         for writers in [1usize, 16, 256] {
@@ -68,7 +78,42 @@ fn main() {
                 n as f64 / s
             );
         }
+        read_stream_cells(store.as_ref(), Duration::from_secs(secs)).await;
     });
+}
+
+/// `read_stream` calls per second on 1,000 streams of 5 events, read whole
+/// and read past their head.
+async fn read_stream_cells(store: &dyn EventStore, duration: Duration) {
+    let streams: Vec<String> = (0..1000).map(|i| format!("read-{i}")).collect();
+    for stream in &streams {
+        let events = (0..5)
+            .map(|_| event("bench.Event", PAYLOAD_BYTES))
+            .collect();
+        store
+            .append(stream, ExpectedVersion::NoStream, events)
+            .await
+            .unwrap();
+    }
+    println!("\n| read_stream | calls/s | µs per call |");
+    println!("| --- | ---: | ---: |");
+    for (what, from, expect) in [("whole stream (5 events)", 1, 5), ("past the head", 6, 0)] {
+        let started = Instant::now();
+        let mut calls = 0u64;
+        while started.elapsed() < duration {
+            for stream in &streams {
+                let got = store.read_stream(stream, from, 1000).await.unwrap();
+                assert_eq!(got.len(), expect);
+            }
+            calls += streams.len() as u64;
+        }
+        let s = started.elapsed().as_secs_f64();
+        println!(
+            "| {what} | {:.0} | {:.2} |",
+            calls as f64 / s,
+            s * 1e6 / calls as f64
+        );
+    }
 }
 
 struct CellResult {
@@ -78,7 +123,7 @@ struct CellResult {
 }
 
 async fn run_cell(
-    store: Arc<SledEventStore>,
+    store: Arc<dyn EventStore>,
     writers: usize,
     per_append: usize,
     duration: Duration,
