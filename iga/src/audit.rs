@@ -218,14 +218,7 @@ pub async fn verify(args: AuditVerifyArgs) -> Result<()> {
     .await?
     .store();
     let head = store.head().await?;
-    let bar = indicatif::ProgressBar::new(head);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} hashing the log [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(head, "hashing the log's events");
     let started = std::time::Instant::now();
     let mut leaves: Vec<Hash> = Vec::new();
     let mut positions: Vec<u64> = Vec::new();

@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod migrate;
 pub mod openapi;
+pub mod progress;
 pub mod role;
 pub mod serve;
 pub mod tail;

@@ -20,7 +20,7 @@ pub fn migrate(args: MigrateArgs) -> Result<()> {
             if step.phase != phase {
                 phase = step.phase;
                 bar.reset();
-                bar.set_style(style(step.total.is_some()));
+                bar.set_style(crate::progress::style(step.total.is_some()));
                 bar.set_message(step.phase);
             }
             if let Some(total) = step.total {
@@ -58,15 +58,4 @@ pub fn migrate(args: MigrateArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn style(bar: bool) -> indicatif::ProgressStyle {
-    let template = if bar {
-        "{spinner} {msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})"
-    } else {
-        "{spinner} {msg} {pos}"
-    };
-    indicatif::ProgressStyle::with_template(template)
-        .expect("valid template")
-        .progress_chars("=> ")
 }

@@ -341,14 +341,7 @@ pub async fn rebuild(args: DataArgs) -> Result<()> {
             )
         })?;
     let head = store.head().await?;
-    let bar = indicatif::ProgressBar::new(head);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} rebuilding read models [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(head, "rebuilding read models from events");
     let started = std::time::Instant::now();
     let rebuilt = models
         .rebuild(store.as_ref(), |done, total| {
