@@ -81,7 +81,17 @@ pub fn routes(state: CommandState) -> OpenApiRouter {
             state.clone(),
             record_idempotency_key,
         ))
+        .route_layer(axum::middleware::from_fn(one_command))
         .with_state(state)
+}
+
+/// Each write call is one command for the handler's reads (see
+/// [`crate::CommandHandler::scoped`]): a stream it loads twice is asked after once.
+async fn one_command(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    crate::CommandHandler::scoped(next.run(req)).await
 }
 
 /// Most bytes of a keyed request's body that are read to digest it.

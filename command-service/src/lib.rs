@@ -130,6 +130,47 @@ struct CachedView {
 /// Most streams the cache holds before it starts over.
 const CACHED_STREAMS: usize = 100_000;
 
+tokio::task_local! {
+    /// The streams this command (one API call, see [`CommandHandler::scoped`])
+    /// has read to the log's head (or appended to: the log took the append at
+    /// the version it named), with the version each was at then. A
+    /// handler loads one aggregate several times (the pair while checking,
+    /// opening and committing; the user as requester, subject and approver):
+    /// only the first load asks the log whether anything is new, which on
+    /// JetStream is a round trip. A later load still reads when the cache
+    /// moved otherwise (another command of this process appended), and a
+    /// conflict at commit forgets them all, so a re-decision reads
+    /// everything afresh.
+    static READ_TO_HEAD: std::cell::RefCell<std::collections::HashMap<String, u64>>;
+}
+
+/// Most streams one command remembers reading to the head; loads beyond
+/// them ask the log as usual.
+const READ_TO_HEAD_PER_COMMAND: usize = 10_000;
+
+/// The version `stream` was at when this command last read it to the head.
+fn read_to_head(stream: &str) -> Option<u64> {
+    READ_TO_HEAD
+        .try_with(|m| m.borrow().get(stream).copied())
+        .ok()
+        .flatten()
+}
+
+/// Records that this command read `stream` to the head at `version`.
+fn mark_read_to_head(stream: &str, version: u64) {
+    let _ = READ_TO_HEAD.try_with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < READ_TO_HEAD_PER_COMMAND || m.contains_key(stream) {
+            m.insert(stream.to_string(), version);
+        }
+    });
+}
+
+/// Forgets what this command read: after a conflict, everything is re-read.
+fn forget_read_to_head() {
+    let _ = READ_TO_HEAD.try_with(|m| m.borrow_mut().clear());
+}
+
 /// A stream folded up to `version`.
 #[derive(Clone)]
 struct Folded {
@@ -165,6 +206,15 @@ impl CommandHandler {
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
+    }
+
+    /// Runs `command`, one API call, so that it asks the log at most once
+    /// whether a stream it loads has moved (until a commit conflicts); see
+    /// `READ_TO_HEAD`. Outside such a scope (reactors, timers), every load asks.
+    pub async fn scoped<F: std::future::Future>(command: F) -> F::Output {
+        READ_TO_HEAD
+            .scope(std::cell::RefCell::default(), command)
+            .await
     }
 
     /// The current state of aggregate `id` and its stream version.
@@ -207,6 +257,9 @@ impl CommandHandler {
                 Some(hit) => hit,
                 None => (A::default(), Folded::empty()),
             };
+        if read_to_head(&stream) == Some(f.version) {
+            return Ok((state, f)); // read to the head earlier in this command
+        }
         let mut read = false;
         loop {
             let page = self.store.read_stream(&stream, f.version + 1, 1000).await?;
@@ -228,6 +281,7 @@ impl CommandHandler {
             }
             read = true;
         }
+        mark_read_to_head(&stream, f.version);
         if read {
             self.remember(stream, &state, f.clone());
         }
@@ -259,6 +313,9 @@ impl CommandHandler {
                 .and_then(|c| c.view.downcast_ref::<V>().map(|v| (v.clone(), c.version)))
         };
         let (mut view, mut version) = cached.unwrap_or_default();
+        if read_to_head(stream) == Some(version) {
+            return Ok(view); // read to the head earlier in this command
+        }
         loop {
             let page = self.store.read_stream(stream, version + 1, 1000).await?;
             let Some(last) = page.last() else { break };
@@ -275,6 +332,7 @@ impl CommandHandler {
                 );
             }
         }
+        mark_read_to_head(stream, version);
         let mut views = self.views.lock().expect("views lock");
         if views.len() >= CACHED_STREAMS && !views.contains_key(stream) {
             views.clear(); // bounded, like the state cache
@@ -518,6 +576,8 @@ impl<A: Aggregate + Send + Sync + 'static> Decided for Decision<A> {
                 last_position: r.position,
             };
             handler.remember(self.stream.clone(), &self.state, f);
+            // The log took it at the version decided on: that was the head.
+            mark_read_to_head(&self.stream, r.last_version);
             let decided: Vec<(DomainEvent, i64)> = self
                 .decided
                 .iter()
@@ -667,7 +727,10 @@ impl CommandHandler {
                         decisions[slot].appended(self, &r);
                         committed.results[slot] = Some(r);
                     }
-                    Err(e) if n == 0 => return Err(e.into()),
+                    Err(e) if n == 0 => {
+                        forget_on_conflict(&e);
+                        return Err(e.into());
+                    }
                     Err(e) => {
                         tracing::warn!(stream = %part.stream, error = %e,
                             "a later part of a commit was refused; what it leads to is finished later");
@@ -679,7 +742,11 @@ impl CommandHandler {
             return Ok(committed);
         }
         let (slots, parts): (Vec<usize>, Vec<StreamAppend>) = parts.into_iter().unzip();
-        let appended = self.store.append_streams(parts).await?;
+        let appended = self
+            .store
+            .append_streams(parts)
+            .await
+            .inspect_err(forget_on_conflict)?;
         for (slot, r) in slots.into_iter().zip(appended) {
             decisions[slot].appended(self, &r);
             committed.results[slot] = Some(r);
@@ -711,6 +778,14 @@ impl CommandHandler {
                 appended: Vec::new(),
             },
         })
+    }
+}
+
+/// A refused append means this command decided on stale state: what it
+/// read to the head is read again when it re-decides.
+fn forget_on_conflict(e: &EventLogError) {
+    if matches!(e, EventLogError::Conflict { .. }) {
+        forget_read_to_head();
     }
 }
 

@@ -177,6 +177,8 @@ struct Counted {
     log: Arc<dyn EventStore>,
     single: AtomicUsize,
     multi: AtomicUsize,
+    /// `read_stream` calls: what the handler asks the log while loading.
+    reads: AtomicUsize,
     one_by_one: bool,
     refuse_pair_appends: AtomicUsize,
 }
@@ -210,6 +212,7 @@ impl EventStore for Counted {
         from: u64,
         max: usize,
     ) -> iga_eventlog::Result<Vec<RecordedEvent>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         self.log.read_stream(stream, from, max).await
     }
     async fn read_all(
@@ -256,6 +259,7 @@ fn counted_sled() -> Arc<Counted> {
         log: iga_eventlog::temporary_log(Limits::default()).unwrap(),
         single: AtomicUsize::new(0),
         multi: AtomicUsize::new(0),
+        reads: AtomicUsize::new(0),
         one_by_one: false,
         refuse_pair_appends: AtomicUsize::new(0),
     })
@@ -266,6 +270,7 @@ fn one_by_one_sled(refuse_pair_appends: usize) -> Arc<Counted> {
         log: iga_eventlog::temporary_log(Limits::default()).unwrap(),
         single: AtomicUsize::new(0),
         multi: AtomicUsize::new(0),
+        reads: AtomicUsize::new(0),
         one_by_one: true,
         refuse_pair_appends: AtomicUsize::new(refuse_pair_appends),
     })
@@ -502,4 +507,107 @@ async fn both_paths_write_the_same_events() {
     }
     assert_eq!(written[0].len(), 6, "{:?}", written[0]);
     assert_eq!(written[0], written[1]);
+}
+
+fn issue_token(id: &str) -> UserCommand {
+    UserCommand::IssueToken {
+        token_id: id.into(),
+        token_sha256_hex: format!("{:064x}", id.bytes().fold(7u64, |h, b| h * 31 + b as u64)),
+        description: String::new(),
+        expires_at_micros: 0,
+        bootstrap: false,
+    }
+}
+
+/// Within one command (an API call), a stream loaded again is not asked
+/// after again, unless this process appended to it meanwhile; outside one,
+/// every load asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_asks_the_log_once_per_stream_it_loads() {
+    let store = counted_sled();
+    let handler = CommandHandler::new(store.clone());
+    bootstrap::ensure_admin(&handler, &"ab".repeat(32))
+        .await
+        .unwrap();
+    let reads = || store.reads.load(Ordering::SeqCst);
+    let before = reads();
+    for _ in 0..3 {
+        handler.load::<User>("admin").await.unwrap();
+    }
+    assert_eq!(reads() - before, 3, "outside a command every load asks");
+
+    // Another command of this process appends meanwhile: the cache moved
+    // past what this command read, so it asks again.
+    let (h, other) = (handler.clone(), handler.clone());
+    let (versions, asked) = CommandHandler::scoped(async move {
+        let first = h.load::<User>("admin").await.unwrap().1;
+        CommandHandler::scoped(async move {
+            other
+                .execute::<User>("admin", &issue_token("t0"), &meta(None))
+                .await
+                .unwrap();
+        })
+        .await;
+        let before = reads();
+        let second = h.load::<User>("admin").await.unwrap().1;
+        ((first, second), reads() - before)
+    })
+    .await;
+    assert_eq!((versions, asked), ((2, 3), 1));
+
+    let h = handler.clone();
+    let (versions, asked) = CommandHandler::scoped(async move {
+        let before = reads();
+        let mut versions = Vec::new();
+        for _ in 0..3 {
+            versions.push(h.load::<User>("admin").await.unwrap().1);
+        }
+        let once = reads() - before;
+        // The command's own append moves the cache, and the log taking it
+        // at the version decided on tells where the head is: the next loads
+        // see it without asking.
+        h.execute::<User>("admin", &issue_token("t1"), &meta(None))
+            .await
+            .unwrap();
+        let before = reads();
+        versions.push(h.load::<User>("admin").await.unwrap().1);
+        versions.push(h.load::<User>("admin").await.unwrap().1);
+        (versions, (once, reads() - before))
+    })
+    .await;
+    assert_eq!(versions, [3, 3, 3, 4, 4]);
+    assert_eq!(asked, (1, 0));
+}
+
+/// The attack on that saving: another process moves a stream after this
+/// command read it to the head. The commit names the version it decided
+/// on, the log refuses it, and the re-decision reads the stream afresh:
+/// nothing of the other process's is lost and the command is not starved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_moved_by_another_process_is_read_again_after_the_conflict() {
+    let log = store();
+    let here = CommandHandler::new(log.clone());
+    let elsewhere = CommandHandler::new(log.clone());
+    bootstrap::ensure_admin(&here, &"ab".repeat(32))
+        .await
+        .unwrap();
+    let (h, e) = (here.clone(), elsewhere.clone());
+    let (seen, outcome) = CommandHandler::scoped(async move {
+        let (_, seen) = h.load::<User>("admin").await.unwrap();
+        e.execute::<User>("admin", &issue_token("elsewhere"), &meta(None))
+            .await
+            .unwrap();
+        let done = h
+            .execute::<User>("admin", &issue_token("here"), &meta(None))
+            .await;
+        (seen, done)
+    })
+    .await;
+    assert_eq!(seen, 2);
+    let (admin, outcome) = outcome.expect("re-decided on the fresh stream, not starved");
+    assert_eq!(outcome.version, 4);
+    let tokens: Vec<_> = admin.tokens.iter().map(|t| t.id.as_str()).collect();
+    for id in ["elsewhere", "here"] {
+        assert!(tokens.contains(&id), "{id} missing from {tokens:?}");
+    }
 }

@@ -88,11 +88,10 @@ impl Tail {
         if after + 1 < first {
             return None;
         }
-        let skip = (after + 1 - first) as usize;
+        let skip = ((after + 1 - first) as usize).min(self.events.len());
         Some(
             self.events
-                .iter()
-                .skip(skip)
+                .range(skip..)
                 .take_while(|(e, _)| e.position <= durable)
                 .take(max)
                 .map(|(e, _)| e.clone())

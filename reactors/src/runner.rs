@@ -129,11 +129,20 @@ impl ReactorRunner {
     }
 
     /// Runs until `shutdown` turns true.
-    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<()> {
-        match self.shared.clone() {
-            Some((log, sharing)) => self.run_shared(log, sharing, shutdown).await,
-            None => self.run_alone(shutdown).await,
-        }
+    /// Every exit, an error's too, saves the checkpoint of what was handled.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let stored = self.models.reactor_checkpoint(self.reactor.name())?;
+        let start = stored.get()?;
+        let mut checkpoint = LaggingCheckpoint::new(stored);
+        let result = match self.shared.clone() {
+            Some((log, sharing)) => {
+                self.follow_shared(log, sharing, start, &mut checkpoint, &mut shutdown)
+                    .await
+            }
+            None => self.follow_alone(start, &mut checkpoint, shutdown).await,
+        };
+        checkpoint.save()?;
+        result
     }
 
     /// Acts on `event` until the reactor succeeds (answers false if shut
@@ -179,23 +188,6 @@ impl ReactorRunner {
     /// This instance's share of the events, from the reactor's durable
     /// consumer. The local checkpoint only records the furthest event this
     /// instance handled (it places a consumer created from scratch).
-    async fn run_shared(
-        self,
-        log: Arc<dyn WorkSharing>,
-        sharing: Sharing,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<()> {
-        let name = self.reactor.name();
-        let stored = self.models.reactor_checkpoint(name)?;
-        let start = stored.get()?;
-        let mut checkpoint = LaggingCheckpoint::new(stored);
-        let result = self
-            .follow_shared(log, sharing, start, &mut checkpoint, &mut shutdown)
-            .await;
-        checkpoint.save()?;
-        result
-    }
-
     async fn follow_shared(
         &self,
         log: Arc<dyn WorkSharing>,
@@ -249,15 +241,6 @@ impl ReactorRunner {
                 metrics::gauge!("iga_reactor_position", "reactor" => name).set(furthest as f64);
             }
         }
-    }
-
-    async fn run_alone(self, shutdown: watch::Receiver<bool>) -> Result<()> {
-        let stored = self.models.reactor_checkpoint(self.reactor.name())?;
-        let start = stored.get()?;
-        let mut checkpoint = LaggingCheckpoint::new(stored);
-        let result = self.follow_alone(start, &mut checkpoint, shutdown).await;
-        checkpoint.save()?;
-        result
     }
 
     async fn follow_alone(
