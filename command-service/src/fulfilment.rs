@@ -184,6 +184,17 @@ pub async fn decide_and_fulfil(
 ) -> Result<(AccessRequest, Outcome), CommandError> {
     let (current, _) = handler.load::<AccessRequest>(id).await?;
     let pair = pair_key(&current.created.user_id, &current.created.entitlement_id);
+    if crate::in_command() && current.exists() {
+        // What the decision and its grant look at, asked for at once: the
+        // loads below find them read (one wait on a remote log, not four).
+        let c = &current.created;
+        tokio::try_join!(
+            handler.load::<AccessPair>(&pair),
+            handler.load::<iga_domain::user::User>(&c.user_id),
+            handler.load::<iga_domain::app::App>(&c.app_id),
+            handler.load::<Entitlement>(&c.entitlement_id),
+        )?;
+    }
     let request_stream = <AccessRequest as iga_domain::Aggregate>::stream_id(id);
     let pair_stream = <AccessPair as iga_domain::Aggregate>::stream_id(&pair);
     let serialised = handler.lock_streams(&[&request_stream, &pair_stream]).await;

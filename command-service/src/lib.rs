@@ -156,6 +156,11 @@ fn read_to_head(stream: &str) -> Option<u64> {
         .flatten()
 }
 
+/// Whether this runs inside a command's scope ([`CommandHandler::scoped`]).
+pub fn in_command() -> bool {
+    READ_TO_HEAD.try_with(|_| ()).is_ok()
+}
+
 /// Records that this command read `stream` to the head at `version`.
 fn mark_read_to_head(stream: &str, version: u64) {
     let _ = READ_TO_HEAD.try_with(|m| {
@@ -333,6 +338,22 @@ impl CommandHandler {
             }
         }
         mark_read_to_head(stream, version);
+        self.cache_view(stream, version, view.clone());
+        Ok(view)
+    }
+
+    /// Starts the cached view `V` of a stream a command is about to create:
+    /// the fold of no events, which the commit's events then advance, so
+    /// the stream's first answers need not read it back. Keeps a view
+    /// already cached; wrong only never (an empty fold at version 0 is
+    /// what any stream's view starts from).
+    pub fn start_view<V: View>(&self, stream: &str) {
+        if !self.views.lock().expect("views lock").contains_key(stream) {
+            self.cache_view(stream, 0, V::default());
+        }
+    }
+
+    fn cache_view<V: View>(&self, stream: &str, version: u64, view: V) {
         let mut views = self.views.lock().expect("views lock");
         if views.len() >= CACHED_STREAMS && !views.contains_key(stream) {
             views.clear(); // bounded, like the state cache
@@ -341,7 +362,7 @@ impl CommandHandler {
             stream.to_string(),
             CachedView {
                 version,
-                view: Box::new(view.clone()),
+                view: Box::new(view),
                 apply: |any, event, at, version| {
                     if let Some(v) = any.downcast_mut::<V>() {
                         v.apply(event, at, version)
@@ -349,7 +370,6 @@ impl CommandHandler {
                 },
             },
         );
-        Ok(view)
     }
 
     /// Advances the cached view of `stream` (if any) by events this process
@@ -454,6 +474,11 @@ pub struct Decision<A> {
 }
 
 impl<A> Decision<A> {
+    /// Whether it was decided on a stream with no events yet.
+    pub fn is_new(&self) -> bool {
+        self.version == 0
+    }
+
     /// Whether the commands decided anything (none may be a no-op).
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()

@@ -151,6 +151,44 @@ struct Checked {
     end_date_micros: i64,
 }
 
+/// Inside a command, loads at once what the checks and the create of one
+/// pair look at first (the user, the item, the pair, the request's own
+/// stream), so their loads find them read: one wait on a remote log
+/// instead of one per aggregate. What depends on them (the item's app or
+/// access entitlement, the policy, the approvers) is loaded after.
+async fn warm_pair(
+    state: &CommandState,
+    user_id: &str,
+    item: &CatalogItemRef,
+    request_id: Option<&String>,
+) -> Result<(), CommandError> {
+    if !crate::in_command() {
+        return Ok(());
+    }
+    let h = &state.handler;
+    let request = async {
+        match request_id {
+            Some(id) => h.load::<AccessRequest>(id).await.map(drop),
+            None => Ok(()),
+        }
+    };
+    match item.kind {
+        ItemType::Entitlement => {
+            let pair = pair_key(user_id, &item.id);
+            tokio::try_join!(
+                h.load::<User>(user_id),
+                h.load::<Entitlement>(&item.id),
+                h.load::<AccessPair>(&pair),
+                request,
+            )?;
+        }
+        ItemType::Application => {
+            tokio::try_join!(h.load::<User>(user_id), h.load::<App>(&item.id), request)?;
+        }
+    }
+    Ok(())
+}
+
 /// Loads what the domain's pair checks ([`eligibility::check_pair`]) look
 /// at, and asks them; `Err` is the pair's error.
 async fn check_pair(
@@ -332,8 +370,10 @@ async fn load_user_facts(
     ids: std::collections::BTreeSet<String>,
     facts: &mut RoutingFacts,
 ) -> Result<(), Problem> {
-    for id in ids {
-        let (u, _) = state.handler.load::<User>(&id).await?;
+    // At once: on a remote log each load is a round trip.
+    let loaded =
+        futures::future::try_join_all(ids.iter().map(|id| state.handler.load::<User>(id))).await?;
+    for (id, (u, _)) in ids.into_iter().zip(loaded) {
         if u.exists() {
             facts.users.insert(
                 id,
@@ -487,7 +527,25 @@ async fn create_or_validate(
     }
     let settings = state.requests.clone();
     let remove = body.access_modifier == Some(AccessModifier::Remove);
-    let (requester, _) = state.handler.load::<User>(&principal.user_id).await?;
+    let request_id = |ui: usize, ci: usize| {
+        format!(
+            "{prefix}{}",
+            match &meta.idempotency_key {
+                Some(k) => crate::state::derived_id("request", &format!("{k}\0{ui}\0{ci}")),
+                None => uuid::Uuid::now_v7().to_string(),
+            }
+        )
+    };
+    let first_id = request_id(0, 0);
+    let ((requester, _), ()) = tokio::try_join!(
+        state.handler.load::<User>(&principal.user_id),
+        warm_pair(
+            &state,
+            &users[0],
+            &body.catalogs[0],
+            write.then_some(&first_id)
+        ),
+    )?;
     let mut answer = CreateAnswer {
         result: vec![],
         errors: vec![],
@@ -495,13 +553,13 @@ async fn create_or_validate(
     let mut position = 0;
     for (ui, user_id) in users.iter().enumerate() {
         for (ci, item) in body.catalogs.iter().enumerate() {
-            let request_id = format!(
-                "{prefix}{}",
-                match &meta.idempotency_key {
-                    Some(k) => crate::state::derived_id("request", &format!("{k}\0{ui}\0{ci}")),
-                    None => uuid::Uuid::now_v7().to_string(),
-                }
-            );
+            let request_id = if (ui, ci) == (0, 0) {
+                first_id.clone()
+            } else {
+                let id = request_id(ui, ci);
+                warm_pair(&state, user_id, item, write.then_some(&id)).await?;
+                id
+            };
             if write && meta.idempotency_key.is_some() {
                 // The retry of a keyed create finds its request written (the
                 // id is derived from the key): answered as the first time,
@@ -698,6 +756,9 @@ async fn open_and_create(
             &mut fulfilment,
         )
         .await?;
+        if request.is_new() {
+            handler.start_view::<RequestView>(&request_stream);
+        }
         let decided: [&dyn crate::Decided; 4] = [&opened, &request, &on_pair, &fulfilment];
         match handler.commit(&decided).await {
             Ok(committed) if committed.whole => return Ok(Ok(committed.position().unwrap_or(0))),

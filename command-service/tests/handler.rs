@@ -611,3 +611,39 @@ async fn a_stream_moved_by_another_process_is_read_again_after_the_conflict() {
         assert!(tokens.contains(&id), "{id} missing from {tokens:?}");
     }
 }
+
+/// The types and versions of the events a stream's view folded.
+#[derive(Default, Clone, Debug, PartialEq)]
+struct Folded(Vec<(String, u64)>);
+
+impl command_service::View for Folded {
+    fn apply(&mut self, event: &iga_schemas::DomainEvent, _at: i64, version: u64) {
+        self.0.push((event.event_type().to_string(), version));
+    }
+}
+
+/// A view started before the command that creates its stream is advanced
+/// by that command's events and answered without reading the stream back;
+/// it is the same as the view a process that never saw them reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_started_with_its_stream_is_answered_without_reading_it_back() {
+    let store = counted_sled();
+    let handler = CommandHandler::new(store.clone());
+    let stream = <User as iga_domain::Aggregate>::stream_id("admin");
+    let h = handler.clone();
+    let s = stream.clone();
+    let reads = || store.reads.load(Ordering::SeqCst);
+    let (here, asked) = CommandHandler::scoped(async move {
+        h.start_view::<Folded>(&s);
+        bootstrap::ensure_admin(&h, &"ab".repeat(32)).await.unwrap();
+        let before = reads();
+        let view = h.view::<Folded>(&s).await.unwrap();
+        (view, reads() - before)
+    })
+    .await;
+    assert_eq!(asked, 0);
+    let cold = CommandHandler::new(store.clone());
+    let read_back = cold.view::<Folded>(&stream).await.unwrap();
+    assert_eq!(here, read_back);
+    assert_eq!(here.0.len(), 2, "{here:?}");
+}

@@ -89,6 +89,7 @@ impl JetStreamEventStore {
         max: usize,
     ) -> Result<Vec<(u64, bytes::Bytes)>> {
         metrics::counter!("iga_eventlog_read_requests_total", "kind" => "direct_get").increment(1);
+        let started = std::time::Instant::now();
         let mut route = self.inner.replies.route();
         self.inner
             .client
@@ -129,6 +130,7 @@ impl JetStreamEventStore {
         }
         // Anything still in flight is dropped with the route.
         drop(route);
+        metrics::histogram!("iga_eventlog_read_seconds").record(started.elapsed().as_secs_f64());
         Ok(out)
     }
 
