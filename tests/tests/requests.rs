@@ -416,6 +416,24 @@ async fn per_pair_errors_and_who_may_request_for_whom() {
     }
 }
 
+/// A create loads the first aggregates of each pair at once, ahead of its
+/// checks; that head start changes no answer. An item id that names no
+/// entitlement and is too long for any pair's stream is still the pair's
+/// `NOT_FOUND`, beside a pair that is created.
+#[tokio::test]
+async fn an_item_no_pair_stream_can_hold_is_not_found_as_before() {
+    let w = world().await;
+    let long = "n".repeat(180);
+    let body = json!({"users": [w.ben.0], "catalogs": [
+        {"type": "entitlement", "id": long},
+        {"type": "entitlement", "id": w.ent}]});
+    let (s, _, v) = post(&w.api, &w.manager.1, "/api/v1/requests", body).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["errors"][0]["error"], "NOT_FOUND", "{v}");
+    assert_eq!(v["result"].as_array().unwrap().len(), 1, "{v}");
+}
+
 #[tokio::test]
 async fn policies_phases_quorum_reassign_modify_reject_cancel() {
     let w = world().await;
