@@ -7,6 +7,8 @@ use crate::Problem;
 
 pub const DEFAULT_PAGE_SIZE: usize = 25;
 pub const MAX_PAGE_SIZE: usize = 1000;
+/// Longest page token: the hex of a read model key of up to 512 bytes.
+pub const MAX_PAGE_TOKEN: usize = 1024;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -32,14 +34,23 @@ impl PageParams {
         }
     }
 
-    /// The decoded page token: the key after which the page starts.
+    /// The decoded page token: the key after which the page starts. Only
+    /// what [`page_token`] writes (lower-case hex, up to
+    /// [`MAX_PAGE_TOKEN`] characters: the OpenAPI's pattern) is taken.
     pub fn after(&self) -> Result<Option<Vec<u8>>, Problem> {
+        let issued = |t: &str| {
+            t.len() <= MAX_PAGE_TOKEN && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
         match self.page_token.as_deref() {
             None | Some("") => Ok(None),
-            Some(t) => hex::decode(t).map(Some).map_err(|_| {
-                Problem::bad_request("pageToken is not one this service issued")
-                    .with_field("pageToken", "invalid")
-            }),
+            Some(t) => hex::decode(t)
+                .ok()
+                .filter(|_| issued(t))
+                .map(Some)
+                .ok_or_else(|| {
+                    Problem::bad_request("pageToken is not one this service issued")
+                        .with_field("pageToken", "invalid")
+                }),
         }
     }
 }
@@ -65,4 +76,33 @@ pub struct ShowDeleted {
     /// Show it even if deleted (default false: a deleted object is 404).
     #[serde(default)]
     pub include_deleted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(token: &str) -> Result<Option<Vec<u8>>, Problem> {
+        PageParams {
+            page_size: None,
+            page_token: Some(token.to_string()),
+        }
+        .after()
+    }
+
+    /// Only tokens the OpenAPI's pattern admits are taken: what
+    /// `page_token` writes, and nothing a hex decoder would also read.
+    #[test]
+    fn a_page_token_is_taken_only_as_issued() {
+        let key = b"grant\0user-1\xff".to_vec();
+        assert_eq!(after(&page_token(&key)).unwrap(), Some(key));
+        assert_eq!(after("").unwrap(), None);
+        assert_eq!(
+            after(&"ab".repeat(512)).unwrap().map(|k| k.len()),
+            Some(512)
+        );
+        for bad in ["AB", "aB", "abc", "zz", "ab ", &"ab".repeat(513)] {
+            assert!(after(bad).is_err(), "{bad:?} was taken");
+        }
+    }
 }

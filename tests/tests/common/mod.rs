@@ -20,6 +20,18 @@ pub fn iga_binary() -> PathBuf {
         "{} is missing: build it first with `cargo build --workspace --bins` (./scripts/test does)",
         bin.display()
     );
+    // `cargo nextest run` alone rebuilds the tests, not the server they
+    // start: say so where a failing test's output will show it.
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(server), Some(test)) = (modified(&bin), modified(&exe)) {
+        if server < test {
+            eprintln!(
+                "note: {} is older than this test binary; if the server changed, \
+                 `cargo build --workspace --bins` first (./scripts/test does)",
+                bin.display()
+            );
+        }
+    }
     bin
 }
 
