@@ -130,6 +130,30 @@ struct CachedView {
 /// Most streams the cache holds before it starts over.
 const CACHED_STREAMS: usize = 100_000;
 
+/// Caches `view` of `stream` at `version`, starting the cache over when full.
+fn insert_view<V: View>(
+    views: &mut std::collections::HashMap<String, CachedView>,
+    stream: &str,
+    version: u64,
+    view: V,
+) {
+    if views.len() >= CACHED_STREAMS && !views.contains_key(stream) {
+        views.clear(); // bounded, like the state cache
+    }
+    views.insert(
+        stream.to_string(),
+        CachedView {
+            version,
+            view: Box::new(view),
+            apply: |any, event, at, version| {
+                if let Some(v) = any.downcast_mut::<V>() {
+                    v.apply(event, at, version)
+                }
+            },
+        },
+    );
+}
+
 tokio::task_local! {
     /// The streams this command (one API call, see [`CommandHandler::scoped`])
     /// has read to the log's head (or appended to: the log took the append at
@@ -348,27 +372,20 @@ impl CommandHandler {
     /// already cached; wrong only never (an empty fold at version 0 is
     /// what any stream's view starts from).
     pub fn start_view<V: View>(&self, stream: &str) {
-        if !self.views.lock().expect("views lock").contains_key(stream) {
-            self.cache_view(stream, 0, V::default());
+        // Looked up and inserted under one lock: a view another command
+        // advanced meanwhile is kept, not replaced by the empty one.
+        let mut views = self.views.lock().expect("views lock");
+        if !views.contains_key(stream) {
+            insert_view(&mut views, stream, 0, V::default());
         }
     }
 
     fn cache_view<V: View>(&self, stream: &str, version: u64, view: V) {
-        let mut views = self.views.lock().expect("views lock");
-        if views.len() >= CACHED_STREAMS && !views.contains_key(stream) {
-            views.clear(); // bounded, like the state cache
-        }
-        views.insert(
-            stream.to_string(),
-            CachedView {
-                version,
-                view: Box::new(view),
-                apply: |any, event, at, version| {
-                    if let Some(v) = any.downcast_mut::<V>() {
-                        v.apply(event, at, version)
-                    }
-                },
-            },
+        insert_view(
+            &mut self.views.lock().expect("views lock"),
+            stream,
+            version,
+            view,
         );
     }
 

@@ -43,9 +43,10 @@ impl PageParams {
         };
         match self.page_token.as_deref() {
             None | Some("") => Ok(None),
-            Some(t) => hex::decode(t)
-                .ok()
-                .filter(|_| issued(t))
+            // The form first: a token it rules out is not decoded at all.
+            Some(t) => Some(t)
+                .filter(|t| issued(t))
+                .and_then(|t| hex::decode(t).ok())
                 .map(Some)
                 .ok_or_else(|| {
                     Problem::bad_request("pageToken is not one this service issued")
